@@ -1,0 +1,1 @@
+"""Fixtures: one real fit of the small synthetic world per session."""

@@ -1,0 +1,1 @@
+"""Fixtures: a small synthetic world and its checked panel."""
