@@ -155,7 +155,7 @@ class MetricTree(_Closed):
         if self.segment is not None and (self.segment in seen or self.segment in self.candidates):
             problems.append(f"segment: {self.segment!r} is also a metric")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return self
 
     @property
@@ -484,7 +484,7 @@ class Scenario(_Closed):
                     f"{self.tree.name!r}{_hint(ini.target, self.tree.nodes)}"
                 )
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return self
 
 
@@ -531,7 +531,9 @@ def _problems(err: ValidationError) -> list[str]:
             out.append(f"{where}: required field is missing")
         else:
             msg = e["msg"].removeprefix("Value error, ")
-            out.append(f"{where}: {msg}")
+            for line in msg.split("\n"):
+                # a model-level check already names the field path in its message
+                out.append(line if where == "(top level)" else f"{where}: {line}")
     # a union reports each branch that failed; keep each message once
     return list(dict.fromkeys(out))
 
