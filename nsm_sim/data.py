@@ -481,13 +481,14 @@ def check_frame(frame: pd.DataFrame, tree: MetricTree, source: str = "<frame>") 
             periods = pd.DatetimeIndex(
                 [first_stamp + pd.DateOffset(months=k) for k in range(n_periods)]
             ).as_unit("us")
-    n_accounts = int(codes.max()) + 1 if ok.any() else 0
-    if has_keys and n_accounts < MIN_ACCOUNTS:
+    # size, judged on the rows whose key is readable (unreadable keys are reported above)
+    n_accounts = int(accounts[acct_ok].nunique()) if "account_id" in frame else 0
+    if has_keys and (acct_ok.any() or n == 0) and n_accounts < MIN_ACCOUNTS:
         report.add(
             f"account_id: only {n_accounts} account(s); expected at least {MIN_ACCOUNTS} "
             "accounts to fit"
         )
-    if has_keys and len(periods) < MIN_PERIODS:
+    if has_keys and (ok.any() or n == 0) and len(periods) < MIN_PERIODS:
         span = f" ({periods[0]:%Y-%m-%d} to {periods[-1]:%Y-%m-%d})" if len(periods) else ""
         report.add(
             f"period: only {len(periods)} period(s){span}; expected at least {MIN_PERIODS} "

@@ -275,7 +275,7 @@ def generate_world(
         "driver_sigma": dict(PARENT_SIGMA),
         "segments": list(SEGMENTS),
         "churn": {
-            "intercept": {s: float(c) for s, c in zip(SEGMENTS, intercept, strict=True)},
+            "intercept": {s: round(float(c), 12) for s, c in zip(SEGMENTS, intercept, strict=True)},
             "slope": float(churn_slope),
             "tenure_slope": TENURE_SLOPE,
             "hinge_jump": float(hinge_jump),
