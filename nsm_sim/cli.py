@@ -78,7 +78,7 @@ def generate(
     if fmt not in {"csv", "parquet"}:
         raise InputError("--format", [f"expected csv or parquet, got {fmt!r}"])
     world = synth.generate_world(accounts=accounts, periods=periods, seed=seed)
-    paths = synth.write_world(world, out, fmt=fmt)
+    paths = list(synth.write_world(world, out, fmt=fmt).values())
     rows, churned = len(world.panel), int(world.panel["churned"].sum())
     if json:
         _emit_json({"out": str(out), "files": [str(p) for p in paths], "rows": rows})
