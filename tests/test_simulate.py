@@ -1,0 +1,540 @@
+"""The Monte Carlo simulator: lifts, exactness against direct computation, invariants."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import integrate, optimize, stats
+from scipy.special import expit
+
+from nsm_sim.data import Population
+from nsm_sim.errors import BundleError, DataError, SpecError
+from nsm_sim.retention import churn_logit
+from nsm_sim.simulate import (
+    MIN_LIFT,
+    PosteriorDraws,
+    fixed_posterior,
+    pert_parameters,
+    posterior_draws,
+    sample_lift,
+    simulate,
+    simulate_sets,
+)
+from nsm_sim.spec import (
+    BetaLift,
+    Experiment,
+    ExperimentLift,
+    FixedLift,
+    Initiative,
+    IntervalLift,
+    LogNormalLift,
+    MetricTree,
+    NormalLift,
+    PertLift,
+    Scenario,
+    UniformLift,
+    load_tree,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SEGMENTS = ("free", "team")
+
+# nsm <- a <- (a1, a2); nsm <- b
+TREE = MetricTree(name="t", north_star="nsm", inputs={"a": ["a1", "a2"], "b": []})
+FLAT = MetricTree(name="flat", north_star="nsm", inputs={"a": []})
+
+
+def population(segments=SEGMENTS, value=True) -> Population:
+    rows = []
+    for k, seg in enumerate(segments):
+        for level, (ns, acc, ten) in enumerate(
+            [(0.5, 40.0, 2.0), (4.0, 120.0, 10.0), (20, 60, 30)]
+        ):
+            rows.append(
+                {
+                    "segment": seg,
+                    "segment_idx": k,
+                    "accounts": acc * (k + 1),
+                    "north_star": ns * (1 + 0.3 * k),
+                    "tenure": ten + level,
+                    "value": (10.0 + 5 * k) if value else 0.0,
+                }
+            )
+    return Population(tuple(segments), pd.DataFrame(rows))
+
+
+def scenario(initiatives, tree=TREE, horizon=12, overlap=0.0) -> Scenario:
+    return Scenario(
+        name="test",
+        model="t.yaml",
+        horizon=horizon,
+        capacity=10,
+        overlap=overlap,
+        initiatives=initiatives,
+        tree=tree,
+    )
+
+
+def ini(name="x", target="a", lift=0.1, **kw) -> Initiative:
+    return Initiative(name=name, target=target, lift=lift, **kw)
+
+
+def random_posterior(tree=TREE, n=50, seed=0, hinge=True) -> PosteriorDraws:
+    rng = np.random.default_rng(seed)
+    e, s = len(tree.edges), len(SEGMENTS)
+    return PosteriorDraws(
+        segments=SEGMENTS,
+        edges=tuple(tree.edges),
+        elasticity=rng.uniform(0.2, 0.9, (n, e, s)),
+        churn_intercept=rng.normal(-2.5, 0.2, (n, s)),
+        churn_slope=rng.normal(-0.5, 0.1, (n, s)),
+        tenure_slope=rng.normal(-0.2, 0.05, n),
+        hinge_jump=rng.normal(-0.6, 0.1, n) if hinge else None,
+        hinge_tau=rng.uniform(2.0, 6.0, n) if hinge else None,
+    )
+
+
+def direct_projection(pop, post, mult, horizon, d=0):
+    """Project cell by cell and period by period with plain Python (the reference).
+
+    ``mult(t, s)`` is the North Star multiplier of segment index ``s`` in period ``t``.
+    """
+    nsm_last = retained = value = 0.0
+    for row in pop.frame.itertuples():
+        s = post.segments.index(row.segment)
+        alive = row.accounts
+        for t in range(horizon):
+            m = mult(t, s)
+            x = math.log1p(row.north_star * m)
+            logit = churn_logit(
+                x,
+                math.log1p(row.tenure + 1 + t),
+                post.churn_intercept[d, s],
+                post.churn_slope[d, s],
+                post.tenure_slope[d],
+                0.0 if post.hinge_jump is None else post.hinge_jump[d],
+                None if post.hinge_tau is None else post.hinge_tau[d],
+            )
+            value += alive * row.value
+            if t == horizon - 1:
+                nsm_last += alive * row.north_star * m
+            alive *= 1.0 - float(expit(logit))
+        retained += alive
+    return np.array([nsm_last, retained, value])
+
+
+def changes(outcomes, k=None):
+    pick = (lambda a: a) if k is None else (lambda a: a[k])
+    return np.array(
+        [
+            pick(outcomes.north_star_change),
+            pick(outcomes.retained_accounts),
+            pick(outcomes.value),
+        ]
+    )
+
+
+# --------------------------------------------------------------------------- lifts
+
+
+def test_interval_lift_lognormal_has_its_5_and_95_percent_quantiles():
+    x = sample_lift(IntervalLift(low=0.02, high=0.10), 400_000, np.random.default_rng(1))
+    q5, q50, q95 = np.quantile(x, [0.05, 0.5, 0.95])
+    assert q5 == pytest.approx(0.02, rel=0.01)
+    assert q95 == pytest.approx(0.10, rel=0.01)
+    assert q50 == pytest.approx(math.sqrt(0.02 * 0.10), rel=0.01)  # log-normal: geometric mean
+    assert x.min() > 0
+
+
+def test_interval_lift_with_a_non_positive_end_is_normal():
+    x = sample_lift(IntervalLift(low=-0.04, high=0.08), 400_000, np.random.default_rng(2))
+    q5, q50, q95 = np.quantile(x, [0.05, 0.5, 0.95])
+    assert (q5, q50, q95) == pytest.approx((-0.04, 0.02, 0.08), abs=0.001)
+    assert stats.skew(x) == pytest.approx(0.0, abs=0.02)
+
+
+def test_degenerate_interval_is_fixed():
+    x = sample_lift(IntervalLift(low=0.05, high=0.05), 10, np.random.default_rng(0))
+    assert np.all(x == 0.05)
+
+
+def test_explicit_distributions_have_their_moments():
+    rng = np.random.default_rng(3)
+    n = 400_000
+    normal = sample_lift(NormalLift(distribution="normal", mean=0.03, sd=0.02), n, rng)
+    assert (normal.mean(), normal.std()) == pytest.approx((0.03, 0.02), abs=2e-4)
+    lognormal = sample_lift(LogNormalLift(distribution="lognormal", median=0.05, sigma=0.4), n, rng)
+    assert np.median(lognormal) == pytest.approx(0.05, rel=0.01)
+    assert np.std(np.log(lognormal)) == pytest.approx(0.4, rel=0.01)
+    beta = sample_lift(BetaLift(distribution="beta", alpha=2, beta=5, scale=0.2), n, rng)
+    assert beta.mean() == pytest.approx(0.2 * 2 / 7, rel=0.01)
+    assert beta.max() <= 0.2
+    uniform = sample_lift(UniformLift(distribution="uniform", low=-0.02, high=0.08), n, rng)
+    assert (uniform.min(), uniform.max(), uniform.mean()) == pytest.approx(
+        (-0.02, 0.08, 0.03), abs=5e-4
+    )
+    pert = sample_lift(PertLift(distribution="pert", low=0.0, mode=0.06, high=0.15), n, rng)
+    assert pert.mean() == pytest.approx((0.0 + 4 * 0.06 + 0.15) / 6, rel=0.01)  # PERT mean
+    a, b = pert_parameters(0.0, 0.06, 0.15)
+    assert np.median(pert) == pytest.approx(0.15 * stats.beta(a, b).median(), rel=0.01)
+    assert np.all(sample_lift(FixedLift(value=0.07), 5, rng) == 0.07)
+
+
+def test_lifts_below_minus_100_percent_are_clipped():
+    x = sample_lift(
+        NormalLift(distribution="normal", mean=-0.5, sd=1.0), 10_000, np.random.default_rng(4)
+    )
+    assert x.min() == MIN_LIFT
+    assert np.mean(x == MIN_LIFT) == pytest.approx(stats.norm.cdf(-0.49), abs=0.02)
+
+
+def ratio_cdf(q, control, treatment):
+    """P(p_t / p_c - 1 <= q) for independent Betas, by numerical integration."""
+    fc, ft = stats.beta(*control), stats.beta(*treatment)
+    lo, hi = fc.ppf(1e-12), fc.ppf(1 - 1e-12)
+    val, _ = integrate.quad(lambda p: fc.pdf(p) * ft.cdf((1 + q) * p), lo, hi, limit=200)
+    return val
+
+
+def test_ab_lift_posterior_matches_the_beta_binomial_answer():
+    lift = ExperimentLift(
+        experiment=Experiment(
+            control={"n": 5000, "conversions": 400}, treatment={"n": 5000, "conversions": 452}
+        )
+    )
+    control, treatment = (401.0, 4601.0), (453.0, 4549.0)  # Beta(1, 1) priors
+    n = 200_000
+    x = sample_lift(lift, n, np.random.default_rng(5))
+    # exact mean: E[p_t] E[1 / p_c] - 1, with E[1 / p_c] = (a + b - 1) / (a - 1)
+    exact_mean = treatment[0] / sum(treatment) * (sum(control) - 1) / (control[0] - 1) - 1
+    assert x.mean() == pytest.approx(exact_mean, abs=4 * x.std() / math.sqrt(n))
+    for p in (0.05, 0.5, 0.95):
+        exact = optimize.brentq(lambda q, p=p: ratio_cdf(q, control, treatment) - p, -0.5, 1.0)
+        # Monte Carlo standard error of a quantile: sqrt(p (1 - p) / n) / density
+        h = 1e-4
+        density = (
+            ratio_cdf(exact + h, control, treatment) - ratio_cdf(exact - h, control, treatment)
+        ) / (2 * h)
+        se = math.sqrt(p * (1 - p) / n) / density
+        assert np.quantile(x, p) == pytest.approx(exact, abs=5 * se)
+
+
+# --------------------------------------------------------------------------- exactness
+
+
+def test_confidence_zero_or_zero_lift_gives_exactly_zero_change():
+    post = random_posterior()
+    scen = scenario(
+        [
+            ini("never", lift={"low": 0.05, "high": 0.2}, confidence=0.0),
+            ini("flat", target="a1", lift=0.0),
+            ini("nowhere", target="b", lift=0.1, segments=["team"], reach=None, start=20),
+        ]
+    )
+    res = simulate(scen, post, population(), draws=200, seed=1)
+    for q in ("north_star_change", "north_star_change_pct", "retained_accounts", "value"):
+        assert np.all(res.initiatives.get(q) == 0.0)
+        assert np.all(res.portfolio.get(q) == 0.0)
+
+
+def test_one_level_tree_matches_the_analytic_projection():
+    post = fixed_posterior(
+        FLAT,
+        SEGMENTS,
+        elasticity=[[0.6, 0.9]],
+        churn_intercept=[-2.0, -2.5],
+        churn_slope=[-0.4, -0.7],
+        tenure_slope=-0.3,
+        hinge_jump=-0.8,
+        hinge_tau=3.0,
+    )
+    pop = population()
+    scen = scenario([ini(target="a", lift=0.2, start=2, ramp=3)], tree=FLAT, horizon=10)
+    res = simulate(scen, post, pop, draws=5, seed=0)
+
+    def mult(t, s):
+        share = min(max((t - 2 + 1) / 4, 0.0), 1.0)
+        return math.exp(post.elasticity[0, 0, s] * math.log(1.2) * share)
+
+    expected = direct_projection(pop, post, mult, 10) - direct_projection(
+        pop, post, lambda t, s: 1.0, 10
+    )
+    got = changes(res.initiatives, 0)
+    assert np.allclose(got, expected[:, None], rtol=1e-10, atol=0)
+    assert res.initiatives.north_star_change.mean() > 0
+    # without a churn effect the North Star change is the closed form
+    post0 = fixed_posterior(FLAT, SEGMENTS, elasticity=0.5, churn_slope=0.0, tenure_slope=0.0)
+    res0 = simulate(scenario([ini(lift=0.21)], tree=FLAT, horizon=4), post0, pop, draws=3)
+    survive = (1 - expit(-3.0)) ** 3
+    closed = (pop.frame.accounts * pop.frame.north_star).sum() * survive * (1.21**0.5 - 1)
+    assert res0.portfolio.north_star_change == pytest.approx(np.full(3, closed), rel=1e-12)
+    assert res0.portfolio.retained_accounts == pytest.approx(np.zeros(3), abs=1e-9)
+
+
+def test_random_posterior_draws_match_the_direct_projection():
+    post = random_posterior(n=4, seed=3)
+    pop = population()
+    scen = scenario([ini("x", target="a1", lift=0.15, reach=0.6, start=1, ramp=2)], horizon=8)
+    res = simulate(scen, post, pop, draws=4, seed=2)
+    for k, d in enumerate(res.posterior_index):
+        path = post.elasticity[d, 0] * post.elasticity[d, 2]  # nsm<-a, a<-a1, per segment
+
+        def mult(t, s, path=path):
+            share = min(max(t / 3, 0.0), 1.0)
+            return 1 + 0.6 * (math.exp(path[s] * math.log(1.15) * share) - 1)
+
+        base = direct_projection(pop, post, lambda t, s: 1.0, 8, d)
+        expected = direct_projection(pop, post, mult, 8, d) - base
+        assert np.allclose(changes(res.initiatives, 0)[:, k], expected, rtol=1e-9)
+        assert res.baseline["retained_accounts"][k] == pytest.approx(base[1], rel=1e-12)
+
+
+def test_sub_input_lift_reaches_the_north_star_by_the_product_of_elasticities():
+    post = fixed_posterior(
+        TREE, SEGMENTS, elasticity={("nsm", "a"): 0.7, ("a", "a1"): 0.4}, churn_slope=-0.5
+    )
+    lift = 0.3
+    on_nsm = math.exp(0.7 * 0.4 * math.log1p(lift)) - 1  # the same log-change of the North Star
+    scen = scenario([ini("deep", target="a1", lift=lift), ini("direct", target="nsm", lift=on_nsm)])
+    res = simulate(scen, post, population(), draws=3)
+    deep, direct = changes(res.initiatives, 0), changes(res.initiatives, 1)
+    assert np.allclose(deep, direct, rtol=1e-12)
+    # the North Star per account rises by on_nsm; lower churn adds accounts on top
+    pct = res.initiatives.north_star_change_pct[0]
+    assert np.all(pct > 100 * on_nsm) and np.all(pct < 100 * on_nsm * 1.2)
+
+
+def test_larger_lift_gives_larger_change_draw_by_draw():
+    post = random_posterior(n=30)
+    scen = scenario(
+        [
+            ini("small", target="a2", lift=0.05),
+            ini("large", target="a2", lift=0.1),
+        ]
+    )
+    res = simulate(scen, post, population(), draws=300, seed=4)
+    for q in ("north_star_change", "retained_accounts", "value"):
+        small, large = res.initiatives.get(q)
+        assert np.all(small > 0) and np.all(large > small)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    lift=st.floats(0.0, 0.5),
+    extra=st.floats(0.001, 0.5),
+    confidence=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_changes_are_monotone_in_the_lift(lift, extra, confidence, seed):
+    # the same initiative (same name: same outcomes) with a larger lift, on the same draws
+    post = random_posterior(n=10, seed=seed % 7)
+    pop = population()
+    lo_res, hi_res = (
+        simulate(
+            scenario([ini("x", target="b", lift=val, confidence=confidence)], horizon=6),
+            post,
+            pop,
+            draws=40,
+            seed=seed,
+        )
+        for val in (lift, lift + extra)
+    )
+    for q in ("north_star_change", "retained_accounts", "value"):
+        lo, hi = lo_res.portfolio.get(q), hi_res.portfolio.get(q)
+        assert np.all(lo >= 0) and np.all(hi >= lo)
+    works = hi_res.portfolio.north_star_change > 0
+    assert np.array_equal(lo_res.portfolio.north_star_change > 0, works) or lift == 0
+
+
+def test_reach_and_segments_scale_the_north_star_change():
+    post = fixed_posterior(TREE, SEGMENTS, elasticity=1.0, churn_slope=0.0)
+    pop = population()
+    scen = scenario(
+        [
+            ini("all", target="nsm", lift=0.1),
+            ini("half", target="nsm", lift=0.1, reach=0.5),
+            ini("team", target="nsm", lift=0.1, segments=["team"]),
+        ],
+        horizon=5,
+    )
+    res = simulate(scen, post, pop, draws=2)
+    full, half, team = res.initiatives.north_star_change[:, 0]
+    assert half == pytest.approx(full / 2, rel=1e-12)
+    share_team = (pop.frame.query("segment == 'team'").eval("accounts * north_star").sum()) / (
+        pop.frame.eval("accounts * north_star").sum()
+    )
+    assert team == pytest.approx(full * share_team, rel=1e-12)
+
+
+@pytest.mark.parametrize("overlap", [0.0, 0.5, 1.0])
+def test_joint_lifts_multiply_and_overlap_shrinks_them(overlap):
+    post = fixed_posterior(TREE, SEGMENTS, elasticity=1.0, churn_slope=0.0)
+    scen = scenario(
+        [ini("p", target="a", lift=0.1), ini("q", target="a", lift=0.05)], overlap=overlap
+    )
+    res = simulate(scen, post, population(), draws=2)
+    single = res.initiatives.north_star_change_pct[:, 0]
+    assert single == pytest.approx([10.0, 5.0], rel=1e-12)  # a single lift is never shrunk
+    joint_log = math.log(1.1) + (1 - overlap) * math.log(1.05)
+    assert res.portfolio.north_star_change_pct[0] == pytest.approx(
+        100 * math.expm1(joint_log), rel=1e-12
+    )
+
+
+def test_ramp_shapes_the_trajectory():
+    post = fixed_posterior(TREE, SEGMENTS, elasticity=1.0, churn_slope=0.0)
+    scen = scenario([ini(target="nsm", lift=0.2, start=2, ramp=3)], horizon=9)
+    res = simulate(scen, post, population(), draws=2)
+    ratio = res.portfolio_path[0] / res.baseline_path[0]
+    share = np.clip((np.arange(9) - 2 + 1) / 4, 0, 1)
+    assert ratio == pytest.approx(1.2**share, rel=1e-12)
+    traj = res.trajectory()
+    assert set(traj.series) == {"baseline", "portfolio"}
+    assert len(traj) == 18 and {"q05", "q50", "q95", "mean"} <= set(traj.columns)
+
+
+def test_same_seed_same_numbers_whatever_the_chunks_and_threads():
+    post = random_posterior(n=40)
+    scen = scenario(
+        [
+            ini("a", target="a1", lift={"low": 0.02, "high": 0.1}, confidence=0.6, ramp=2),
+            ini(
+                "b",
+                target="b",
+                lift={"distribution": "pert", "low": -0.02, "mode": 0.05, "high": 0.1},
+                reach=0.7,
+                start=3,
+            ),
+            ini(
+                "c", target="a", lift={"low": -0.05, "high": 0.1}, segments=["team"], confidence=0.9
+            ),
+        ],
+        overlap=0.3,
+    )
+    pop = population()
+    runs = [
+        simulate(scen, post, pop, draws=257, seed=11, chunk_size=cs, n_jobs=nj)
+        for cs, nj in [(None, 1), (7, 1), (64, 2), (1000, 2)]
+    ]
+    for other in runs[1:]:
+        for q in ("north_star_change", "north_star_change_pct", "retained_accounts", "value"):
+            assert np.array_equal(runs[0].initiatives.get(q), other.initiatives.get(q))
+            assert np.array_equal(runs[0].portfolio.get(q), other.portfolio.get(q))
+        assert np.array_equal(runs[0].portfolio_path, other.portfolio_path)
+    different = simulate(scen, post, pop, draws=257, seed=12)
+    assert not np.array_equal(runs[0].portfolio.value, different.portfolio.value)
+
+
+def test_a_set_of_one_is_the_initiative_alone_and_outcomes_do_not_depend_on_the_others():
+    post = random_posterior(n=20)
+    a = ini("a", target="a1", lift={"low": 0.02, "high": 0.1}, confidence=0.5)
+    b = ini("b", target="b", lift={"low": 0.01, "high": 0.2}, confidence=0.5, start=2)
+    pop = population()
+    res = simulate(scenario([a, b]), post, pop, draws=100, seed=3)
+    alone = simulate(scenario([a]), post, pop, draws=100, seed=3)
+    assert np.array_equal(res.initiatives.value[0], alone.portfolio.value)
+    sets = simulate_sets(
+        scenario([a, b]), post, pop, {"a": ["a"], "ab": ["a", "b"]}, draws=100, seed=3
+    )
+    assert np.array_equal(sets["a"].value, res.initiatives.value[0])
+    assert np.array_equal(sets["ab"].value, res.portfolio.value)
+    assert np.array_equal(res.simulate_set(["b", "a"]).value, res.portfolio.value)
+
+
+def test_posterior_draws_are_chosen_without_replacement_when_enough():
+    post = random_posterior(n=30)
+    scen = scenario([ini()])
+    few = simulate(scen, post, population(), draws=30)
+    assert sorted(few.posterior_index) == list(range(30))
+    many = simulate(scen, post, population(), draws=100)
+    assert many.posterior_index.max() < 30
+
+
+def test_value_is_zero_without_a_value_column():
+    res = simulate(scenario([ini()]), random_posterior(), population(value=False), draws=20)
+    assert not res.has_value
+    assert np.all(res.portfolio.value == 0)
+    assert np.all(res.portfolio.retained_accounts > 0)
+
+
+def test_summary_dict_and_progress():
+    calls = []
+    res = simulate(
+        scenario([ini("a"), ini("b", target="b", effort=2)]),
+        random_posterior(),
+        population(),
+        draws=50,
+        chunk_size=20,
+        n_jobs=1,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert calls == [(20, 50), (40, 50), (50, 50)]
+    table = res.summary()
+    assert list(table.name) == ["a", "b", "portfolio"]
+    assert table.effort.tolist() == [1.0, 2.0, 3.0]
+    assert table.value_per_effort.iloc[1] == pytest.approx(table.value_mean.iloc[1] / 2)
+    out = res.to_dict()
+    assert [i["name"] for i in out["initiatives"]] == ["a", "b"]
+    for block in (*out["initiatives"], out["portfolio"]):
+        for q in ("north_star_change", "north_star_change_pct", "retained_accounts", "value"):
+            assert set(block[q]) == {"mean", "median", "p5", "p95", "p_positive"}
+    assert out["portfolio"]["value"]["mean"] == pytest.approx(res.portfolio.value.mean())
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def test_posterior_draws_reads_inference_data_in_tree_order():
+    tree = load_tree(ROOT / "models" / "demo.yaml")
+    labels = [f"{p}<-{c}" for p, c in tree.edges]
+    rng = np.random.default_rng(0)
+    segs = ["enterprise", "free", "team"]
+    elast = rng.normal(size=(2, 5, len(labels), 3))
+    idata = az.from_dict(
+        posterior={
+            "elasticity": elast[:, :, ::-1],  # stored in reverse edge order
+            "churn_intercept": rng.normal(size=(2, 5, 3)),
+            "churn_slope": rng.normal(size=(2, 5, 3)),
+            "tenure_slope": rng.normal(size=(2, 5)),
+            "hinge_jump": rng.normal(size=(2, 5)),
+            "hinge_tau": rng.uniform(1, 5, size=(2, 5)),
+        },
+        coords={"edge": labels[::-1], "segment": segs},
+        dims={
+            "elasticity": ["edge", "segment"],
+            "churn_intercept": ["segment"],
+            "churn_slope": ["segment"],
+        },
+    )
+    post = posterior_draws(idata, tree)
+    assert post.elasticity.shape == (10, len(labels), 3)
+    assert post.segments == tuple(segs)
+    assert np.array_equal(post.elasticity, elast.reshape(10, len(labels), 3))
+    assert post.hinge_tau.shape == (10,)
+    bad = tree.model_copy(update={"inputs": {"active_seats": [], "boards_shared": []}})
+    with pytest.raises(BundleError, match="do not match"):
+        posterior_draws(idata, bad)
+
+
+def test_bad_inputs_raise_input_errors():
+    post = random_posterior()
+    pop = population()
+    with pytest.raises(DataError, match="north_star"):
+        simulate(
+            scenario([ini()]), post, Population(SEGMENTS, pop.frame.drop(columns="north_star"))
+        )
+    frame = pop.frame.copy()
+    frame.loc[0, "segment"] = "gold"
+    with pytest.raises(DataError, match="gold"):
+        simulate(scenario([ini()]), post, Population(SEGMENTS, frame))
+    with pytest.raises(SpecError, match=r"initiatives\[0\].segments"):
+        simulate(scenario([ini(segments=["gold"])]), post, pop)
+    with pytest.raises(BundleError, match="do not match"):
+        simulate(scenario([ini()], tree=FLAT), post, pop)
