@@ -20,34 +20,41 @@ For the North Star and each candidate metric M, four kinds of evidence:
    removed, pooled over accounts) at lags ``-L..L`` with a ``+-1.96/sqrt(n)`` band. Sign
    convention: **lag k > 0: the metric leads the North Star by k periods** (its change at
    ``t - k`` correlates with the North Star's change at ``t``); lag k < 0: it follows it.
-3. **Within vs between.** ``log1p(M)`` is split into the account's mean and the deviation from
-   it; both enter a logistic hazard with segment intercepts and ``log1p(tenure)``, fit by
-   maximum a posteriori with weak Normal priors and summarised by its Laplace approximation
-   (exact per-row Bernoulli likelihood; with hundreds of thousands of rows and six parameters
-   the posterior is Gaussian to the precision reported). The account mean uses all of the
-   account's rows: the decomposition is descriptive, not a forecast.
+3. **Within vs between.** ``log1p(M)`` is split into the account's level (its mean net of
+   shocks common to all accounts in a period: two-way account and period effects) and the
+   deviation from it; both enter a logistic hazard with segment intercepts and
+   ``log1p(tenure)``, fit by maximum a posteriori with weak Normal priors and summarised by
+   its Laplace approximation (exact per-row Bernoulli likelihood; with tens of thousands of
+   rows and a handful of parameters the posterior is Gaussian to the precision reported).
+   The account level uses all of the account's rows: the decomposition is descriptive, not
+   a forecast.
 4. **Threshold.** The North Star's retention model with a hinge at ``tau`` fit next to the one
-   without; when the hinge has the better elpd, the posterior of ``tau`` is reported with the
-   retention over ``tree.retention_horizon`` periods of account-periods at or above and below it.
+   without (see :func:`threshold`); when the hinge has the clearly better elpd, the posterior
+   of ``tau`` is reported with the retention over ``tree.retention_horizon`` periods of
+   account-periods at or above and below it.
 
 Verdict rule
 ------------
 The effects are on the logit of the churn hazard per unit of ``log1p(M)``; an effect is *clear*
-when its 90 % interval excludes 0. A metric is *predictive* when its out-of-sample skill is at
-least ``min_skill`` (default 0.5 %). Metric A *precedes* metric B when A's past predicts B's
-present (Granger p-value below ``alpha``, default 0.001) and that direction dominates the
-reverse (its F statistic is at least ``dominance`` times, default 2, the reverse one). The first
-rule that applies gives the verdict:
+when its 99 % interval excludes 0 (``|mean| > 2.58 sd``; the tables show 90 % intervals). A
+within effect *backs up* the between effect when it is clear, has the same sign (or the
+between effect is not clear) and is at least ``vanity_ratio`` (default 1/4) of it in absolute
+size. A metric is *predictive* when its out-of-sample skill is at least ``min_skill`` (default
+0.5 %). Metric A *precedes* metric B when A's past predicts B's present (Granger p-value below
+``alpha``, default 0.001) and that direction dominates the reverse (its F statistic is at
+least ``dominance`` times, default 2, the reverse one). The first rule that applies gives the
+verdict:
 
 1. **NO SIGNAL**: neither the within nor the between effect is clear, and the skill is below
    ``min_skill``.
 2. **LAGGING**: a predictive metric precedes M, and M precedes none of the others.
-3. **VANITY**: the between effect is clear, and the within effect is not clear or is smaller
-   than ``vanity_ratio`` (default 1/4) of the between effect in absolute size: M tells big
-   accounts from small ones but its movements within an account say nothing about churn.
-4. **LEADING**: the within effect is clear and no predictive metric precedes M.
+3. **VANITY**: the between effect is clear and the within effect does not back it up: M tells
+   big accounts from small ones, but its movements within an account say nothing (or the
+   opposite) about churn.
+4. **LEADING**: the within effect is clear (with the between effect's sign when that is
+   clear) and no predictive metric precedes M.
 5. **COINCIDENT**: everything else (a signal that moves together with, or in feedback with,
-   another predictive metric).
+   another predictive metric, or predictive power without a clear effect).
 
 Metrics are ranked by out-of-sample log-loss (lower first), ties broken by elpd (higher first).
 """
@@ -84,26 +91,31 @@ VERDICTS = ("LEADING", "COINCIDENT", "LAGGING", "VANITY", "NO SIGNAL")
 
 
 @dataclass(frozen=True)
-class Interval:
-    """A posterior summary: mean and 90 % interval.
+class Effect:
+    """An effect on the churn logit: posterior mean and standard deviation (Gaussian).
 
     Attributes
     ----------
-    mean, low, high : float
+    mean, sd : float
     """
 
     mean: float
-    low: float
-    high: float
+    sd: float
 
-    @property
-    def clear(self) -> bool:
-        """Whether the interval excludes 0."""
-        return self.low > 0.0 or self.high < 0.0
+    def interval(self, prob: float = 0.9) -> tuple[float, float]:
+        """Return the central ``prob`` interval ``(low, high)``."""
+        half = float(stats.norm.ppf(0.5 + prob / 2)) * self.sd
+        return self.mean - half, self.mean + half
 
-    def to_dict(self) -> dict[str, float]:
-        """Return ``{"mean", "low", "high"}``."""
-        return {"mean": float(self.mean), "low": float(self.low), "high": float(self.high)}
+    def clear(self, prob: float = 0.99) -> bool:
+        """Whether the central ``prob`` interval excludes 0."""
+        low, high = self.interval(prob)
+        return bool(low > 0.0 or high < 0.0)
+
+    def to_dict(self, prob: float = 0.9) -> dict[str, float]:
+        """Return ``{"mean", "low", "high", "sd"}`` with the ``prob`` interval."""
+        low, high = self.interval(prob)
+        return {"mean": float(self.mean), "low": low, "high": high, "sd": float(self.sd)}
 
 
 @dataclass(frozen=True)
@@ -112,12 +124,15 @@ class VerdictRule:
 
     Attributes
     ----------
+    clear_prob : float
+        An effect is clear when its central interval of this probability excludes 0
+        (0.99: ``|mean| > 2.58 sd``; the tables show 90 % intervals).
     min_skill : float
         Relative out-of-sample log-loss improvement over the segment + tenure baseline from
         which a metric counts as predictive.
     vanity_ratio : float
         A within effect smaller than this fraction of the between effect (absolute sizes)
-        counts as nil next to it.
+        does not back the between effect up.
     alpha : float
         Granger p-value below which a direction counts.
     dominance : float
@@ -125,6 +140,7 @@ class VerdictRule:
         reverse direction's.
     """
 
+    clear_prob: float = 0.99
     min_skill: float = 0.005
     vanity_ratio: float = 0.25
     alpha: float = 0.001
@@ -147,14 +163,15 @@ class Verdict:
     why: str
 
 
-def _fmt(iv: Interval) -> str:
-    return f"{iv.mean:+.2f} [{iv.low:+.2f}, {iv.high:+.2f}]"
+def _fmt(e: Effect) -> str:
+    low, high = e.interval(0.9)
+    return f"{e.mean:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
 def verdict(
     *,
-    within: Interval,
-    between: Interval,
+    within: Effect,
+    between: Effect,
     skill: float,
     precedes: Sequence[str] = (),
     preceded_by: Sequence[str] = (),
@@ -164,7 +181,7 @@ def verdict(
 
     Parameters
     ----------
-    within, between : Interval
+    within, between : Effect
         Effects on the churn logit per unit ``log1p(metric)``: deviation from the account's
         mean, and the account mean.
     skill : float
@@ -179,60 +196,62 @@ def verdict(
     Returns
     -------
     Verdict
-        The label and a plain-language reason.
+        The label and a plain-language reason (effects quoted with 90 % intervals).
 
     Examples
     --------
-    >>> verdict(within=Interval(-0.5, -0.7, -0.3), between=Interval(-0.6, -0.8, -0.4),
-    ...         skill=0.04).label
+    >>> verdict(within=Effect(-0.6, 0.1), between=Effect(-0.8, 0.05), skill=0.03).label
     'LEADING'
-    >>> verdict(within=Interval(0.01, -0.1, 0.1), between=Interval(-0.6, -0.8, -0.4),
-    ...         skill=0.02).label
+    >>> verdict(within=Effect(0.02, 0.1), between=Effect(-0.8, 0.05), skill=0.02).label
     'VANITY'
+    >>> verdict(within=Effect(0.02, 0.1), between=Effect(0.01, 0.05), skill=0.0).label
+    'NO SIGNAL'
     """
     rule = rule or VerdictRule()
     w, b = within, between
+    w_clear, b_clear = w.clear(rule.clear_prob), b.clear(rule.clear_prob)
+    agrees = w_clear and (not b_clear or np.sign(w.mean) == np.sign(b.mean))
     effects = f"within-account effect {_fmt(w)}, between-account effect {_fmt(b)}"
-    skill_txt = f"out-of-sample skill {100 * skill:.1f}% over segment+tenure"
-    if not w.clear and not b.clear and skill < rule.min_skill:
+    skill_txt = f"out-of-sample skill {100 * skill:+.1f}% over segment and tenure"
+    if not w_clear and not b_clear and skill < rule.min_skill:
         return Verdict(
             "NO SIGNAL",
             f"Neither its level across accounts nor its changes within an account tell churn "
-            f"apart ({effects}; 90% intervals include 0) and it predicts later churn no better "
-            f"than segment and tenure ({skill_txt}).",
+            f"apart ({effects}) and it predicts later churn no better than segment and tenure "
+            f"({skill_txt}).",
         )
     if preceded_by and not precedes:
         return Verdict(
             "LAGGING",
-            f"It moves after {', '.join(preceded_by)} (their past predicts its present, not the "
-            f"reverse) and precedes no other metric; whatever it says about churn comes late "
-            f"({effects}).",
+            f"It moves after {', '.join(preceded_by)} (their past predicts its present, not "
+            f"the reverse) and moves before no other metric: what it says about churn it says "
+            f"late ({effects}; {skill_txt}).",
         )
-    if b.clear and (not w.clear or abs(w.mean) < rule.vanity_ratio * abs(b.mean)):
+    if b_clear and (not agrees or abs(w.mean) < rule.vanity_ratio * abs(b.mean)):
+        how = "nothing" if not w_clear else ("the opposite" if not agrees else "little")
         return Verdict(
             "VANITY",
             f"Big accounts differ from small ones on it, but its movements within an account "
-            f"say {'nothing' if not w.clear else 'little'} about churn ({effects}): "
-            f"it tracks account size.",
+            f"say {how} about churn ({effects}): it tracks account size.",
         )
-    if w.clear and not preceded_by:
-        after = f"; it precedes {', '.join(precedes)}" if precedes else ""
+    if agrees and not preceded_by:
+        after = f" and moves before {', '.join(precedes)}" if precedes else ""
         return Verdict(
             "LEADING",
-            f"When it moves within an account, churn risk moves with it ({effects}), "
-            f"no other predictive metric moves before it{after}; {skill_txt}.",
+            f"When it moves within an account, churn risk moves with it ({effects}); no other "
+            f"predictive metric moves before it{after}; {skill_txt}.",
         )
     if preceded_by:
         reason = (
-            f"it moves after {', '.join(preceded_by)} yet also before "
-            f"{', '.join(precedes)} (feedback)"
+            f"it moves after {', '.join(preceded_by)} and also before {', '.join(precedes)} "
+            f"(feedback)"
         )
     else:
-        reason = "its within-account effect is not clear"
+        reason = "its movements within an account are not clearly tied to churn"
     return Verdict(
         "COINCIDENT",
-        f"It carries signal ({effects}; {skill_txt}) but {reason}: it moves with churn "
-        f"risk rather than ahead of it.",
+        f"It carries signal ({effects}; {skill_txt}) but {reason}: it moves with churn risk "
+        f"rather than ahead of it.",
     )
 
 
@@ -333,6 +352,12 @@ def granger(
     test of "M's past predicts Y's present beyond Y's own past" is a cluster-robust (by
     account) Wald test of M's lag coefficients, reported as ``F = W / lags`` with
     ``(lags, accounts - 1)`` degrees of freedom.
+
+    Account effects with lagged dependent variables bias the own-lag coefficients by
+    O(1/T) (Nickell 1981), and the other metric's lags then pick up a little of the slack:
+    with thousands of accounts even that small spurious direction can be significant. Read
+    the two directions against each other (:func:`precedence` asks for dominance), not
+    either p-value alone.
 
     Parameters
     ----------
@@ -514,6 +539,50 @@ def _segment_tenure_design(frame: pd.DataFrame, segments: Sequence[str]) -> np.n
     return np.column_stack([S, np.log1p(frame["tenure"].to_numpy(dtype=float))])
 
 
+def account_period_effects(
+    z: np.ndarray, accounts: np.ndarray, periods: np.ndarray, *, tol: float = 1e-10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split ``z`` into account effects, period effects and the residual (two-way, exact).
+
+    Least squares of ``z = a[account] + g[period] + r`` by alternating updates (backfitting)
+    until no effect moves by more than ``tol``; exact for unbalanced panels. ``g`` is
+    normalised to mean 0 over rows.
+
+    Parameters
+    ----------
+    z : ndarray, shape (n,)
+    accounts, periods : ndarray of int, shape (n,)
+        Codes ``0..A-1`` and ``0..P-1``.
+    tol : float, default 1e-10
+
+    Returns
+    -------
+    tuple of ndarray
+        ``a[accounts]``, ``g[periods]`` and ``r``, each shape (n,); ``z = a + g + r``.
+
+    Examples
+    --------
+    >>> a, g, r = account_period_effects(
+    ...     np.array([1.0, 2.0, 3.0, 4.0]), np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1]))
+    >>> a.round(6) + 0.0, g.round(6) + 0.0, r.round(6) + 0.0
+    (array([1.5, 1.5, 3.5, 3.5]), array([-0.5,  0.5, -0.5,  0.5]), array([0., 0., 0., 0.]))
+    """
+    n_a, n_p = int(accounts.max()) + 1, int(periods.max()) + 1
+    c_a = np.bincount(accounts, minlength=n_a)
+    c_p = np.bincount(periods, minlength=n_p)
+    a, g = np.zeros(n_a), np.zeros(n_p)
+    for _ in range(100_000):
+        a_new = np.bincount(accounts, z - g[periods], n_a) / c_a
+        g_new = np.bincount(periods, z - a_new[accounts], n_p) / np.maximum(c_p, 1)
+        step = max(np.abs(a_new - a).max(), np.abs(g_new - g).max())
+        a, g = a_new, g_new
+        if step < tol:
+            break
+    shift = g[periods].mean()
+    a_row, g_row = a[accounts] + shift, g[periods] - shift
+    return a_row, g_row, z - a_row - g_row
+
+
 def within_between(
     frame: pd.DataFrame,
     metrics: Sequence[str],
@@ -524,57 +593,52 @@ def within_between(
 ) -> pd.DataFrame:
     """Within- and between-account effects of each metric on the churn hazard.
 
-    ``log1p(metric)`` is split into the account mean (centred over accounts) and the
-    deviation from it; both enter a logistic hazard with segment intercepts and
-    ``log1p(tenure)``, fit on every row (exact Bernoulli likelihood) by Newton's method with
-    Normal(0, ``prior_sd``) priors; intervals from the Laplace approximation.
+    ``log1p(metric)`` is split by :func:`account_period_effects` into the account's level
+    (its mean net of shocks common to all accounts in a period), the period shock and the
+    within-account deviation. The account level (centred) and the deviation enter a
+    logistic hazard with segment intercepts and ``log1p(tenure)``, fit on every row (exact
+    Bernoulli likelihood) by Newton's method with Normal(0, ``prior_sd``) priors; intervals
+    from the Laplace approximation.
+
+    The period shocks are left out on purpose: an account's plain mean depends on the
+    periods it was observed in, and so on when it churned; with a common trend in the metric
+    that alone makes churn rows look high or low against the account's mean and invents
+    within and between effects where there are none.
 
     Parameters
     ----------
     frame : pandas.DataFrame
-        A panel frame (``account_id``, ``segment``, ``tenure``, ``churned``, metrics).
+        A panel frame (``account_id``, ``t``, ``segment``, ``tenure``, ``churned``, metrics).
     metrics : sequence of str
     segments : sequence of str
         Segment labels (one intercept each).
     prob : float, default 0.9
-        Interval probability.
+        Interval probability of the ``_low`` and ``_high`` columns.
     prior_sd : float, default 10
         Prior scale of every coefficient (weak).
 
     Returns
     -------
     pandas.DataFrame
-        ``metric``, ``within_mean``, ``within_low``, ``within_high``, ``between_mean``,
-        ``between_low``, ``between_high``, ``within_sd``, ``between_sd``.
+        ``metric``, ``within_mean``, ``within_low``, ``within_high``, ``within_sd``,
+        ``between_mean``, ``between_low``, ``between_high``, ``between_sd``.
     """
     acc = pd.factorize(frame["account_id"])[0]
+    per = pd.factorize(frame["t"])[0]
     base = _segment_tenure_design(frame, segments)
     y = frame["churned"].to_numpy(dtype=float)
-    zq = stats.norm.ppf(0.5 + prob / 2)
-    cnt = np.bincount(acc)
     out = []
     for m in metrics:
         z = np.log1p(frame[m].to_numpy(dtype=float))
-        mean_acc = np.bincount(acc, weights=z) / cnt
-        between = mean_acc[acc]
-        within = z - between
-        X = np.column_stack([base, between - mean_acc.mean(), within])
+        level, _, dev = account_period_effects(z, acc, per)
+        X = np.column_stack([base, level - level.mean(), dev])
         beta, cov = _logistic_map(X, y, np.full(X.shape[1], prior_sd))
         sd = np.sqrt(np.diag(cov))
-        bw, bb = beta[-1], beta[-2]
-        out.append(
-            {
-                "metric": m,
-                "within_mean": bw,
-                "within_low": bw - zq * sd[-1],
-                "within_high": bw + zq * sd[-1],
-                "between_mean": bb,
-                "between_low": bb - zq * sd[-2],
-                "between_high": bb + zq * sd[-2],
-                "within_sd": sd[-1],
-                "between_sd": sd[-2],
-            }
-        )
+        row = {"metric": m}
+        for name, k in (("within", -1), ("between", -2)):
+            e = Effect(float(beta[k]), float(sd[k]))
+            row.update({f"{name}_{key}": v for key, v in e.to_dict(prob).items()})
+        out.append(row)
     return pd.DataFrame(out)
 
 
@@ -776,8 +840,11 @@ def cell_grid(
 # --------------------------------------------------------------------------- model
 
 
-def _grid_data(grid: CellGrid, *, hinge: bool, tau_range: tuple[float, float]) -> dict:
+def _grid_data(grid: CellGrid, *, hinge: bool) -> dict:
     """Return the data containers of :func:`build_comparison_model` for one grid."""
+    lo, hi = _tau_range(grid.x, grid.at_risk)
+    start = _profile_tau(grid) if hinge else (lo + hi) / 2
+    u = np.clip((start - lo) / (hi - lo), 1e-3, 1 - 1e-3)
     n = grid.at_risk.sum()
     rate = (grid.churned.sum() + 0.5) / (n + 1.0)
     S = len(grid.segments)
@@ -796,8 +863,9 @@ def _grid_data(grid: CellGrid, *, hinge: bool, tau_range: tuple[float, float]) -
         "log_tenure_centre": np.float64(np.sum(grid.log_tenure * grid.at_risk) / max(n, 1)),
         "base_logit": np.float64(np.log(rate / (1 - rate))),
         "use_hinge": np.float64(1.0 if hinge else 0.0),
-        "tau_log_low": np.float64(tau_range[0]),
-        "tau_log_high": np.float64(tau_range[1]),
+        "tau_log_low": np.float64(lo),
+        "tau_log_high": np.float64(hi),
+        "tau_shift": np.float64(np.log(u / (1 - u))),
     }
 
 
@@ -823,7 +891,7 @@ def build_comparison_model(grid: CellGrid, *, hinge: bool = False) -> pm.Model:
     pymc.Model
         Data containers ``x``, ``log_tenure``, ``segment_idx``, ``at_risk``, ``churned``,
         ``x_centre`` (per segment), ``log_tenure_centre``, ``base_logit``, ``use_hinge``,
-        ``tau_log_low``, ``tau_log_high``.
+        ``tau_log_low``, ``tau_log_high``, ``tau_shift``.
 
     Notes
     -----
@@ -833,9 +901,10 @@ def build_comparison_model(grid: CellGrid, *, hinge: bool = False) -> pm.Model:
     it is nearly uncorrelated with the slopes: ``churn_slope[s] = mu + sigma * z[s]`` with
     ``mu ~ Normal(0, 1)``, ``sigma ~ HalfNormal(0.2)``; ``tenure_slope ~ Normal(0, 1)``;
     ``hinge_jump ~ Normal(0, 1)``; ``log1p(hinge_tau)`` uniform between ``tau_log_low`` and
-    ``tau_log_high`` (5th and 95th percentiles of the metric).
+    ``tau_log_high`` (5th and 95th percentiles of the metric). Chains start at the threshold
+    of highest profile likelihood (``tau_shift``, see :func:`profile_threshold`).
     """
-    data = _grid_data(grid, hinge=hinge, tau_range=_tau_range(grid.x, grid.at_risk))
+    data = _grid_data(grid, hinge=hinge)
     with pm.Model(coords={"segment": list(grid.segments)}) as model:
         d = {name: pm.Data(name, value) for name, value in data.items()}
         level = pm.Normal("churn_level", d["base_logit"], 1.5, dims="segment")
@@ -845,7 +914,13 @@ def build_comparison_model(grid: CellGrid, *, hinge: bool = False) -> pm.Model:
         slope = pm.Deterministic("churn_slope", slope_mu + slope_sigma * slope_z, dims="segment")
         tenure_slope = pm.Normal("tenure_slope", 0.0, 1.0)
         jump = pm.Normal("hinge_jump", 0.0, 1.0)
-        position = pm.Uniform("hinge_position", 0.0, 1.0)
+        # hinge_position ~ Uniform(0, 1), written as expit(z) with z standard logistic and
+        # z = offset + tau_shift: the sampler starts at offset ~ 0, i.e. at the threshold of
+        # highest profile likelihood, since chains started apart may never meet (the
+        # likelihood of tau is flat between neighbouring cells' levels, steep at them)
+        z = pm.Flat("hinge_offset") + d["tau_shift"]
+        pm.Potential("hinge_position_prior", -z - 2.0 * pt.softplus(-z))
+        position = pm.Deterministic("hinge_position", pt.sigmoid(z))
         log_tau = d["tau_log_low"] + (d["tau_log_high"] - d["tau_log_low"]) * position
         tau = pm.Deterministic("hinge_tau", pt.expm1(log_tau))
         intercept = pm.Deterministic(
@@ -878,6 +953,60 @@ def _tau_range(x: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
     lo = float(x[order][np.searchsorted(cw, 0.05)])
     hi = float(x[order][min(np.searchsorted(cw, 0.95), len(x) - 1)])
     return lo, max(hi, lo + 1e-6)
+
+
+def _binomial_map(
+    X: np.ndarray, n: np.ndarray, k: np.ndarray, prior_sd: float = 10.0, iters: int = 50
+) -> tuple[np.ndarray, float]:
+    """MAP of a Binomial-logit regression (Newton) and its log-likelihood at the MAP."""
+    beta = np.zeros(X.shape[1])
+    P = np.eye(X.shape[1]) / prior_sd**2
+    for _ in range(iters):
+        p = expit(X @ beta)
+        grad = X.T @ (k - n * p) - P @ beta
+        H = (X * (n * p * (1 - p))[:, None]).T @ X + P
+        step = np.linalg.solve(H, grad)
+        beta = beta + step
+        if np.abs(step).max() < 1e-8:
+            break
+    eta = X @ beta
+    return beta, float(np.sum(k * log_expit(eta) + (n - k) * log_expit(-eta)))
+
+
+def profile_threshold(grid: CellGrid, *, points: int = 60) -> pd.DataFrame:
+    """Profile log-likelihood of the hinge threshold over a grid of values.
+
+    For each ``tau`` (evenly spaced in ``log1p`` between the 5th and 95th percentiles of the
+    metric) a Binomial logistic regression on the cells with segment intercepts, a common
+    slope on ``log1p(metric)``, ``log1p(tenure)`` and the hinge term of
+    :func:`nsm_sim.retention.churn_logit` is maximised by Newton's method.
+
+    Parameters
+    ----------
+    grid : CellGrid
+    points : int, default 60
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``tau`` (the metric's own scale), ``log_tau`` (``log1p``), ``jump`` and ``log_lik``.
+    """
+    lo, hi = _tau_range(grid.x, grid.at_risk)
+    keep = grid.at_risk > 0
+    x, lt = grid.x[keep], grid.log_tenure[keep]
+    n, k = grid.at_risk[keep].astype(float), grid.churned[keep].astype(float)
+    base = np.column_stack([np.eye(len(grid.segments))[grid.segment_idx[keep]], x, lt])
+    rows = []
+    for log_tau in np.linspace(lo, hi, points):
+        h = churn_logit(x, 0.0, 0.0, 0.0, 0.0, 1.0, np.expm1(log_tau))
+        beta, ll = _binomial_map(np.column_stack([base, h]), n, k)
+        rows.append({"tau": np.expm1(log_tau), "log_tau": log_tau, "jump": beta[-1], "log_lik": ll})
+    return pd.DataFrame(rows)
+
+
+def _profile_tau(grid: CellGrid) -> float:
+    prof = profile_threshold(grid)
+    return float(prof["log_tau"].iloc[int(np.argmax(prof["log_lik"].to_numpy()))])
 
 
 #: Compiled comparison models, by (segments, sampler): compiled once per process.
@@ -949,8 +1078,7 @@ class Sampling:
         -------
         arviz.InferenceData
         """
-        tau_range = _tau_range(grid.x, grid.at_risk) if hinge else (0.0, 1.0)
-        data = _grid_data(grid, hinge=hinge, tau_range=tau_range)
+        data = _grid_data(grid, hinge=hinge)
         kw = {"draws": int(self.draws), "tune": int(self.tune), "chains": int(self.chains)}
         compiled = _compiled(grid.segments, self.sampler)
         if self.sampler == "nutpie":
@@ -1027,7 +1155,7 @@ def _attach_log_lik(
     idata = idata.copy()
     if not hinge:
         idata.posterior = idata.posterior.drop_vars(
-            ["hinge_jump", "hinge_tau", "hinge_position"], errors="ignore"
+            ["hinge_jump", "hinge_tau", "hinge_position", "hinge_offset"], errors="ignore"
         )
     if "log_likelihood" in idata.groups():
         del idata.log_likelihood
@@ -1180,7 +1308,7 @@ def predictive_power(
         fit = sampling.fit(grid, hinge=False, seed=seed + 2 * j)
         train_post[m] = fit.copy()
         train_post[m].posterior = fit.posterior.drop_vars(
-            ["hinge_jump", "hinge_tau", "hinge_position"]
+            ["hinge_jump", "hinge_tau", "hinge_position", "hinge_offset"]
         )
         p = preds[m] = _predict_rows(fit, frame, m, panel.segments, ~train)
         yt = y[~train]
@@ -1258,7 +1386,7 @@ def _threshold_fit(
     fin_a, fin_b = np.isfinite(r_above), np.isfinite(r_below)
     ra = _summary(r_above[fin_a]) if fin_a.any() else None
     rb = _summary(r_below[fin_b]) if fin_b.any() else None
-    supported = bool(elpd_diff > 2.0 * elpd_diff_se and (jump["high"] < 0 or jump["low"] > 0))
+    supported = bool(elpd_diff > max(4.0, elpd_diff_se) and (jump["high"] < 0 or jump["low"] > 0))
     share = float((frame[ns].to_numpy(dtype=float) >= tau["mean"]).mean())
     if supported and ra and rb:
         sentence = (
@@ -1270,7 +1398,8 @@ def _threshold_fit(
     else:
         sentence = (
             f"No threshold in {ns}: a hinge does not fit clearly better than a smooth effect "
-            f"(elpd difference {elpd_diff:+.1f} +- {elpd_diff_se:.1f}, needs > 2 se)."
+            f"(elpd difference {elpd_diff:+.1f} +- {elpd_diff_se:.1f}; needs more than 4 and "
+            f"than its standard error, with a clear jump)."
         )
     out = {
         "metric": ns,
@@ -1292,15 +1421,16 @@ def _threshold_fit(
 
 
 def threshold(
-    panel: Panel, *, seed: int = 0, sampling: Sampling | None = None, bins: int = 160
+    panel: Panel, *, seed: int = 0, sampling: Sampling | None = None, bins: int = 80
 ) -> dict:
     """Fit the North Star's threshold: a hinge at ``tau`` against none, and what it means.
 
     Both models are fit on all rows over a fine grid of the North Star (``bins`` quantile
     bins: ``tau`` is only resolved between neighbouring cells' levels) and compared by
     PSIS-LOO over accounts. The hinge is *supported* when its elpd exceeds the smooth
-    model's by more than twice the standard error of the difference and the jump's 90 %
-    interval excludes 0. Retention over ``tree.retention_horizon`` periods is the
+    model's by more than 4 and more than the standard error of the difference (below 4 an
+    elpd difference is small and its standard error unreliable; Sivula et al. 2020) and the
+    jump's 90 % interval excludes 0. Retention over ``tree.retention_horizon`` periods is the
     at-risk-weighted mean over the cells at or above (below) ``tau`` of
     ``(1 - hazard) ** horizon``, per posterior draw.
 
@@ -1310,7 +1440,7 @@ def threshold(
         A checked panel.
     seed : int, default 0
     sampling : Sampling, optional
-    bins : int, default 160
+    bins : int, default 80
 
     Returns
     -------
@@ -1494,8 +1624,8 @@ def rank_and_judge(
     for r in table.itertuples(index=False):
         precedes, preceded_by = prec.get(r.metric, ((), ()))
         v = verdict(
-            within=Interval(r.within_mean, r.within_low, r.within_high),
-            between=Interval(r.between_mean, r.between_low, r.between_high),
+            within=Effect(r.within_mean, r.within_sd),
+            between=Effect(r.between_mean, r.between_sd),
             skill=r.skill,
             precedes=precedes,
             preceded_by=preceded_by,
@@ -1528,7 +1658,7 @@ def validate(
     lags: int = 4,
     train_share: float = 0.7,
     bins: int = 32,
-    hinge_bins: int = 160,
+    hinge_bins: int = 80,
     rule: VerdictRule | None = None,
 ) -> Validation:
     """Is the North Star truly leading? Evidence and a verdict for it and each candidate.
@@ -1556,7 +1686,7 @@ def validate(
         Share of periods used to fit the predictive models; the rest are scored.
     bins : int, default 32
         Metric bins of the cell grids of the metric comparison.
-    hinge_bins : int, default 160
+    hinge_bins : int, default 80
         Metric bins of the North Star's grid for the threshold.
     rule : VerdictRule, optional
         Verdict thresholds.

@@ -1,0 +1,421 @@
+"""Leading: timing, within/between, predictive power, threshold and the verdict rule."""
+
+import json
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.special import expit, log_expit
+
+from nsm_sim import leading as L
+from nsm_sim.data import check_frame, churn_cells
+from nsm_sim.errors import DataError
+from nsm_sim.leading import Effect, VerdictRule, verdict
+from nsm_sim.synth import generate_world
+
+# --------------------------------------------------------------------------- verdict rule
+
+CLEAR = Effect(-0.8, 0.1)  # z = 8
+NIL = Effect(0.02, 0.1)
+RULE = VerdictRule()
+Z99 = stats.norm.ppf(0.995)
+
+
+def judge(within=CLEAR, between=CLEAR, skill=0.03, precedes=(), preceded_by=(), rule=RULE):
+    v = verdict(
+        within=within,
+        between=between,
+        skill=skill,
+        precedes=precedes,
+        preceded_by=preceded_by,
+        rule=rule,
+    )
+    assert v.why  # every verdict explains itself
+    return v.label
+
+
+def test_every_verdict_is_reachable():
+    assert judge() == "LEADING"
+    assert judge(precedes=("revenue",)) == "LEADING"
+    assert judge(within=NIL, between=NIL, skill=0.0) == "NO SIGNAL"
+    assert judge(within=NIL) == "VANITY"
+    assert judge(preceded_by=("projects_completed",)) == "LAGGING"
+    # preceded by a predictive metric but also precedes another one: feedback
+    assert judge(preceded_by=("a",), precedes=("b",)) == "COINCIDENT"
+    # predictive out of sample, yet neither effect is clear
+    assert judge(within=NIL, between=NIL, skill=0.02) == "COINCIDENT"
+
+
+def test_clear_boundary_is_the_99_percent_interval():
+    just_in = Effect(-(Z99 + 1e-6) * 0.1, 0.1)
+    just_out = Effect(-(Z99 - 1e-6) * 0.1, 0.1)
+    assert just_in.clear(0.99) and not just_out.clear(0.99)
+    assert judge(within=just_out, between=NIL, skill=0.0) == "NO SIGNAL"
+    assert judge(within=just_in, between=NIL, skill=0.0) == "LEADING"
+    assert judge(within=NIL, between=just_in, skill=0.0) == "VANITY"
+    # a looser rule makes the same numbers clear
+    loose = VerdictRule(clear_prob=0.9)
+    assert judge(within=Effect(-0.2, 0.1), between=NIL, skill=0.0, rule=loose) == "LEADING"
+
+
+def test_skill_boundary_of_no_signal():
+    assert judge(within=NIL, between=NIL, skill=RULE.min_skill - 1e-9) == "NO SIGNAL"
+    assert judge(within=NIL, between=NIL, skill=RULE.min_skill) == "COINCIDENT"
+
+
+def test_vanity_ratio_and_sign():
+    between = Effect(-0.8, 0.05)
+    ratio = RULE.vanity_ratio * 0.8
+    assert judge(within=Effect(-(ratio - 1e-3), 0.01), between=between) == "VANITY"
+    assert judge(within=Effect(-(ratio + 1e-3), 0.01), between=between) == "LEADING"
+    # a clear within effect of the opposite sign does not back the between effect up
+    assert judge(within=Effect(+0.5, 0.1), between=between) == "VANITY"
+    # without a clear between effect, a clear within effect of either sign leads
+    assert judge(within=Effect(+0.5, 0.1), between=NIL) == "LEADING"
+
+
+def test_lagging_comes_before_vanity_and_leading():
+    # a lagging metric (revenue) is a size proxy too; timing decides
+    assert judge(within=NIL, preceded_by=("projects_completed",)) == "LAGGING"
+    # no signal at all wins over timing
+    assert judge(within=NIL, between=NIL, skill=0.0, preceded_by=("x",)) == "NO SIGNAL"
+
+
+def test_precedence_reads_significance_and_dominance():
+    rows = [
+        ("a", "b", 500.0, 1e-9),
+        ("b", "a", 30.0, 1e-9),  # significant, but dominated 500 : 30
+        ("a", "c", 5.0, 1e-4),
+        ("c", "a", 3.0, 1e-3),  # 5 < 2 * 3: no dominance either way
+        ("b", "c", 1.0, 0.4),
+        ("c", "b", 1.0, 0.4),
+    ]
+    timing = pd.DataFrame(rows, columns=["cause", "effect", "F", "p_value"])
+    prec = L.precedence(timing, predictive=["a", "b", "c"])
+    assert prec["a"] == (("b",), ())
+    assert prec["b"] == ((), ("a",))
+    assert prec["c"] == ((), ())
+    # only predictive metrics count as predecessors
+    assert L.precedence(timing, predictive=["b"])["b"] == ((), ())
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def lead_lag_frame(accounts=400, periods=30, lead=2, seed=0):
+    """x is AR(1) within each account; y follows x by `lead` periods; period shocks on both."""
+    rng = np.random.default_rng(seed)
+    size = rng.normal(0, 1, (accounts, 1))
+    shock = np.cumsum(rng.normal(0, 0.1, periods))
+    e = rng.normal(0, 1, (accounts, periods + lead))
+    x = np.zeros_like(e)
+    for t in range(1, e.shape[1]):
+        x[:, t] = 0.5 * x[:, t - 1] + e[:, t]
+    y = 0.6 * x[:, :-lead] + rng.normal(0, 0.5, (accounts, periods))
+    x = x[:, lead:]
+    frame = pd.DataFrame(
+        {
+            "account_id": np.repeat([f"a{i:04d}" for i in range(accounts)], periods),
+            "t": np.tile(np.arange(periods), accounts),
+            # granger() works on log1p: store expm1 of the series
+            "x": np.expm1((2 + size + shock + 0.3 * x).ravel()),
+            "y": np.expm1((1 + 2 * size + shock + 0.3 * y).ravel()),
+        }
+    )
+    return frame
+
+
+def test_granger_finds_the_leading_series():
+    g = L.granger(lead_lag_frame(), ["x", "y"], lags=3).set_index(["cause", "effect"])
+    assert g.loc[("x", "y"), "p_value"] < 1e-12
+    # the reverse direction picks up only the O(1/T) bias of fixed effects with lagged
+    # dependent variables (Nickell 1981): small next to the true direction
+    assert g.loc[("x", "y"), "F"] > 20 * g.loc[("y", "x"), "F"]
+    assert abs(g.loc[("y", "x"), "coef_sum"]) < 0.1
+    # y = 0.6 x[t-2] + ..., both scaled by 0.3: the elasticity to a sustained change is 0.6
+    assert g.loc[("x", "y"), "coef_sum"] == pytest.approx(0.6, abs=0.1)
+    prec = L.precedence(g.reset_index(), predictive=["x", "y"])
+    assert prec["x"] == (("y",), ()) and prec["y"] == ((), ("x",))
+
+
+def test_granger_coefficients_equal_dummy_variable_ols():
+    f = lead_lag_frame(accounts=40, periods=12, seed=3)
+    L_ = 2
+    g = L.granger(f, ["x", "y"], lags=L_).set_index(["cause", "effect"])
+    # direct: OLS of y on its lags, x's lags, account and period dummies
+    z = np.log1p(f[["x", "y"]].to_numpy())
+    acc = pd.factorize(f["account_id"])[0]
+    t = f["t"].to_numpy()
+    rows = np.flatnonzero(t >= L_)
+    lagged = [z[rows - k] for k in range(1, L_ + 1)]
+    X = np.column_stack(
+        [lg[:, 1] for lg in lagged]
+        + [lg[:, 0] for lg in lagged]
+        + [np.eye(acc.max() + 1)[acc[rows]], np.eye(t.max() + 1)[t[rows]][:, L_ + 1 :]]
+    )
+    beta = np.linalg.lstsq(X, z[rows, 1], rcond=None)[0]
+    assert g.loc[("x", "y"), "coef_sum"] == pytest.approx(beta[L_ : 2 * L_].sum(), abs=1e-8)
+
+
+def test_cross_correlation_sign_convention():
+    f = lead_lag_frame(lead=2)
+    cc = L.cross_correlations(f, ["y", "x"], reference="y", lags=4)
+    peak = cc.loc[cc["corr"].abs().idxmax()]
+    # x leads the reference y by 2 periods: positive lag by the stated convention
+    assert peak["metric"] == "x" and peak["lag"] == 2 and peak["outside"]
+    assert "lag k > 0: the metric leads" in L.LAG_CONVENTION
+    assert np.allclose(cc["band"], 1.96 / np.sqrt(cc["n"]))
+
+
+# --------------------------------------------------------------------------- within / between
+
+
+def test_account_period_effects_equal_dummy_regression():
+    rng = np.random.default_rng(1)
+    acc = rng.integers(0, 15, 200)
+    per = rng.integers(0, 8, 200)
+    z = rng.normal(size=200) + acc * 0.3 - per * 0.2
+    a, g, r = L.account_period_effects(z, acc, per)
+    D = np.column_stack([np.eye(15)[acc], np.eye(8)[per][:, 1:]])
+    fitted = D @ np.linalg.lstsq(D, z, rcond=None)[0]
+    assert np.allclose(a + g, fitted, atol=1e-8)
+    assert np.allclose(r, z - fitted, atol=1e-8)
+    assert abs(g.mean()) < 1e-12
+
+
+def test_within_between_separates_size_from_movement():
+    """Churn driven by an account's size only vs by its movements only (known truth)."""
+    rng = np.random.default_rng(7)
+    A, T = 3000, 20
+    size = rng.normal(0, 0.7, A)
+    move = rng.normal(0, 0.5, (A, T))
+    size_metric = np.expm1(2 + size[:, None] + rng.normal(0, 0.3, (A, T)))  # vanity-like
+    move_metric = np.expm1(2 + move)  # within-account movements only
+    logit = -4 - 0.8 * size[:, None] - 1.0 * move
+    event = rng.random((A, T)) < expit(logit)
+    end = np.where(event.any(axis=1), event.argmax(axis=1), T - 1)
+    ii, tt = np.nonzero(np.arange(T)[None, :] <= end[:, None])
+    frame = pd.DataFrame(
+        {
+            "account_id": ii,
+            "t": tt,
+            "segment": "all",
+            "tenure": tt,
+            "churned": (event.any(axis=1)[ii] & (tt == end[ii])).astype(int),
+            "size_metric": size_metric[ii, tt],
+            "move_metric": move_metric[ii, tt],
+        }
+    )
+    wb = L.within_between(frame, ["size_metric", "move_metric"], ["all"]).set_index("metric")
+    s, m = wb.loc["size_metric"], wb.loc["move_metric"]
+    assert s["between_high"] < 0 and s["within_low"] < 0 < s["within_high"]
+    assert m["within_low"] < -1.0 < m["within_high"]
+    assert (
+        judge(
+            within=Effect(s["within_mean"], s["within_sd"]),
+            between=Effect(s["between_mean"], s["between_sd"]),
+        )
+        == "VANITY"
+    )
+
+
+# --------------------------------------------------------------------------- cells and model
+
+
+def test_cell_grid_matches_churn_cells(panel):
+    bands = (0, 4, 13, 26)
+    grid = L.cell_grid(
+        panel.frame, "projects_completed", panel.segments, bins=12, tenure_edges=bands
+    )
+    mine = grid.to_churn_cells().frame
+    theirs = churn_cells(panel, "projects_completed", bins=12, tenure_bands=bands).frame
+    keys = ["segment_idx", "tenure_band", "x"]
+    mine, theirs = (
+        mine.sort_values(keys, ignore_index=True),
+        theirs.sort_values(keys, ignore_index=True),
+    )
+    for col in ["segment_idx", "tenure_band", "at_risk", "churned"]:
+        assert np.array_equal(mine[col].to_numpy(), theirs[col].to_numpy()), col
+    for col in ["x", "log_tenure", "level"]:
+        assert np.allclose(mine[col], theirs[col]), col
+    # every row has its cell, and the cells count the rows
+    assert (grid.row_cell >= 0).all()
+    assert np.array_equal(np.bincount(grid.row_cell, minlength=len(grid.at_risk)), grid.at_risk)
+
+
+def fake_posterior(S, draws=50, seed=0, hinge=False):
+    rng = np.random.default_rng(seed)
+    post = {
+        "churn_intercept": rng.normal(-4, 0.2, (1, draws, S)),
+        "churn_slope": rng.normal(-0.5, 0.1, (1, draws, S)),
+        "tenure_slope": rng.normal(-0.1, 0.05, (1, draws)),
+    }
+    if hinge:
+        post["hinge_jump"] = rng.normal(-0.7, 0.1, (1, draws))
+        post["hinge_tau"] = rng.uniform(5, 10, (1, draws))
+    return az.from_dict(posterior=post)
+
+
+@pytest.mark.parametrize("hinge", [False, True])
+def test_account_log_likelihood_is_the_sum_of_row_bernoullis(panel, hinge):
+    f = panel.frame
+    grid = L.cell_grid(f, "projects_completed", panel.segments, bins=20)
+    idata = fake_posterior(len(panel.segments), hinge=hinge)
+    acc = pd.factorize(f["account_id"])[0]
+    y = f["churned"].to_numpy(float)
+    ll = L._account_log_lik(idata, grid, acc, y, hinge=hinge)
+    # direct: every row with its cell's covariates, draw by draw
+    c = grid.row_cell
+    post = idata.posterior
+    d = 7
+    eta = L.churn_logit(
+        grid.x[c],
+        grid.log_tenure[c],
+        post["churn_intercept"].values[0, d][grid.segment_idx[c]],
+        post["churn_slope"].values[0, d][grid.segment_idx[c]],
+        post["tenure_slope"].values[0, d],
+        post["hinge_jump"].values[0, d] if hinge else 0.0,
+        post["hinge_tau"].values[0, d] if hinge else None,
+    )
+    row_ll = y * log_expit(eta) + (1 - y) * log_expit(-eta)
+    assert np.allclose(ll[0, d], np.bincount(acc, row_ll))
+    assert ll.shape == (1, 50, acc.max() + 1)
+
+
+def test_comparison_model_logp_is_the_binomial_of_the_cells(panel):
+    grid = L.cell_grid(panel.frame, "logins", panel.segments, bins=10)
+    model = L.build_comparison_model(grid)
+    point = model.initial_point()
+    logp = model.compile_logp(vars=[model["churn"]], sum=True)(point)
+    data = L._grid_data(grid, hinge=False)
+    S = len(panel.segments)
+    level = point["churn_level"]
+    slope = (
+        point["churn_slope_mu"] + np.exp(point["churn_slope_sigma_log__"]) * point["churn_slope_z"]
+    )
+    intercept = level - slope * data["x_centre"] - point["tenure_slope"] * data["log_tenure_centre"]
+    s = data["segment_idx"]
+    eta = intercept[s] + slope[s] * data["x"] + point["tenure_slope"] * data["log_tenure"]
+    expected = stats.binom.logpmf(data["churned"], data["at_risk"], expit(eta)).sum()
+    assert len(level) == S
+    assert logp == pytest.approx(expected, rel=1e-9)
+
+
+def test_profile_threshold_peaks_near_a_planted_step():
+    world = generate_world(3000, 40, seed=4, churn_slope=-0.3, hinge_jump=-1.2, hinge_tau=6.0)
+    p = check_frame(world.panel, world.tree)
+    prof = L.profile_threshold(L.cell_grid(p.frame, "projects_completed", p.segments, bins=80))
+    best = prof.loc[prof["log_lik"].idxmax()]
+    assert best["tau"] == pytest.approx(6.0, rel=0.15)
+    assert best["jump"] < -0.5
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def test_bad_inputs_raise_data_errors(panel):
+    with pytest.raises(DataError, match="not_a_metric"):
+        L.validate(panel, metrics=["projects_completed", "not_a_metric"])
+    with pytest.raises(DataError, match="cutoff"):
+        L.validate(panel, train_share=0.999)
+
+
+# --------------------------------------------------------------------------- real fits
+
+
+@pytest.fixture(scope="module")
+def validation(panel):
+    return L.validate(panel, seed=1, draws=300, tune=300, chains=2)
+
+
+@pytest.fixture(scope="module")
+def no_signal():
+    world = generate_world(1500, 40, seed=11, churn_slope=0.0, hinge_jump=0.0)
+    return L.validate(check_frame(world.panel, world.tree), seed=1, draws=300, tune=300, chains=2)
+
+
+@pytest.mark.slow
+def test_synthetic_world_verdicts(validation, world):
+    v = validation.verdicts()
+    assert v[world.tree.north_star] == "LEADING"
+    assert v[world.truth["vanity"]] == "VANITY"
+    assert v[world.truth["lagging"]] == "LAGGING"
+    table = validation.metrics.set_index("metric")
+    assert table.loc[world.tree.north_star, "rank"] == 1
+    assert (table["rhat_max"] < 1.1).all()
+    assert "North Star projects_completed: LEADING." in validation.summary
+
+
+@pytest.mark.slow
+def test_timing_on_the_synthetic_world(validation, world):
+    g = validation.timing.set_index(["cause", "effect"])
+    ns, rev = world.tree.north_star, world.truth["lagging"]
+    assert g.loc[(ns, rev), "p_value"] < 1e-6
+    assert g.loc[(ns, rev), "F"] > 10 * g.loc[(rev, ns), "F"]
+    # revenue follows the North Star by revenue_lag periods: the peak is at lag -revenue_lag
+    cc = validation.cross_correlations
+    rc = cc[cc["metric"] == rev]
+    assert rc.loc[rc["corr"].abs().idxmax(), "lag"] == -world.truth["revenue_lag"]
+
+
+@pytest.mark.slow
+def test_threshold_recovers_the_planted_tau(validation, world):
+    thr = validation.threshold
+    tau = world.truth["churn"]["hinge_tau"]
+    assert thr["supported"]
+    assert thr["tau"]["low"] <= tau <= thr["tau"]["high"]
+    assert thr["jump"]["high"] < 0
+    assert thr["retention_above"]["mean"] > thr["retention_below"]["mean"]
+    assert thr["rhat_max"] < 1.1
+    assert "retain at" in thr["sentence"]
+
+
+@pytest.mark.slow
+def test_no_effect_world_is_no_signal(no_signal):
+    assert no_signal.verdicts()["projects_completed"] == "NO SIGNAL"
+    assert not no_signal.threshold["supported"]
+
+
+@pytest.mark.slow
+def test_to_dict_is_json_and_complete(validation, panel):
+    d = validation.to_dict()
+    json.dumps(d)
+    m = d["metrics"][0]
+    for key in ("metric", "verdict", "rank", "log_loss", "auc", "elpd_loo", "within", "between"):
+        assert key in m
+    assert set(m["within"]) >= {"mean", "low", "high"}
+    assert [x["rank"] for x in d["metrics"]] == [1, 2, 3]
+    assert d["threshold"]["tau"]["low"] <= d["threshold"]["tau"]["high"]
+    assert d["settings"]["lag_convention"] == L.LAG_CONVENTION
+    # the in-sample fits carry the per-account log-likelihood used by LOO
+    ll = validation.posteriors["projects_completed"].log_likelihood["churn"]
+    assert ll.sizes["account"] == panel.frame["account_id"].nunique()
+
+
+@pytest.mark.slow
+def test_scores_do_not_see_rows_after_the_cutoff(panel):
+    """Fits use rows before the cutoff only: altering later rows changes no training draw."""
+    ns = panel.tree.north_star
+    kw = {"seed": 3, "sampling": L.Sampling(draws=100, tune=100, chains=2), "in_sample": False}
+    before = L.predictive_power(panel, [ns], **kw)
+    f = panel.frame.copy()
+    later = f["t"] >= before.cutoff
+    accounts = pd.unique(f["account_id"])
+    touched = f["account_id"].isin(accounts[::2]).to_numpy()
+    f.loc[later & touched, ns] = f.loc[later & touched, ns] * 3.0
+    last = ~f["account_id"].duplicated(keep="last")
+    f.loc[later & touched & last, "churned"] = 1  # censored accounts now churn at the end
+    altered = check_frame(
+        f.drop(columns=["t", "tenure"]).rename(columns={"segment": panel.tree.segment}),
+        panel.tree,
+    )
+    after = L.predictive_power(altered, [ns], **kw)
+    a, b = before.train_posteriors[ns].posterior, after.train_posteriors[ns].posterior
+    assert np.array_equal(a["churn_slope"].values, b["churn_slope"].values)
+    scored_untouched = ~touched[later.to_numpy()]
+    assert np.array_equal(
+        before.predictions[ns][scored_untouched], after.predictions[ns][scored_untouched]
+    )
+    assert not np.array_equal(before.predictions[ns], after.predictions[ns])
