@@ -745,13 +745,20 @@ def _cells(population: Population, posterior: PosteriorDraws) -> _Cells:
     if problems:
         raise DataError("population", problems)
     index = {s: k for k, s in enumerate(posterior.segments)}
-    keep = frame["accounts"].to_numpy(dtype=float) > 0
+    seg = np.array([index[s] for s in labels], dtype=np.intp)
+    # cells with accounts, sorted by segment (so that a segment's cells are contiguous)
+    keep = np.flatnonzero(frame["accounts"].to_numpy(dtype=float) > 0)
+    keep = keep[np.argsort(seg[keep], kind="stable")]
+
+    def col(name: str) -> np.ndarray:
+        return frame[name].to_numpy(dtype=float)[keep]
+
     return _Cells(
-        seg=np.array([index[s] for s in labels[keep]], dtype=np.intp),
-        accounts=frame["accounts"].to_numpy(dtype=float)[keep],
-        north_star=frame["north_star"].to_numpy(dtype=float)[keep],
-        tenure=frame["tenure"].to_numpy(dtype=float)[keep],
-        value=frame["value"].to_numpy(dtype=float)[keep],
+        seg=seg[keep],
+        accounts=col("accounts"),
+        north_star=col("north_star"),
+        tenure=col("tenure"),
+        value=col("value"),
     )
 
 
@@ -870,6 +877,14 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return np.reciprocal(out, out=out)
 
 
+def _hinge_step(x: np.ndarray, ltw: np.ndarray, hj: np.ndarray) -> np.ndarray:
+    """``hj * sigmoid((x - log1p(tau)) / HINGE_WIDTH)`` with ``ltw = log1p(tau) / HINGE_WIDTH``."""
+    z = np.subtract(ltw, x * (1.0 / HINGE_WIDTH))
+    np.exp(z, out=z)
+    z += 1.0
+    return np.divide(hj, z, out=z)
+
+
 def _ramp_share(start: int, ramp: int, t: np.ndarray) -> np.ndarray:
     return np.clip((t - start + 1) / (ramp + 1), 0.0, 1.0)
 
@@ -914,22 +929,27 @@ class _Chunk:
         seg = cells.seg
         self.b = post.churn_slope[pidx][:, seg]  # (n, C)
         self.x0 = np.log1p(cells.north_star)  # (C,)
+        self.ns = cells.north_star
         if post.hinge_jump is not None:
             self.hj = post.hinge_jump[pidx][:, None]  # (n, 1)
-            self.lt = np.log1p(post.hinge_tau[pidx])[:, None]
-            self.sig0 = _sigmoid((self.x0 - self.lt) / HINGE_WIDTH)  # (n, C)
+            self.ltw = np.log1p(post.hinge_tau[pidx])[:, None] / HINGE_WIDTH
+            self.base_step = _hinge_step(self.x0, self.ltw, self.hj)  # (n, C)
         else:
             self.hj = None
         log_tenure = np.log1p(cells.tenure[None, :] + 1.0 + np.arange(t_count)[:, None])
-        logit0 = churn_logit(
+        # the churn logit without the tenure term (n, C), then with it (T, n, C)
+        static = churn_logit(
             self.x0,
-            log_tenure[:, None, :],
-            post.churn_intercept[pidx][:, seg][None],
-            self.b[None],
-            post.tenure_slope[pidx][None, :, None],
-            0.0 if self.hj is None else self.hj[None],
-            None if self.hj is None else post.hinge_tau[pidx][None, :, None],
+            0.0,
+            post.churn_intercept[pidx][:, seg],
+            self.b,
+            0.0,
+            0.0 if self.hj is None else self.hj,
+            None if self.hj is None else post.hinge_tau[pidx][:, None],
             sigmoid=_sigmoid,
+        )
+        logit0 = churn_logit(
+            0.0, log_tenure[:, None, :], static, 0.0, post.tenure_slope[pidx][:, None]
         )
         # odds of churn per period: q = 1 / (1 + odds * k), k = exp(logit - logit0)
         self.odds = np.exp(logit0, out=logit0)  # (T, n, C)
@@ -942,22 +962,45 @@ class _Chunk:
         self.w_value = cells.accounts * cells.value
         self.w_nsm = cells.accounts * cells.north_star
         self.nsm_path = np.einsum("tnc,c->tn", self.alive[:t_count], self.w_nsm)  # (T, n)
-        value_t = np.einsum("tnc,c->tn", self.alive[:t_count], self.w_value)
-        # value_tail[t] = sum of value_t over periods t .. T-1
-        self.value_tail = np.zeros((t_count + 1, j1 - j0))
-        self.value_tail[:t_count] = np.cumsum(value_t[::-1], axis=0)[::-1]
-        self.retained = np.einsum("nc,c->n", self.alive[t_count], cells.accounts)
+        self._sums: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+        whole = self.sums(0, seg.size)
+        self.value_tail, self.retained = whole["value_tail"], whole["retained"]
 
-    def _hazard_factor(self, rows: np.ndarray, mult: np.ndarray) -> np.ndarray:
-        """``k = exp(logit - logit0)`` for cell multipliers ``mult`` of shape (..., r, C)."""
-        x = np.log1p(self.plan.cells.north_star * mult)
-        delta = self.b[rows] * (x - self.x0)
+    def _hazard_factor(self, rows: Any, span: slice, mult: np.ndarray) -> np.ndarray:
+        """``k = exp(logit - logit0)`` for multipliers ``mult`` (..., r, C) of the cells in span."""
+        x = np.multiply(self.ns[span], mult)
+        np.log1p(x, out=x)
+        delta = np.subtract(x, self.x0[span])
+        delta *= self.b[rows, span]
         if self.hj is not None:
-            step = _sigmoid((x - self.lt[rows]) / HINGE_WIDTH)
-            step -= self.sig0[rows]
-            step *= self.hj[rows]
+            step = _hinge_step(x, self.ltw[rows], self.hj[rows])
+            step -= self.base_step[rows, span]
             delta += step
         return np.exp(delta, out=delta)
+
+    def sums(self, lo: int, hi: int) -> dict[str, np.ndarray]:
+        """Baseline totals over cells ``lo:hi``, reduced as :meth:`run` reduces its own.
+
+        ``value_tail[t]`` (T+1, n) is the value of periods ``t .. T-1``, summed from the last
+        period back; ``north_star`` (n,) the North Star of the last period; ``retained`` (n,).
+        The same order of summation makes a change exactly zero when nothing changed.
+        """
+        key = (lo, hi)
+        if key not in self._sums:
+            t_count, span = self.plan.horizon, slice(lo, hi)
+            value_t = np.einsum("tnc,c->tn", self.alive[:t_count, :, span], self.w_value[span])
+            value_tail = np.zeros((t_count + 1, value_t.shape[1]))
+            value_tail[:t_count] = np.cumsum(value_t[::-1], axis=0)[::-1]
+            self._sums[key] = {
+                "value_tail": value_tail,
+                "north_star": np.einsum(
+                    "nc,c->n", self.alive[t_count - 1][:, span], self.w_nsm[span]
+                ),
+                "retained": np.einsum(
+                    "nc,c->n", self.alive[t_count][:, span], self.plan.cells.accounts[span]
+                ),
+            }
+        return self._sums[key]
 
     def run(self, members: np.ndarray, keep_path: bool) -> dict[str, Any]:
         """Project a set of initiatives; return its changes on the draws it affects."""
@@ -966,6 +1009,7 @@ class _Chunk:
         n = self.j1 - self.j0
         g = {}
         affected = np.zeros(n, dtype=bool)
+        reached = np.zeros(len(plan.posterior.segments), dtype=bool)
         for i in members:
             if plan.start[i] >= t_count:
                 continue
@@ -974,6 +1018,7 @@ class _Chunk:
             if hit.any():
                 g[i] = gi
                 affected |= hit
+                reached |= plan.rho[i] > 0.0
         rows = np.flatnonzero(affected)
         if rows.size == 0:
             return {"rows": rows}
@@ -982,14 +1027,20 @@ class _Chunk:
         every = rows.size >= DENSE_SHARE * n
         sel = slice(None) if every else rows
         r = n if every else rows.size
+        # Cells are sorted by segment: project the span of the segments reached only.
+        in_reach = np.flatnonzero(reached[plan.cells.seg])
+        lo, hi = int(in_reach[0]), int(in_reach[-1]) + 1
+        span = slice(lo, hi)
+        whole = lo == 0 and hi == plan.cells.seg.size
+        seg = plan.cells.seg[span]
+        n_cells = hi - lo
         active = list(g)
         t0 = int(min(plan.start[i] for i in active))
         t1 = int(min(t_count, max(plan.start[i] + plan.ramp[i] for i in active)))
-        seg = plan.cells.seg
         # steady state: every ramp complete
         steady = _combine([_log_multiplier(g[i][sel], plan.rho[i]) for i in active], plan.overlap)
         mult_steady = np.exp(steady)[:, seg]  # (r, C)
-        k_steady = self._hazard_factor(sel, mult_steady)
+        k_steady = self._hazard_factor(sel, span, mult_steady)
         n_ramp = t1 - t0
         if n_ramp > 0:
             t = np.arange(t0, t1)
@@ -1001,17 +1052,18 @@ class _Chunk:
                 for i in active
             ]
             mult_ramp = np.exp(_combine(parts, plan.overlap))[..., seg]  # (Tr, r, C)
-            k_ramp = self._hazard_factor(sel, mult_ramp)
+            k_ramp = self._hazard_factor(sel, span, mult_ramp)
         m = t_count - t0
         # alive in period t0 + j, per account of the cell at the start, for j = 0 .. m - 1
-        alive_t0 = self.alive[t0] if every else self.alive[t0][rows]  # (r, C); a view if every
-        path_alive = np.empty((m, r, seg.size)) if keep_path else None
-        alive_sum = np.zeros((r, seg.size))  # over periods t0 + 1 .. T - 1 (the value's)
-        buffers = (np.empty((r, seg.size)), np.empty((r, seg.size)))
-        tmp = np.empty((r, seg.size))
+        alive_t0 = self.alive[t0][:, span] if every else self.alive[t0][rows, span]  # (r, C)
+        path_alive = np.empty((m, r, n_cells)) if keep_path else None
+        w_value = self.w_value[span]
+        value_t = np.empty((m - 1, r))  # value of periods t0 + 1 .. T - 1
+        buffers = (np.empty((r, n_cells)), np.empty((r, n_cells)))
+        tmp = np.empty((r, n_cells))
         prev = alive_last = alive_t0
         for j in range(m):
-            odds = self.odds[t0 + j]
+            odds = self.odds[t0 + j][:, span]
             k = k_ramp[j] if j < n_ramp else k_steady
             if every:
                 np.multiply(odds, k, out=tmp)
@@ -1023,28 +1075,37 @@ class _Chunk:
             if keep_path:
                 path_alive[j] = prev
             if j < m - 1:
-                alive_sum += cur
+                np.einsum("rc,c->r", cur, w_value, out=value_t[j])
             if j == m - 2:
                 alive_last = cur.copy()
             prev = cur
         mult_last = mult_steady if t_count - 1 >= t1 else mult_ramp[t_count - 1 - t0]
-        value = np.einsum("rc,c->r", alive_sum, self.w_value)
-        retained = np.einsum("rc,c->r", prev, plan.cells.accounts)
-        nsm = np.einsum("rc,c->r", alive_last * mult_last, self.w_nsm)
+        # summed from the last period back, as the baseline's value_tail
+        value = np.cumsum(value_t[::-1], axis=0)[-1] if m > 1 else np.zeros(r)
+        retained = np.einsum("rc,c->r", prev, plan.cells.accounts[span])
+        nsm = np.einsum("rc,c->r", alive_last * mult_last, self.w_nsm[span])
         if every:
             value, retained, nsm = value[rows], retained[rows], nsm[rows]
+        base = self.sums(lo, hi)
+        base_nsm = base["north_star"][rows]
+        base_retained = base["retained"][rows]
+        base_value = base["value_tail"][t0 + 1, rows]
         out = {
             "rows": rows,
-            "north_star": nsm - self.nsm_path[t_count - 1, rows],
-            "retained": retained - self.retained[rows],
-            "value": value - self.value_tail[t0 + 1, rows],
+            "north_star": nsm - base_nsm,
+            "retained": retained - base_retained,
+            "value": value - base_value,
         }
         if keep_path:
             if n_ramp > 0:
                 path_alive[:n_ramp] *= mult_ramp
             path_alive[n_ramp:] *= mult_steady
+            new = np.einsum("jrc,c->jr", path_alive, self.w_nsm[span])
+            if not whole:  # cells outside the span keep their baseline
+                rest = self.alive[t0:t_count][:, sel]
+                new += np.einsum("jrc,c->jr", rest, self.w_nsm * ~reached[plan.cells.seg])
             path = self.nsm_path.copy() if every else self.nsm_path[:, rows]  # (T, r)
-            path[t0:] = np.einsum("jrc,c->jr", path_alive, self.w_nsm)
+            path[t0:] = new
             out["path"] = path[:, rows] if every else path
         return out
 
