@@ -2,16 +2,26 @@
 
 For the North Star and each candidate metric M, four kinds of evidence:
 
-1. **Predictive power.** The retention model (:mod:`nsm_sim.retention`) with M in place of the
-   North Star, fit on the earlier periods only (rows with ``t < cutoff``; the churn outcome of
-   such a row is known by ``t + 1 <= cutoff``, so nothing from the scoring periods leaks in)
-   and scored row by row on the later ones: log-loss, Brier score and AUC of the posterior
-   predictive churn probability. ``skill`` is the relative log-loss improvement over a baseline
-   with segment intercepts and tenure only (``1 - log_loss / baseline_log_loss``). In sample,
-   the same model fit on all periods is compared by PSIS-LOO (:func:`arviz.compare`); the
-   pointwise log-likelihood is taken per *account* (the sum of its rows' Bernoulli
-   log-likelihoods under the fitted cell model), so every metric's model is scored on the same
-   units and outcomes and the elpd values are comparable.
+1. **Predictive power.** The retention hazard of :mod:`nsm_sim.retention` (its formula
+   :func:`~nsm_sim.retention.churn_logit`, its priors and posterior names) with M in place of
+   the North Star, fit on the earlier periods only (rows with ``t < cutoff``; the churn
+   outcome of such a row is known by ``t + 1 <= cutoff``, so nothing from the scoring periods
+   leaks in; the bins come from those rows too) and scored row by row on the later ones:
+   log-loss, Brier score and AUC of the posterior predictive churn probability. ``skill`` is
+   the relative log-loss improvement over a baseline with segment intercepts and tenure only
+   (``1 - log_loss / baseline_log_loss``). In sample, the same model fit on all periods is
+   compared by PSIS-LOO (:func:`arviz.compare`); the pointwise log-likelihood is taken per
+   *account* (the sum of its rows' Bernoulli log-likelihoods under the fitted cell model), so
+   every metric's model is scored on the same units and outcomes and the elpd values are
+   comparable (cell-level elpds are not: each metric has its own cells).
+
+   The model is built here (:func:`build_comparison_model`) rather than taken from
+   :func:`nsm_sim.retention.build_retention_model` for three reasons: every input, the hinge
+   switch included, is a data container, so nutpie compiles it once per process and each
+   metric, split and hinge variant only swaps data; the intercept is parametrised at each
+   segment's mean metric and tenure, which keeps the posterior round when metrics of very
+   different scales take turns; and the per-account log-likelihood needs each row's cell
+   (:func:`cell_grid`), which :func:`nsm_sim.data.churn_cells` does not return.
 2. **Timing.** Cross-lagged (panel Granger) regressions between every pair of metrics on
    ``log1p`` series with account and period effects removed: does M's past (lags ``1..L``)
    predict the other's present beyond the other's own past? Per direction: the sum of the
@@ -235,7 +245,7 @@ def verdict(
             f"say {how} about churn ({effects}): it tracks account size.",
         )
     if agrees and not preceded_by:
-        after = f" and moves before {', '.join(precedes)}" if precedes else ""
+        after = f", and it moves before {', '.join(precedes)}" if precedes else ""
         return Verdict(
             "LEADING",
             f"When it moves within an account, churn risk moves with it ({effects}); no other "
@@ -1350,8 +1360,11 @@ def _retention_split(draws: dict, grid: CellGrid, horizon: int):
     """Retention over ``horizon`` of the cells at or above and below tau, per draw."""
     occupied = grid.at_risk > 0
     x, n = grid.x[occupied], grid.at_risk[occupied].astype(float)
-    eta = _logit(draws, x, grid.log_tenure[occupied], grid.segment_idx[occupied], hinge=True)
-    keep = (1.0 - expit(eta)) ** horizon
+    tenure = np.expm1(grid.log_tenure[occupied])
+    keep = np.ones((len(draws["tenure_slope"]), len(x)))
+    for k in range(int(horizon)):  # the level held, tenure growing by one each period
+        eta = _logit(draws, x, np.log1p(tenure + k), grid.segment_idx[occupied], hinge=True)
+        keep *= expit(-eta)
     above = x[None, :] >= np.log1p(draws["hinge_tau"])[:, None]
     w_above, w_below = above * n, (~above) * n
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -1431,8 +1444,9 @@ def threshold(
     model's by more than 4 and more than the standard error of the difference (below 4 an
     elpd difference is small and its standard error unreliable; Sivula et al. 2020) and the
     jump's 90 % interval excludes 0. Retention over ``tree.retention_horizon`` periods is the
-    at-risk-weighted mean over the cells at or above (below) ``tau`` of
-    ``(1 - hazard) ** horizon``, per posterior draw.
+    at-risk-weighted mean over the cells at or above (below) ``tau`` of the product of
+    ``1 - hazard`` over the horizon, the cell's level held and tenure growing by one each
+    period, per posterior draw.
 
     Parameters
     ----------

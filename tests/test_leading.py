@@ -284,6 +284,45 @@ def test_account_log_likelihood_is_the_sum_of_row_bernoullis(panel, hinge):
     assert ll.shape == (1, 50, acc.max() + 1)
 
 
+def test_retention_split_is_the_product_of_survival_over_the_horizon():
+    grid = L.CellGrid(
+        metric="m",
+        segments=("a",),
+        bins=2,
+        edges=np.array([]),
+        row_cell=np.array([0, 1]),
+        segment_idx=np.array([0, 0]),
+        x=np.log1p(np.array([2.0, 20.0])),
+        log_tenure=np.log1p(np.array([3.0, 3.0])),
+        level=np.array([2.0, 20.0]),
+        at_risk=np.array([10, 30]),
+        churned=np.array([1, 1]),
+    )
+    draws = {
+        "churn_intercept": np.array([[-3.0]]),
+        "churn_slope": np.array([[-0.2]]),
+        "tenure_slope": np.array([-0.1]),
+        "hinge_jump": np.array([-1.0]),
+        "hinge_tau": np.array([8.0]),
+    }
+    above, below = L._retention_split(draws, grid, horizon=4)
+
+    def survive(level):
+        h = [
+            expit(
+                -3.0
+                - 0.2 * np.log1p(level)
+                - 0.1 * np.log1p(3.0 + k)
+                - 1.0 * expit((np.log1p(level) - np.log1p(8.0)) / 0.05)
+            )
+            for k in range(4)
+        ]
+        return np.prod(1 - np.array(h))
+
+    assert above[0] == pytest.approx(survive(20.0), rel=1e-12)
+    assert below[0] == pytest.approx(survive(2.0), rel=1e-12)
+
+
 def test_comparison_model_logp_is_the_binomial_of_the_cells(panel):
     grid = L.cell_grid(panel.frame, "logins", panel.segments, bins=10)
     model = L.build_comparison_model(grid)
