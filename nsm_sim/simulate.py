@@ -920,13 +920,12 @@ class _Chunk:
     summation does not depend on how many draws share the chunk.
     """
 
-    def __init__(self, plan: _Plan, j0: int, j1: int):
-        self.plan, self.j0, self.j1 = plan, j0, j1
+    def __init__(self, plan: _Plan, ids: np.ndarray):
+        self.plan, self.ids = plan, ids
         cells, post = plan.cells, plan.posterior
-        t_count = plan.horizon
-        pidx = plan.post_idx[j0:j1]
+        t_count, seg, n = plan.horizon, cells.seg, ids.size
+        pidx = plan.post_idx[ids]
         self.pidx = pidx
-        seg = cells.seg
         self.b = post.churn_slope[pidx][:, seg]  # (n, C)
         self.x0 = np.log1p(cells.north_star)  # (C,)
         self.ns = cells.north_star
@@ -936,35 +935,56 @@ class _Chunk:
             self.base_step = _hinge_step(self.x0, self.ltw, self.hj)  # (n, C)
         else:
             self.hj = None
+        # The baseline depends on the posterior draw only: project each distinct one once.
+        uniq, inv = np.unique(pidx, return_inverse=True)
+        hinge = post.hinge_jump is not None
         log_tenure = np.log1p(cells.tenure[None, :] + 1.0 + np.arange(t_count)[:, None])
-        # the churn logit without the tenure term (n, C), then with it (T, n, C)
+        # the churn logit without the tenure term (U, C), then with it (T, U, C)
         static = churn_logit(
             self.x0,
             0.0,
-            post.churn_intercept[pidx][:, seg],
-            self.b,
+            post.churn_intercept[uniq][:, seg],
+            post.churn_slope[uniq][:, seg],
             0.0,
-            0.0 if self.hj is None else self.hj,
-            None if self.hj is None else post.hinge_tau[pidx][:, None],
+            post.hinge_jump[uniq][:, None] if hinge else 0.0,
+            post.hinge_tau[uniq][:, None] if hinge else None,
             sigmoid=_sigmoid,
         )
         logit0 = churn_logit(
-            0.0, log_tenure[:, None, :], static, 0.0, post.tenure_slope[pidx][:, None]
+            0.0, log_tenure[:, None, :], static, 0.0, post.tenure_slope[uniq][:, None]
         )
         # odds of churn per period: q = 1 / (1 + odds * k), k = exp(logit - logit0)
-        self.odds = np.exp(logit0, out=logit0)  # (T, n, C)
-        self.alive = np.empty((t_count + 1, j1 - j0, seg.size))  # (T+1, n, C)
-        self.alive[0] = 1.0
-        tmp = np.empty((j1 - j0, seg.size))
+        odds = np.exp(logit0, out=logit0)  # (T, U, C)
+        alive = np.empty((t_count + 1, uniq.size, seg.size))  # (T+1, U, C)
+        alive[0] = 1.0
+        tmp = np.empty((uniq.size, seg.size))
         for t in range(t_count):
-            np.add(self.odds[t], 1.0, out=tmp)
-            np.divide(self.alive[t], tmp, out=self.alive[t + 1])
+            np.add(odds[t], 1.0, out=tmp)
+            np.divide(alive[t], tmp, out=alive[t + 1])
+        self._odds_u, self._alive_u = odds, alive
+        self._inv = None if uniq.size == n else inv
+        self._odds: np.ndarray | None = odds if self._inv is None else None
         self.w_value = cells.accounts * cells.value
         self.w_nsm = cells.accounts * cells.north_star
-        self.nsm_path = np.einsum("tnc,c->tn", self.alive[:t_count], self.w_nsm)  # (T, n)
+        self.nsm_path = self._expand(np.einsum("tuc,c->tu", alive[:t_count], self.w_nsm))
         self._sums: dict[tuple[int, int], dict[str, np.ndarray]] = {}
         whole = self.sums(0, seg.size)
         self.value_tail, self.retained = whole["value_tail"], whole["retained"]
+
+    @property
+    def odds(self) -> np.ndarray:
+        """Baseline odds of churn per draw, (T, n, C), expanded on first use."""
+        if self._odds is None:
+            self._odds = self._odds_u.take(self._inv, axis=1)
+        return self._odds
+
+    def _source(self, rows: np.ndarray) -> np.ndarray:
+        """Return the indices into the per-posterior-draw arrays of draws of the chunk."""
+        return rows if self._inv is None else self._inv[rows]
+
+    def _expand(self, per_unique: np.ndarray) -> np.ndarray:
+        """Per-draw values from per-posterior-draw ones (last axis)."""
+        return per_unique if self._inv is None else per_unique[..., self._inv]
 
     def _hazard_factor(self, rows: Any, span: slice, mult: np.ndarray) -> np.ndarray:
         """``k = exp(logit - logit0)`` for multipliers ``mult`` (..., r, C) of the cells in span."""
@@ -987,18 +1007,16 @@ class _Chunk:
         """
         key = (lo, hi)
         if key not in self._sums:
-            t_count, span = self.plan.horizon, slice(lo, hi)
-            value_t = np.einsum("tnc,c->tn", self.alive[:t_count, :, span], self.w_value[span])
+            t_count, span, alive = self.plan.horizon, slice(lo, hi), self._alive_u
+            value_t = np.einsum("tuc,c->tu", alive[:t_count, :, span], self.w_value[span])
             value_tail = np.zeros((t_count + 1, value_t.shape[1]))
             value_tail[:t_count] = np.cumsum(value_t[::-1], axis=0)[::-1]
+            north_star = np.einsum("uc,c->u", alive[t_count - 1][:, span], self.w_nsm[span])
+            retained = np.einsum("uc,c->u", alive[t_count][:, span], self.plan.cells.accounts[span])
             self._sums[key] = {
-                "value_tail": value_tail,
-                "north_star": np.einsum(
-                    "nc,c->n", self.alive[t_count - 1][:, span], self.w_nsm[span]
-                ),
-                "retained": np.einsum(
-                    "nc,c->n", self.alive[t_count][:, span], self.plan.cells.accounts[span]
-                ),
+                "value_tail": self._expand(value_tail),
+                "north_star": self._expand(north_star),
+                "retained": self._expand(retained),
             }
         return self._sums[key]
 
@@ -1006,14 +1024,14 @@ class _Chunk:
         """Project a set of initiatives; return its changes on the draws it affects."""
         plan = self.plan
         t_count = plan.horizon
-        n = self.j1 - self.j0
+        n = self.ids.size
         g = {}
         affected = np.zeros(n, dtype=bool)
         reached = np.zeros(len(plan.posterior.segments), dtype=bool)
         for i in members:
             if plan.start[i] >= t_count:
                 continue
-            gi = plan.loglift[i, self.j0 : self.j1, None] * plan.path[i][self.pidx]  # (n, S)
+            gi = plan.loglift[i, self.ids, None] * plan.path[i][self.pidx]  # (n, S)
             hit = ((gi != 0.0) & (plan.rho[i] > 0.0)).any(axis=1)
             if hit.any():
                 g[i] = gi
@@ -1055,7 +1073,9 @@ class _Chunk:
             k_ramp = self._hazard_factor(sel, span, mult_ramp)
         m = t_count - t0
         # alive in period t0 + j, per account of the cell at the start, for j = 0 .. m - 1
-        alive_t0 = self.alive[t0][:, span] if every else self.alive[t0][rows, span]  # (r, C)
+        alive_t0 = self._alive_u[t0][self._source(np.arange(n) if every else rows), span]
+        # odds: all draws at once, or gathered per period from the distinct posterior draws
+        odds_all, src = (self.odds, None) if every else (self._odds_u, self._source(rows))
         path_alive = np.empty((m, r, n_cells)) if keep_path else None
         w_value = self.w_value[span]
         value_t = np.empty((m - 1, r))  # value of periods t0 + 1 .. T - 1
@@ -1063,12 +1083,12 @@ class _Chunk:
         tmp = np.empty((r, n_cells))
         prev = alive_last = alive_t0
         for j in range(m):
-            odds = self.odds[t0 + j][:, span]
+            odds = odds_all[t0 + j][:, span]
             k = k_ramp[j] if j < n_ramp else k_steady
             if every:
                 np.multiply(odds, k, out=tmp)
             else:
-                np.take(odds, rows, axis=0, out=tmp)
+                np.take(odds, src, axis=0, out=tmp)
                 tmp *= k
             tmp += 1.0
             cur = np.divide(prev, tmp, out=buffers[j % 2])  # alive in period t0 + j + 1
@@ -1102,7 +1122,7 @@ class _Chunk:
             path_alive[n_ramp:] *= mult_steady
             new = np.einsum("jrc,c->jr", path_alive, self.w_nsm[span])
             if not whole:  # cells outside the span keep their baseline
-                rest = self.alive[t0:t_count][:, sel]
+                rest = self._alive_u[t0:t_count][:, self._source(np.arange(n) if every else rows)]
                 new += np.einsum("jrc,c->jr", rest, self.w_nsm * ~reached[plan.cells.seg])
             path = self.nsm_path.copy() if every else self.nsm_path[:, rows]  # (T, r)
             path[t0:] = new
@@ -1187,32 +1207,36 @@ def _execute(
         "paths": {k: np.empty((draws, t_count)) for k in plan.paths_for},
     }
 
+    # Chunks follow the draws sorted by posterior draw, so that draws sharing one share its
+    # baseline; every draw's numbers are the same whatever chunk it falls in.
+    order = np.argsort(plan.post_idx, kind="stable")
+
     def work(j0: int) -> int:
-        j1 = min(draws, j0 + chunk_size)
+        ids = order[j0 : j0 + chunk_size]
         if plan.cells.seg.size == 0:
             for key in ("base_north_star", "base_retained", "base_value"):
-                out[key][j0:j1] = 0.0
-            out["base_path"][j0:j1] = 0.0
+                out[key][ids] = 0.0
+            out["base_path"][ids] = 0.0
             for k in plan.paths_for:
-                out["paths"][k][j0:j1] = 0.0
-            return j1 - j0
-        chunk = _Chunk(plan, j0, j1)
-        out["base_north_star"][j0:j1] = chunk.nsm_path[-1]
-        out["base_retained"][j0:j1] = chunk.retained
-        out["base_value"][j0:j1] = chunk.value_tail[0]
-        out["base_path"][j0:j1] = chunk.nsm_path.T
+                out["paths"][k][ids] = 0.0
+            return ids.size
+        chunk = _Chunk(plan, ids)
+        out["base_north_star"][ids] = chunk.nsm_path[-1]
+        out["base_retained"][ids] = chunk.retained
+        out["base_value"][ids] = chunk.value_tail[0]
+        out["base_path"][ids] = chunk.nsm_path.T
         for k, members in enumerate(plan.sets):
             keep = k in plan.paths_for
             res = chunk.run(members, keep)
-            rows = res["rows"] + j0
+            rows = ids[res["rows"]]
             if keep:
-                out["paths"][k][j0:j1] = chunk.nsm_path.T
+                out["paths"][k][ids] = chunk.nsm_path.T
             if rows.size:
                 for key in ("north_star", "retained", "value"):
                     out[key][k, rows] = res[key]
                 if keep:
                     out["paths"][k][rows] = res["path"].T
-        return j1 - j0
+        return ids.size
 
     starts = range(0, draws, chunk_size)
     done = 0

@@ -1,0 +1,168 @@
+"""One initiative's Monte Carlo in squigglepy and in nsm_sim, at equal draws.
+
+Run: ``python benchmarks/bench_squigglepy.py`` (needs ``pip install squigglepy``).
+
+The initiative: +2 % to +10 % (90 % interval, log-normal in both tools) on ``boards_shared``,
+confidence 0.7, full effect from period 0, on the demo tree's 60-cell population over 52
+weekly periods, with fixed parameters (elasticity 0.5, churn logit -2.5 - 0.4 log1p(NSM)
+- 0.2 log1p(tenure)). Two comparisons:
+
+A. No churn feedback (slope 0): the North Star change at the horizon has a closed form,
+   ``K * works * ((1 + lift) ** 0.5 - 1)``, which squigglepy samples with vectorised
+   distribution arithmetic; nsm_sim runs its full projection.
+B. With churn feedback: squigglepy samples a Python function that projects the cells period
+   by period for each draw (squigglepy's way to express a model without a closed form).
+
+Each reports the medians of a few repeats, the time ratio and the agreement of the means
+(difference in Monte Carlo standard errors; both against the exact mean in A).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import integrate, stats
+from scipy.special import expit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_simulate import SEGMENTS, population, tree  # noqa: E402
+
+from nsm_sim.retention import churn_logit  # noqa: E402
+from nsm_sim.simulate import fixed_posterior, simulate  # noqa: E402
+from nsm_sim.spec import Initiative, Scenario  # noqa: E402
+
+try:
+    import squigglepy as sq
+except ImportError:  # the benchmark reports it instead of failing
+    sq = None
+
+LOW, HIGH, CONFIDENCE, ELASTICITY, HORIZON = 0.02, 0.10, 0.7, 0.5, 52
+
+
+def timed(fn, repeats):
+    times, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)), out
+
+
+def setup(slope):
+    t = tree()
+    post = fixed_posterior(
+        t,
+        SEGMENTS,
+        elasticity=ELASTICITY,
+        churn_intercept=-2.5,
+        churn_slope=slope,
+        tenure_slope=-0.2,
+    )
+    scen = Scenario(
+        name="one",
+        model="demo.yaml",
+        horizon=HORIZON,
+        capacity=10,
+        initiatives=[
+            Initiative(
+                name="Board templates",
+                target="boards_shared",
+                lift={"low": LOW, "high": HIGH},
+                confidence=CONFIDENCE,
+            )
+        ],
+        tree=t,
+    )
+    return post, scen
+
+
+def project(frame, mult, slope):
+    """North Star total in the last period, cells as numpy arrays, one draw."""
+    ns, acc, ten = (frame[c].to_numpy() for c in ("north_star", "accounts", "tenure"))
+    x = np.log1p(ns * mult)
+    alive = acc.copy()
+    for t in range(HORIZON - 1):
+        h = expit(churn_logit(x, np.log1p(ten + 1 + t), -2.5, slope, -0.2))
+        alive = alive * (1 - h)
+    return float(np.sum(alive * ns * mult))
+
+
+def row(label, draws, t_nsm, t_sq, m_nsm, m_sq, se, exact=None):
+    ratio = t_sq / t_nsm
+    agree = abs(m_nsm - m_sq) / se
+    exact_txt = "" if exact is None else f"{exact:.3f}"
+    print(
+        f"| {label} | {draws:,} | {t_nsm * 1e3:.1f} | {t_sq * 1e3:.1f} | {ratio:.2f} | "
+        f"{m_nsm:.3f} | {m_sq:.3f} | {exact_txt} | {agree:.2f} |"
+    )
+
+
+def main() -> None:
+    if sq is None:
+        print("squigglepy is not installed (pip install squigglepy): comparison skipped")
+        return
+    pop = population()
+    frame = pop.frame
+    print(f"squigglepy {sq.__version__}; 60 cells, {HORIZON} periods\n")
+    print(
+        "| model | draws | nsm_sim (ms) | squigglepy (ms) | squigglepy / nsm_sim | "
+        "mean nsm_sim | mean squigglepy | exact mean | |diff| / SE |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+
+    # A: closed form without churn feedback
+    post, scen = setup(slope=0.0)
+    draws = 10_000
+    base = project(frame, 1.0, 0.0)
+    mu, sigma = (math.log(LOW) + math.log(HIGH)) / 2, (math.log(HIGH) - math.log(LOW)) / 3.2897
+    dist = stats.lognorm(s=sigma, scale=math.exp(mu))
+    exact = (
+        CONFIDENCE
+        * base
+        * integrate.quad(lambda v: ((1 + v) ** ELASTICITY - 1) * dist.pdf(v), 0, 5)[0]
+    )
+    t_nsm, res = timed(lambda: simulate(scen, post, pop, draws=draws, seed=1, n_jobs=1), 5)
+    sq.set_seed(1)
+    model = sq.bernoulli(CONFIDENCE) * base * ((1 + sq.to(LOW, HIGH)) ** ELASTICITY - 1)
+    t_sq, x_sq = timed(lambda: sq.sample(model, n=draws), 5)
+    x_nsm = res.portfolio.north_star_change
+    se = math.hypot(x_nsm.std() / math.sqrt(draws), x_sq.std() / math.sqrt(draws))
+    row(
+        "A: closed form, no churn feedback",
+        draws,
+        t_nsm,
+        t_sq,
+        x_nsm.mean(),
+        x_sq.mean(),
+        se,
+        exact,
+    )
+
+    # B: with churn feedback, a per-draw Python projection in squigglepy
+    post, scen = setup(slope=-0.4)
+    draws = 2_000
+    base = project(frame, 1.0, -0.4)
+    lift = sq.to(LOW, HIGH)
+    works = sq.bernoulli(CONFIDENCE)
+
+    def one_draw():
+        if not sq.sample(works):
+            return 0.0
+        mult = (1 + sq.sample(lift)) ** ELASTICITY
+        return project(frame, mult, -0.4) - base
+
+    t_nsm, res = timed(lambda: simulate(scen, post, pop, draws=draws, seed=1, n_jobs=1), 3)
+    sq.set_seed(1)
+    t_sq, x_sq = timed(lambda: np.asarray(sq.sample(one_draw, n=draws)), 1)
+    x_nsm = res.portfolio.north_star_change
+    se = math.hypot(x_nsm.std() / math.sqrt(draws), x_sq.std() / math.sqrt(draws))
+    row("B: projection with churn feedback", draws, t_nsm, t_sq, x_nsm.mean(), x_sq.mean(), se)
+
+
+if __name__ == "__main__":
+    main()
