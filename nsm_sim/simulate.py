@@ -43,14 +43,22 @@ The model of one draw
 
 The kernel
 ----------
-Vectorised over draws x cells x periods; the only Python loops are over chunks of draws and
-over the initiative sets (baseline, each initiative, the portfolio). Before an initiative's
-start nothing changes, so the projection of a set starts at its first ``start`` from the
-baseline's state; after all ramps are complete the change of the hazard logit of a cell is
-constant, so the hazard of each later period is ``1 / (1 + exp(logit0_t) * k)`` from the
-baseline's stored ``exp(logit0_t)`` without new transcendental functions. Draws on which no
-initiative of a set has any effect (it did not work, or its lift is exactly zero) are skipped
-and their change is exactly zero.
+Vectorised over draws x cells x periods; the Python loops are over chunks of draws, over the
+initiative sets (baseline, each initiative, the portfolio) and over periods within a set (each
+step works on a whole ``draws x cells`` block). Memory is bounded by the chunk size, not by
+the number of draws (only the per-draw results grow with it).
+
+- The baseline depends on the posterior draw only: draws are processed sorted by posterior
+  draw, and each distinct posterior draw in a chunk is projected once.
+- Before a set's first ``start`` nothing changes: its projection starts from the baseline's
+  state in that period. After all its ramps are complete the change ``k = exp(logit -
+  logit0)`` of each cell's hazard logit is constant, so each later period's survival factor
+  is ``1 / (1 + odds0_t * k)`` from the baseline's stored odds, with no new transcendental
+  function.
+- Only the draws on which the set has an effect are projected (the others' change is exactly
+  zero), and only the cells of the segments it reaches (cells are sorted by segment).
+- Totals over cells and periods are reduced in the same order for the baseline and for a
+  set, so a change is exactly zero when nothing changed (even when a lift underflows).
 
 Reproducibility: every random number is drawn up front from generators derived from ``seed``
 with :class:`numpy.random.SeedSequence` (one stream for the choice of posterior draws, one
