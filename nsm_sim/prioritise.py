@@ -554,8 +554,19 @@ def compare(result_a: SimulationResult, result_b: SimulationResult) -> Compariso
     ValueError
         When the two results are not on common draws.
     """
-    if result_a.draws != result_b.draws or not np.array_equal(
-        result_a.posterior_index, result_b.posterior_index
+    pa, pb = result_a.posterior, result_b.posterior
+    same_posterior = pa is pb or (
+        pa.segments == pb.segments
+        and pa.edges == pb.edges
+        and all(
+            np.array_equal(getattr(pa, f), getattr(pb, f))
+            for f in ("elasticity", "churn_intercept", "churn_slope", "tenure_slope")
+        )
+    )
+    if (
+        result_a.draws != result_b.draws
+        or not same_posterior
+        or not np.array_equal(result_a.posterior_index, result_b.posterior_index)
     ):
         raise ValueError(
             "the two results are not on common draws: simulate both scenarios with the same "

@@ -307,3 +307,5 @@ def test_compare_on_common_draws():
     assert compare(a, b).to_dict()["a"] == "A"
     with pytest.raises(ValueError, match="common draws"):
         compare(a, simulate(large, post, pop, draws=200, seed=10))
+    with pytest.raises(ValueError, match="common draws"):
+        compare(a, simulate(large, posterior(seed=1), pop, draws=200, seed=9))
