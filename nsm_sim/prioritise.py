@@ -496,12 +496,16 @@ def evpi(
                 b[i] = opt
                 sol = _solve(others, effort, capacity, requires, excludes, fixed={i: 1})
                 a[i] = sol[1] if sol is not None else -np.inf
+    # E[max(A + v, B)] - max(A + E[v], B) with c = B - A: the expected amount by which v
+    # falls on the other side of c than its mean does (a sum of non-negative terms, exactly 0
+    # when no draw would change the decision).
     out = np.zeros(n)
     for i in range(n):
-        if not np.isfinite(a[i]) or np.ptp(values[i]) == 0:
-            continue
-        informed = np.maximum(a[i] + values[i], b[i]).mean()
-        out[i] = max(0.0, informed - max(a[i] + mean[i], b[i]))
+        if not np.isfinite(a[i]):
+            continue  # never fundable: nothing to learn
+        c = b[i] - a[i]
+        gap = c - values[i] if mean[i] >= c else values[i] - c
+        out[i] = float(np.maximum(gap, 0.0).mean())
     return out
 
 
