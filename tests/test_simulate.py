@@ -326,7 +326,7 @@ def test_larger_lift_gives_larger_change_draw_by_draw():
         assert np.all(small > 0) and np.all(large > small)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20, deadline=None, database=None)
 @given(
     lift=st.floats(0.0, 0.5),
     extra=st.floats(0.001, 0.5),
