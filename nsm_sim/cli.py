@@ -178,6 +178,255 @@ def _metric_frame(metrics: dict[str, Any]):
     return pd.DataFrame([{"metric": m, **v} for m, v in metrics.items()])
 
 
+# --------------------------------------------------------------------------- shared options
+
+FitDir = Annotated[Path, typer.Option("--fit", help="Fit bundle folder written by `nsm-sim fit`.")]
+Draws = Annotated[int, typer.Option(min=100, help="Monte Carlo draws.")]
+Sampler = Annotated[str, typer.Option(help="NUTS back-end: nutpie (default, faster) or pymc.")]
+
+
+def _check_sampler(sampler: str) -> None:
+    if sampler not in {"nutpie", "pymc"}:
+        raise InputError("--sampler", [f"expected nutpie or pymc, got {sampler!r}"])
+
+
+def _progress(label: str, quiet: bool):
+    """Return a rich progress bar on stderr and a ``callback(done, total)`` that advances it."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,}"),
+        TimeElapsedColumn(),
+        console=report.console(stderr=True),
+        transient=True,
+        disable=quiet,
+    )
+    task = bar.add_task(label, total=None)
+
+    def advance(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return bar, advance
+
+
+def _load_scenario_and_fit(scenario_path: Path, fit_dir: Path):
+    from nsm_sim import inference, simulate
+    from nsm_sim.spec import load_scenario
+
+    scenario = load_scenario(scenario_path)
+    fit = inference.load_bundle(fit_dir, tree=scenario.tree)
+    return scenario, fit, simulate.posterior_draws(fit.idata, scenario.tree)
+
+
+def _simulate(scenario_path: Path, fit_dir: Path, draws: int, seed: int, quiet: bool):
+    from nsm_sim import simulate
+
+    scenario, fit, posterior = _load_scenario_and_fit(scenario_path, fit_dir)
+    bar, advance = _progress("simulating", quiet)
+    with bar:
+        result = simulate.simulate(
+            scenario, posterior, fit.population, draws=draws, seed=seed, progress=advance
+        )
+    return scenario, fit, result
+
+
+# --------------------------------------------------------------------------- fit
+
+
+@app.command()
+@_guard
+def fit(
+    tree: Annotated[Path, typer.Argument(help="Metric-tree file (models/NAME.yaml).")],
+    data: Annotated[Path, typer.Option("--data", help="Panel, CSV or Parquet.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the fit bundle.")],
+    seed: Seed = 0,
+    sampler: Sampler = "nutpie",
+    draws: Annotated[int, typer.Option(min=50, help="Posterior draws per chain.")] = 500,
+    tune: Annotated[int, typer.Option(min=50, help="Tuning steps per chain.")] = 500,
+    chains: Annotated[int, typer.Option(min=1, help="Chains.")] = 4,
+    pooled: Annotated[
+        bool, typer.Option("--pooled", help="Elasticities across accounts (biased by size).")
+    ] = False,
+    hinge: Annotated[
+        bool, typer.Option(help="Threshold ('aha') step in the churn model.")
+    ] = True,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 3 when a diagnostic fails.")
+    ] = False,
+    json: Json = False,
+) -> None:
+    """Fit the driver and retention models and write a fit bundle."""
+    from nsm_sim import data as data_mod
+    from nsm_sim import inference
+    from nsm_sim.spec import load_tree
+
+    _check_sampler(sampler)
+    panel = data_mod.load_panel(data, load_tree(tree))
+    result = inference.fit(
+        panel,
+        within=not pooled,
+        hinge=hinge,
+        sampler=sampler,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        seed=seed,
+        progress=not json,
+    )
+    inference.save_bundle(result, out)
+    tables = inference.summarise(result)
+    payload = {
+        "drivers": tables["drivers"],
+        "retention": tables["retention"],
+        "diagnostics": result.card["diagnostics"],
+        "checks": result.diagnostics,
+        "bundle": str(out),
+    }
+    if json:
+        _emit_json(payload)
+    else:
+        _render_fit(result, tables, out)
+    _enforce(result.diagnostics, strict)
+
+
+def _render_fit(result, tables, out: Path) -> None:
+    con = report.console()
+    con.print(f"[bold]{result.card.get('estimation', '')}[/]")
+    con.print(report.table(tables["drivers"], "Elasticities (mean, 90% interval)"))
+    con.print(report.table(tables["retention"], "Churn model (mean, 90% interval)"))
+    _render_checks(result.diagnostics)
+    con.print(f"Fit bundle written to {out}/")
+
+
+def _render_checks(checks) -> None:
+    con = report.console()
+    con.print(report.table(checks, "Trust gates"))
+    bad = checks[checks["status"] != "PASS"]
+    err = report.console(stderr=True)
+    for _, row in bad.iterrows():
+        err.print(f"[yellow]warning:[/] {row['check']}: {row['status']} — {row.get('detail', '')}")
+
+
+def _enforce(checks, strict: bool) -> None:
+    failed = checks[checks["status"] == "FAIL"]
+    if strict and len(failed):
+        raise DiagnosticsError(", ".join(failed["check"].astype(str)))
+
+
+# --------------------------------------------------------------------------- validate
+
+
+@app.command()
+@_guard
+def validate(
+    tree: Annotated[Path, typer.Argument(help="Metric-tree file (models/NAME.yaml).")],
+    data: Annotated[Path, typer.Option("--data", help="Panel, CSV or Parquet.")],
+    seed: Seed = 0,
+    sampler: Sampler = "nutpie",
+    out: OutDir = None,
+    json: Json = False,
+) -> None:
+    """Is the North Star truly leading? Verdicts for it and every candidate, with the evidence."""
+    from nsm_sim import data as data_mod
+    from nsm_sim import leading
+    from nsm_sim.spec import load_tree
+
+    _check_sampler(sampler)
+    panel = data_mod.load_panel(data, load_tree(tree))
+    with report.console(stderr=True).status("validating (fits the churn model per metric)"):
+        result = leading.validate(panel, seed=seed, sampler=sampler)
+    if out is not None:
+        report.write_outputs(out, report.validation_files(result))
+    if json:
+        _emit_json(result.to_dict())
+        return
+    report.render_validation(report.console(), result)
+
+
+# --------------------------------------------------------------------------- simulate
+
+
+@app.command()
+@_guard
+def simulate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file (scenarios/NAME.yaml).")],
+    fit_dir: FitDir,
+    draws: Draws = 4000,
+    seed: Seed = 0,
+    out: OutDir = None,
+    json: Json = False,
+) -> None:
+    """Project each initiative and the portfolio to the North Star, retention and value."""
+    _, _, result = _simulate(scenario, fit_dir, draws, seed, json)
+    if out is not None:
+        report.write_outputs(out, report.simulation_files(result))
+    if json:
+        _emit_json(result.to_dict())
+        return
+    report.render_simulation(report.console(), result)
+
+
+@app.command()
+@_guard
+def prioritise(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file (scenarios/NAME.yaml).")],
+    fit_dir: FitDir,
+    draws: Draws = 4000,
+    seed: Seed = 0,
+    objective: Annotated[
+        str, typer.Option(help="value, north_star or retained_accounts.")
+    ] = "value",
+    risk_aversion: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Weight on the worst 10% of draws (CVaR), 0..1."),
+    ] = 0.0,
+    out: OutDir = None,
+    json: Json = False,
+) -> None:
+    """Rank initiatives, choose the best portfolio for the capacity, value information."""
+    from nsm_sim import prioritise as prio
+
+    if objective not in {"value", "north_star", "retained_accounts"}:
+        raise InputError(
+            "--objective", [f"expected value, north_star or retained_accounts, got {objective!r}"]
+        )
+    _, _, result = _simulate(scenario, fit_dir, draws, seed, json)
+    plan = prio.prioritise(result, objective=objective, risk_aversion=risk_aversion)
+    if out is not None:
+        report.write_outputs(out, report.prioritisation_files(result, plan))
+    if json:
+        _emit_json(plan.to_dict())
+        return
+    report.render_prioritisation(report.console(), result, plan)
+
+
+@app.command()
+@_guard
+def compare(
+    scenario_a: Annotated[Path, typer.Argument(help="Scenario A.")],
+    scenario_b: Annotated[Path, typer.Argument(help="Scenario B.")],
+    fit_dir: FitDir,
+    draws: Draws = 4000,
+    seed: Seed = 0,
+    out: OutDir = None,
+    json: Json = False,
+) -> None:
+    """Compare two scenarios' portfolios on common draws: side by side and P(A beats B)."""
+    from nsm_sim import prioritise as prio
+
+    _, _, result_a = _simulate(scenario_a, fit_dir, draws, seed, json)
+    _, _, result_b = _simulate(scenario_b, fit_dir, draws, seed, json)
+    comparison = prio.compare(result_a, result_b)
+    if out is not None:
+        report.write_outputs(out, {"comparison.csv": comparison.table})
+    if json:
+        _emit_json(comparison.to_dict())
+        return
+    report.render_comparison(report.console(), comparison)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     """Run the ``nsm-sim`` application."""
     app()

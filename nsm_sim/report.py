@@ -139,3 +139,172 @@ def table(
 def console(stderr: bool = False) -> Console:
     """Return a console for tables (stdout) or for messages and progress (stderr)."""
     return Console(stderr=stderr, highlight=False)
+
+
+# --------------------------------------------------------------------------- validation
+
+VALIDATION_COLUMNS = ["rank", "metric", "verdict", "log_loss", "auc", "elpd_loo"]
+
+
+def _interval_columns(frame: pd.DataFrame, prefix: str) -> pd.Series:
+    return frame.apply(
+        lambda r: (
+            f"{fmt(r[f'{prefix}_mean'])} [{fmt(r[f'{prefix}_low'])}, {fmt(r[f'{prefix}_high'])}]"
+        ),
+        axis=1,
+    )
+
+
+def validation_table(validation: Any) -> pd.DataFrame:
+    """Return the verdict table: rank, metric, verdict, scores, within and between."""
+    m = validation.metrics
+    out = m[VALIDATION_COLUMNS].copy()
+    out["within (90%)"] = _interval_columns(m, "within")
+    out["between (90%)"] = _interval_columns(m, "between")
+    return out
+
+
+def render_validation(con: Console, validation: Any) -> None:
+    """Print the verdicts, the reasons, the threshold and the lag convention."""
+    con.print(table(validation_table(validation), "Is the North Star leading?"))
+    for _, row in validation.metrics.iterrows():
+        con.print(f"  [bold]{row['metric']}[/]: {row['verdict']} — {row['why']}")
+    sentence = (validation.threshold or {}).get("sentence")
+    if sentence:
+        con.print(f"Threshold: {sentence}")
+    con.print(f"[dim]Timing: {validation.settings.get('lag_convention', '')}[/]")
+
+
+def validation_files(validation: Any) -> dict[str, Any]:
+    """CSV, JSON and PNG files of a validation."""
+    from nsm_sim import plots
+
+    convention = validation.settings.get("lag_convention", "")
+    return {
+        "validation.json": validation.to_dict(),
+        "validation_metrics.csv": validation.metrics,
+        "validation_timing.csv": validation.timing,
+        "cross_correlations.csv": validation.cross_correlations,
+        "within_between.csv": validation.within_between,
+        "timing.png": plots.timing(
+            validation.cross_correlations, validation.north_star, convention
+        ),
+    }
+
+
+# --------------------------------------------------------------------------- simulation
+
+SIMULATION_COLUMNS = {
+    "name": "initiative",
+    "effort": "effort",
+    "north_star_change_pct_mean": "NSM change % (mean)",
+    "north_star_change_pct_p5": "p5",
+    "north_star_change_pct_p95": "p95",
+    "north_star_change_p_positive": "P(>0)",
+    "retained_accounts_mean": "retained accounts",
+    "value_mean": "value (mean)",
+    "value_per_effort": "value / effort",
+}
+
+
+def simulation_table(result: Any) -> pd.DataFrame:
+    """Return the headline columns of a simulation summary, renamed for people."""
+    summary = result.summary()
+    return summary[list(SIMULATION_COLUMNS)].rename(columns=SIMULATION_COLUMNS)
+
+
+def fan_frame(result: Any) -> pd.DataFrame:
+    """Return the North Star trajectory (baseline, portfolio) in the fan chart's columns."""
+    traj = result.trajectory()
+    return traj.rename(
+        columns={
+            "series": "scenario",
+            "q05": "p5",
+            "q25": "p25",
+            "q50": "p50",
+            "q75": "p75",
+            "q95": "p95",
+        }
+    )
+
+
+def render_simulation(con: Console, result: Any) -> None:
+    """Print the per-initiative and portfolio outcomes."""
+    scenario = result.scenario
+    con.print(
+        table(
+            simulation_table(result),
+            f"{scenario.name}: {result.draws:,} draws, horizon {scenario.horizon} periods "
+            "(changes against no initiative)",
+        )
+    )
+    if not result.has_value:
+        con.print("[dim]No value column: value is retained accounts.[/]")
+
+
+def simulation_files(result: Any) -> dict[str, Any]:
+    """CSV, JSON and PNG files of a simulation."""
+    from nsm_sim import plots
+
+    north_star = result.scenario.tree.north_star
+    quantity = "value" if result.has_value else "retained_accounts"
+    draws = dict(zip(result.names, result.initiatives.get(quantity), strict=True))
+    return {
+        "simulation.json": result.to_dict(),
+        "simulation.csv": result.summary(),
+        "trajectory.csv": fan_frame(result),
+        "north_star_fan.png": plots.north_star_fan(fan_frame(result), north_star),
+        "value_distribution.png": plots.value_distribution(draws, quantity),
+    }
+
+
+# --------------------------------------------------------------------------- prioritisation
+
+
+def render_prioritisation(con: Console, result: Any, plan: Any) -> None:
+    """Print the ranking, the chosen portfolio and the value of information."""
+    render_simulation(con, result)
+    con.print(table(plan.ranking, f"Ranking by {plan.quantity} per effort"))
+    p = plan.portfolio
+    con.print(
+        f"[bold]Best portfolio[/] (effort {p.effort:g} of {p.capacity:g}): " + ", ".join(p.selected)
+    )
+    joint = p.joint or {}
+    con.print(
+        f"  expected {plan.quantity} {fmt(p.expected_value)} (sum of each alone); "
+        f"together {fmt(joint.get('mean'))} [p5 {fmt(joint.get('p5'))}, "
+        f"p95 {fmt(joint.get('p95'))}], P(>0) {fmt(joint.get('p_positive'))}"
+    )
+    con.print(table(plan.evpi, "Value of perfect information: test the top one first"))
+    if plan.note:
+        con.print(f"[dim]{plan.note}[/]")
+
+
+def prioritisation_files(result: Any, plan: Any) -> dict[str, Any]:
+    """CSV, JSON and PNG files of a prioritisation (with its simulation's)."""
+    from nsm_sim import plots
+
+    return {
+        **simulation_files(result),
+        "prioritise.json": plan.to_dict(),
+        "ranking.csv": plan.ranking,
+        "evpi.csv": plan.evpi,
+        "evpi.png": plots.evpi_bars(plan.evpi, plan.quantity),
+    }
+
+
+def render_comparison(con: Console, comparison: Any) -> None:
+    """Print two scenarios' portfolios side by side with P(A beats B)."""
+    a, b = comparison.names
+    cols = [
+        "quantity",
+        "a_mean",
+        "a_p5",
+        "a_p95",
+        "b_mean",
+        "b_p5",
+        "b_p95",
+        "diff_mean",
+        "p_a_beats_b",
+    ]
+    con.print(table(comparison.table[cols], f"A = {a}  vs  B = {b} (portfolios, common draws)"))
