@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +17,8 @@ import typer
 
 from nsm_sim import report
 from nsm_sim.errors import DiagnosticsError, InputError
+
+warnings.filterwarnings("ignore", message=".*BLAS.*", category=UserWarning)
 
 app = typer.Typer(
     name="nsm-sim",
@@ -249,9 +252,7 @@ def fit(
     pooled: Annotated[
         bool, typer.Option("--pooled", help="Elasticities across accounts (biased by size).")
     ] = False,
-    hinge: Annotated[
-        bool, typer.Option(help="Threshold ('aha') step in the churn model.")
-    ] = True,
+    hinge: Annotated[bool, typer.Option(help="Threshold ('aha') step in the churn model.")] = True,
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 3 when a diagnostic fails.")
     ] = False,
@@ -425,6 +426,121 @@ def compare(
         _emit_json(comparison.to_dict())
         return
     report.render_comparison(report.console(), comparison)
+
+
+# --------------------------------------------------------------------------- report, demo
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _render_analysis(analysis) -> None:
+    con = report.console()
+    if analysis.validation is not None:
+        report.render_validation(con, analysis.validation)
+    from nsm_sim import inference
+
+    tables = inference.summarise(analysis.fit)
+    drivers = tables["drivers"]
+    con.print(report.table(drivers[drivers["segment"].isna()], "What drives the North Star"))
+    _render_checks(analysis.fit.diagnostics)
+    if analysis.plan is not None:
+        report.render_prioritisation(con, analysis.simulation, analysis.plan)
+
+
+@app.command(name="report")
+@_guard
+def report_command(
+    fit_dir: FitDir,
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.html and its files.")],
+    scenario: Annotated[
+        Path | None, typer.Option("--scenario", help="Scenario to simulate and prioritise.")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Panel, to validate the North Star.")
+    ] = None,
+    draws: Draws = 4000,
+    seed: Seed = 0,
+    json: Json = False,
+) -> None:
+    """Write the HTML report (with CSV, JSON and PNG) for a fit bundle on your own data."""
+    from nsm_sim import data as data_mod
+    from nsm_sim import inference, pipeline
+    from nsm_sim.spec import load_scenario
+
+    fitted = inference.load_bundle(fit_dir)
+    spec = load_scenario(scenario) if scenario is not None else None
+    if spec is not None:
+        fitted = inference.load_bundle(fit_dir, tree=spec.tree)
+    panel = data_mod.load_panel(data, fitted.tree) if data is not None else None
+    err = report.console(stderr=True)
+    bar, advance = _progress("simulating", json)
+    with err.status("working") as status, bar:
+        analysis = pipeline.analyse(
+            fitted,
+            panel=panel,
+            scenario=spec,
+            draws=draws,
+            seed=seed,
+            on_step=lambda m: status.update(m),
+            progress=advance,
+        )
+    written = report.write_outputs(out, report.report_files(analysis, generated=_now()))
+    if json:
+        _emit_json({"out": str(out), "files": [p.name for p in written]})
+        return
+    _render_analysis(analysis)
+    report.console().print(f"Report: {out / 'report.html'} ({len(written)} files in {out}/)")
+
+
+@app.command()
+@_guard
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("nsm-demo"),
+    accounts: Annotated[int, typer.Option(min=200, help="Accounts in the world.")] = 5000,
+    periods: Annotated[int, typer.Option(min=20, help="Weekly periods.")] = 52,
+    draws: Draws = 4000,
+    seed: Seed = 0,
+    json: Json = False,
+) -> None:
+    """Run everything on the built-in synthetic world, then write the report."""
+    import time
+
+    from nsm_sim import pipeline
+
+    started = time.perf_counter()
+    err = report.console(stderr=True)
+    steps: list[tuple[str, float]] = []
+
+    def on_step(message: str) -> None:
+        if not json:
+            err.log(message)
+        steps.append((message, time.perf_counter() - started))
+
+    analysis = pipeline.run_demo(
+        out, accounts=accounts, periods=periods, seed=seed, draws=draws, on_step=on_step
+    )
+    written = report.write_outputs(out, report.report_files(analysis, generated=_now()))
+    seconds = time.perf_counter() - started
+    if json:
+        _emit_json(
+            {
+                "out": str(out),
+                "files": [p.name for p in written],
+                "seconds": seconds,
+                "validation": analysis.validation.to_dict(),
+                "prioritise": analysis.plan.to_dict(),
+            }
+        )
+        return
+    _render_analysis(analysis)
+    report.console().print(
+        f"Done in {seconds:.0f} s. Report: {out / 'report.html'}; world, fit bundle, CSV, "
+        f"JSON and PNG in {out}/"
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -308,3 +308,224 @@ def render_comparison(con: Console, comparison: Any) -> None:
         "p_a_beats_b",
     ]
     con.print(table(comparison.table[cols], f"A = {a}  vs  B = {b} (portfolios, common draws)"))
+
+
+# --------------------------------------------------------------------------- the full report
+
+ASSUMPTIONS = """\
+Elasticities are observational: they are estimated within accounts, with period effects, so \
+account size and shocks common to all accounts do not bias them, but a change that moves an \
+input and the North Star together for another reason would. They are causal effects only where \
+experiments calibrate them; treat initiative sizing as a plan, and test the initiatives with \
+the largest value of information first.
+
+The churn model is a discrete-time logistic hazard on log1p of the North Star, a tenure term \
+and segment intercepts, with a threshold step where one is supported. Retention over h periods \
+is the product of (1 - hazard).
+
+The projection starts from the accounts active in the last observed period (grouped by segment \
+and North Star level), holds their North Star at its last level apart from the initiatives' \
+lifts, and carries each lift up the tree by the elasticities. A cell reached in part is \
+projected at its expected multiplier. New accounts are not projected.
+
+Every interval is a 90% interval unless marked otherwise; Monte Carlo results use common \
+random numbers, so differences between initiatives are sharp."""
+
+
+def retention_curve(posterior: Any, population: Any, horizon: int, n_levels: int = 40):
+    """Return retention over ``horizon`` periods by North Star level, mean and 90 % interval.
+
+    The population's accounts weight the segments and its mean tenure is the starting tenure.
+
+    Parameters
+    ----------
+    posterior : nsm_sim.simulate.PosteriorDraws
+    population : nsm_sim.data.Population
+    horizon : int
+    n_levels : int
+        Levels between the population's 2nd and 98th percentile of the North Star.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``level``, ``mean``, ``low``, ``high``.
+    """
+    from scipy.special import expit
+
+    from nsm_sim.retention import churn_logit
+
+    pop = population.frame
+    lo, hi = np.percentile(pop["north_star"], [2, 98])
+    levels = np.linspace(max(lo, 0.0), hi, n_levels)
+    weights = pop.groupby("segment_idx")["accounts"].sum()
+    w = np.zeros(len(posterior.segments))
+    w[weights.index.to_numpy()] = weights.to_numpy()
+    w = w / w.sum()
+    tenure = float(np.average(pop["tenure"], weights=pop["accounts"]))
+    log_tenure = np.log1p(tenure + 1 + np.arange(horizon))  # (H,)
+    x = np.log1p(levels)[None, :, None, None]  # (1, L, 1, 1)
+    jump = 0.0 if posterior.hinge_jump is None else posterior.hinge_jump[:, None, None, None]
+    tau = None if posterior.hinge_tau is None else posterior.hinge_tau[:, None, None, None]
+    logit = churn_logit(
+        x,
+        log_tenure[None, None, None, :],
+        posterior.churn_intercept[:, None, :, None],
+        posterior.churn_slope[:, None, :, None],
+        posterior.tenure_slope[:, None, None, None],
+        jump,
+        tau,
+    )  # (D, L, S, H)
+    retained = np.prod(1.0 - expit(logit), axis=-1) @ w  # (D, L)
+    low, high = np.percentile(retained, [5, 95], axis=0)
+    return pd.DataFrame({"level": levels, "mean": retained.mean(0), "low": low, "high": high})
+
+
+def _threshold_for_plot(threshold: dict | None) -> dict | None:
+    if not threshold or not threshold.get("supported"):
+        return None
+    return {
+        "tau": threshold["tau"]["mean"],
+        "low": threshold["tau"]["low"],
+        "high": threshold["tau"]["high"],
+        "retention_above": threshold["retention_above"]["mean"],
+        "retention_below": threshold["retention_below"]["mean"],
+    }
+
+
+def report_files(analysis: Any, *, generated: str | None = None) -> dict[str, Any]:
+    """Every file of the report: ``report.html`` and the CSV, JSON and PNG behind it.
+
+    Parameters
+    ----------
+    analysis : nsm_sim.pipeline.Analysis
+        The fit and, where present, the validation, simulation and prioritisation.
+    generated : str, optional
+        Time stamp printed in the report's footer.
+
+    Returns
+    -------
+    dict
+        File name to content, ready for :func:`write_outputs`.
+    """
+    from nsm_sim import html, inference, plots, simulate
+
+    fit = analysis.fit
+    tree = fit.tree
+    ns = tree.north_star
+    tables = inference.summarise(fit)
+    posterior = simulate.posterior_draws(fit.idata, tree)
+    horizon = tree.retention_horizon
+    threshold = analysis.validation.threshold if analysis.validation is not None else None
+    curve = retention_curve(posterior, fit.population, horizon)
+    files: dict[str, Any] = {
+        "drivers.csv": tables["drivers"],
+        "retention.csv": tables["retention"],
+        "diagnostics.csv": fit.diagnostics,
+        "fit_card.json": fit.card,
+        "retention_curve.csv": curve,
+        "elasticities.png": plots.elasticity_forest(tables["drivers"], ns),
+        "retention_by_level.png": plots.retention_by_level(
+            curve, ns, horizon, _threshold_for_plot(threshold)
+        ),
+    }
+    sections = []
+
+    # 1. Is the North Star leading?
+    if analysis.validation is not None:
+        v = analysis.validation
+        files.update(validation_files(v))
+        own = v.metrics.set_index("metric").loc[ns]
+        blocks = [
+            html.Callout(f"{ns}: {own['verdict']}. {own['why']}", own["verdict"]),
+            html.TableBlock(
+                validation_table(v), "Verdict per metric; effects on churn logit, 90% intervals"
+            ),
+        ]
+        if threshold and threshold.get("sentence"):
+            blocks.append(html.Callout(threshold["sentence"], "INFO"))
+        blocks += [
+            html.FigureBlock(files["retention_by_level.png"], f"Retention by {ns}"),
+            html.FigureBlock(files["timing.png"], v.settings.get("lag_convention", "")),
+            html.Text(v.summary),
+        ]
+        sections.append(
+            html.Section(
+                "Is the North Star leading?",
+                "Does it predict churn ahead of time, within accounts, better than the candidates?",
+                blocks,
+            )
+        )
+
+    # 2. What drives it?
+    population_drivers = tables["drivers"][tables["drivers"]["segment"].isna()]
+    sections.append(
+        html.Section(
+            f"What drives {ns}?",
+            "Elasticities: +1% in the input moves its parent by about this many per cent. "
+            + str(fit.card.get("estimation", "")),
+            [
+                html.FigureBlock(files["elasticities.png"], "Elasticities, 90% intervals"),
+                html.TableBlock(population_drivers, "Population-level elasticities"),
+                html.TableBlock(tables["retention"], f"Churn model: how {ns} drives churn"),
+            ],
+        )
+    )
+
+    # 3. What should we fund?
+    if analysis.plan is not None:
+        sim, plan = analysis.simulation, analysis.plan
+        files.update(prioritisation_files(sim, plan))
+        p = plan.portfolio
+        joint = p.joint or {}
+        sections.append(
+            html.Section(
+                "What should we fund?",
+                f"Scenario {sim.scenario.name!r}: {len(sim.names)} initiatives, capacity "
+                f"{p.capacity:g}, horizon {sim.scenario.horizon} periods, {sim.draws:,} draws.",
+                [
+                    html.Callout(
+                        f"Fund {', '.join(p.selected)} (effort {p.effort:g} of {p.capacity:g}): "
+                        f"expected {plan.quantity} {fmt(joint.get('mean', p.expected_value))}, "
+                        f"90% interval {fmt(joint.get('p5'))} to {fmt(joint.get('p95'))}. "
+                        f"Test {plan.evpi.iloc[0]['name']} first: its uncertainty is worth the "
+                        "most to the decision.",
+                        "INFO",
+                    ),
+                    html.TableBlock(plan.ranking, f"Ranking by {plan.quantity} per effort"),
+                    html.FigureBlock(files["north_star_fan.png"], f"{ns} with and without"),
+                    html.FigureBlock(files["value_distribution.png"], "Per initiative"),
+                    html.TableBlock(simulation_table(sim), "Each initiative alone"),
+                    html.FigureBlock(files["evpi.png"], "Expected value of perfect information"),
+                ]
+                + ([html.Text(plan.note)] if plan.note else []),
+            )
+        )
+
+    # 4. Details and diagnostics, 5. assumptions
+    checks = fit.diagnostics
+    worst = (
+        "FAIL"
+        if (checks["status"] == "FAIL").any()
+        else ("REVIEW" if (checks["status"] == "REVIEW").any() else "PASS")
+    )
+    details = [
+        html.Callout(f"Trust gates: {worst}", worst),
+        html.TableBlock(checks, "Sampling diagnostics and posterior predictive checks"),
+        html.TableBlock(tables["drivers"], "Elasticities per segment"),
+    ]
+    if analysis.validation is not None:
+        details.append(html.TableBlock(analysis.validation.timing, "Panel Granger tests"))
+    sections.append(html.Section("Details and diagnostics", "", details))
+    sections.append(html.Section("Assumptions", "", [html.Text(ASSUMPTIONS)]))
+    card = fit.card
+    meta = {
+        "tree": tree.name,
+        "data": card.get("data_fingerprint"),
+        "rows": card.get("rows"),
+        "sampler": card.get("sampler"),
+        "seed": card.get("seed"),
+    }
+    files["report.html"] = html.render_report(
+        f"North Star report: {ns}", f"Metric tree {tree.name!r}", sections, generated, meta
+    )
+    return files

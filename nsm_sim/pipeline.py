@@ -1,0 +1,159 @@
+"""The whole job in one call: fit, validate, simulate and prioritise, then the report's files.
+
+``nsm-sim demo`` runs :func:`run_demo` on the built-in synthetic world; ``nsm-sim report`` runs
+:func:`analyse` on a saved fit bundle with a user's scenario and panel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nsm_sim.data import Panel
+from nsm_sim.spec import Scenario
+
+#: ``on_step(message)`` is told when each stage starts.
+StepCallback = Callable[[str], None]
+
+
+@dataclass
+class Analysis:
+    """Everything the report shows.
+
+    Attributes
+    ----------
+    fit : nsm_sim.inference.Fit
+        The driver and retention fit.
+    validation : nsm_sim.leading.Validation or None
+        Is the North Star leading (needs the panel).
+    simulation : nsm_sim.simulate.SimulationResult or None
+        The scenario's projection (needs a scenario).
+    plan : nsm_sim.prioritise.Prioritisation or None
+        Ranking, portfolio and value of information.
+    """
+
+    fit: Any
+    validation: Any = None
+    simulation: Any = None
+    plan: Any = None
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def analyse(
+    fit: Any,
+    *,
+    panel: Panel | None = None,
+    scenario: Scenario | None = None,
+    draws: int = 4000,
+    seed: int = 0,
+    sampler: str = "nutpie",
+    on_step: StepCallback = _quiet,
+    progress: Callable[[int, int], None] | None = None,
+) -> Analysis:
+    """Validate the North Star and simulate and prioritise a scenario on a fit.
+
+    Parameters
+    ----------
+    fit : nsm_sim.inference.Fit
+        A fit, fresh or loaded from a bundle.
+    panel : Panel, optional
+        The panel, for the validation; skipped when ``None``.
+    scenario : Scenario, optional
+        The initiatives, for simulation and prioritisation; skipped when ``None``.
+    draws, seed : int
+        Monte Carlo draws and seed (the validation's fits use ``seed`` too).
+    sampler : str
+        NUTS back-end of the validation's fits.
+    on_step : callable
+        Told the name of each stage as it starts.
+    progress : callable, optional
+        ``progress(done, total)`` during the simulation.
+
+    Returns
+    -------
+    Analysis
+    """
+    from nsm_sim import leading, prioritise, simulate
+
+    result = Analysis(fit=fit)
+    if panel is not None:
+        on_step("validating the North Star against the candidates")
+        result.validation = leading.validate(panel, seed=seed, sampler=sampler)
+    if scenario is not None:
+        on_step(f"simulating {len(scenario.initiatives)} initiatives x {draws:,} draws")
+        posterior = simulate.posterior_draws(fit.idata, scenario.tree)
+        result.simulation = simulate.simulate(
+            scenario, posterior, fit.population, draws=draws, seed=seed, progress=progress
+        )
+        on_step("prioritising: ranking, portfolio, value of information")
+        result.plan = prioritise.prioritise(result.simulation)
+    return result
+
+
+def demo_scenario_path() -> Path:
+    """Return the path of the packaged demo scenario."""
+    from importlib.resources import files
+
+    return Path(str(files("nsm_sim") / "data" / "scenarios" / "demo.yaml"))
+
+
+def run_demo(
+    out: str | Path,
+    *,
+    accounts: int = 5000,
+    periods: int = 52,
+    seed: int = 0,
+    draws: int = 4000,
+    fit_options: dict[str, Any] | None = None,
+    on_step: StepCallback = _quiet,
+    progress: Callable[[int, int], None] | None = None,
+) -> Analysis:
+    """Generate the synthetic world, fit, validate, simulate and prioritise the demo scenario.
+
+    The world (panel, tree, truth) is written to ``out/world`` and the fit bundle to
+    ``out/fit``; the caller writes the report (see :func:`nsm_sim.report.report_files`).
+
+    Parameters
+    ----------
+    out : str or Path
+        Output folder.
+    accounts, periods, seed : int
+        Size and seed of the synthetic world (the seed also seeds the fits and simulation).
+    draws : int
+        Monte Carlo draws.
+    fit_options : dict, optional
+        Extra keyword arguments of :func:`nsm_sim.inference.fit` (draws, tune, chains).
+    on_step, progress : callable
+        As in :func:`analyse`.
+
+    Returns
+    -------
+    Analysis
+        With every part filled.
+    """
+    from nsm_sim import data, inference, synth
+    from nsm_sim.spec import load_scenario
+
+    out = Path(out)
+    on_step(f"generating the synthetic world: {accounts:,} accounts x {periods} weeks")
+    world = synth.generate_world(accounts=accounts, periods=periods, seed=seed)
+    paths = synth.write_world(world, out / "world")
+    panel = data.load_panel(paths["panel"], world.tree)
+    on_step("fitting the driver and retention models (NUTS)")
+    fit = inference.fit(panel, seed=seed, progress=False, **(fit_options or {}))
+    inference.save_bundle(fit, out / "fit")
+    scenario = load_scenario(demo_scenario_path())
+    return analyse(
+        fit,
+        panel=panel,
+        scenario=scenario,
+        draws=draws,
+        seed=seed,
+        on_step=on_step,
+        progress=progress,
+    )
