@@ -195,12 +195,18 @@ def _check_sampler(sampler: str) -> None:
 
 def _progress(label: str, quiet: bool):
     """Return a rich progress bar on stderr and a ``callback(done, total)`` that advances it."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     bar = Progress(
         TextColumn(f"[bold]{label}"),
         BarColumn(),
-        TextColumn("{task.completed:,}/{task.total:,}"),
+        MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=report.console(stderr=True),
         transient=True,
@@ -303,7 +309,7 @@ def _render_fit(result, tables, out: Path) -> None:
 
 def _render_checks(checks) -> None:
     con = report.console()
-    con.print(report.table(checks, "Trust gates"))
+    con.print(report.table(checks, "Trust gates", columns=["check", "status", "detail"]))
     bad = checks[checks["status"] != "PASS"]
     err = report.console(stderr=True)
     for _, row in bad.iterrows():

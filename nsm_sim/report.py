@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -127,12 +129,12 @@ def table(
 ) -> Table:
     """Render a DataFrame as a rich table (numbers right-aligned and formatted)."""
     cols = columns or list(frame.columns)
-    tab = Table(title=title, title_justify="left", header_style="bold")
+    tab = Table(title=Text(title) if title else None, title_justify="left", header_style="bold")
     for col in cols:
         numeric = pd.api.types.is_numeric_dtype(frame[col])
         tab.add_column(str(col), justify="right" if numeric else "left")
     for _, row in frame[cols].iterrows():
-        tab.add_row(*(fmt(row[c]) for c in cols))
+        tab.add_row(*(Text(fmt(row[c])) for c in cols))
     return tab
 
 
@@ -168,10 +170,10 @@ def render_validation(con: Console, validation: Any) -> None:
     """Print the verdicts, the reasons, the threshold and the lag convention."""
     con.print(table(validation_table(validation), "Is the North Star leading?"))
     for _, row in validation.metrics.iterrows():
-        con.print(f"  [bold]{row['metric']}[/]: {row['verdict']} — {row['why']}")
+        con.print(f"  [bold]{escape(row['metric'])}[/]: {row['verdict']} — {escape(row['why'])}")
     sentence = (validation.threshold or {}).get("sentence")
     if sentence:
-        con.print(f"Threshold: {sentence}")
+        con.print(f"Threshold: {escape(sentence)}")
     con.print(f"[dim]Timing: {validation.settings.get('lag_convention', '')}[/]")
 
 
@@ -264,7 +266,11 @@ def simulation_files(result: Any) -> dict[str, Any]:
 def render_prioritisation(con: Console, result: Any, plan: Any) -> None:
     """Print the ranking, the chosen portfolio and the value of information."""
     render_simulation(con, result)
-    con.print(table(plan.ranking, f"Ranking by {plan.quantity} per effort"))
+    ranking_columns = ["rank", "name", "effort", "expected_value", "value_per_effort", "p_positive"]
+    ranking_columns += [c for c in plan.ranking.columns if c.startswith("p_top")]
+    con.print(
+        table(plan.ranking, f"Ranking by {plan.quantity} per effort", columns=ranking_columns)
+    )
     p = plan.portfolio
     con.print(
         f"[bold]Best portfolio[/] (effort {p.effort:g} of {p.capacity:g}): " + ", ".join(p.selected)
@@ -272,8 +278,8 @@ def render_prioritisation(con: Console, result: Any, plan: Any) -> None:
     joint = p.joint or {}
     con.print(
         f"  expected {plan.quantity} {fmt(p.expected_value)} (sum of each alone); "
-        f"together {fmt(joint.get('mean'))} [p5 {fmt(joint.get('p5'))}, "
-        f"p95 {fmt(joint.get('p95'))}], P(>0) {fmt(joint.get('p_positive'))}"
+        f"together {fmt(joint.get('mean'))} (90% interval {fmt(joint.get('p5'))} to "
+        f"{fmt(joint.get('p95'))}), P(>0) {fmt(joint.get('p_positive'))}"
     )
     con.print(table(plan.evpi, "Value of perfect information: test the top one first"))
     if plan.note:
