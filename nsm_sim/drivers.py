@@ -223,23 +223,36 @@ def reduce_stats(st: DriverStats) -> dict[str, np.ndarray]:
 
 
 def _marginal_logp_and_grad(bhat, sxx_inv, sigma2, tau2, mu_var=_MU_VAR):
-    """Numpy value and gradient (in ``sigma2`` and ``tau2``) of the integrated likelihood."""
+    """Numpy value and gradient (in ``sigma2`` and ``tau2``) of the integrated likelihood.
+
+    With ``C = D + mu_var U U'`` (``D = blockdiag(W_s)``, ``U = 1_S (x) I_K``) the Woodbury
+    identity needs only K x K matrices: ``P = I / mu_var + sum_s W_s^-1``,
+    ``C^-1 = D^-1 - D^-1 U P^-1 U' D^-1`` and ``|C| = prod_s |W_s| * mu_var^K * |P|``. The
+    gradient is ``dlogp/dC = (alpha alpha' - C^-1) / 2`` with ``alpha = C^-1 bhat``, of which
+    only the diagonal blocks are needed.
+    """
     S, K = bhat.shape
-    W = sigma2[:, None, None] * sxx_inv + np.diag(tau2)[None]
-    C = np.zeros((S, K, S, K))
-    idx = np.arange(S)
-    C[idx, :, idx, :] = W
-    C = C.reshape(S * K, S * K) + mu_var * np.tile(np.eye(K), (S, S))
-    try:
-        chol = np.linalg.cholesky(C)
-    except np.linalg.LinAlgError:  # numerically singular far out in the tails: reject
+    W = sigma2[:, None, None] * sxx_inv
+    W[:, np.arange(K), np.arange(K)] += tau2
+    sign_w, logdet_w = np.linalg.slogdet(W)
+    if np.any(sign_w <= 0) or not np.all(np.isfinite(logdet_w)):
+        return -np.inf, np.zeros(S), np.zeros(K)  # numerically singular far in the tails
+    w_inv = np.linalg.inv(W)
+    P = w_inv.sum(axis=0)
+    P[np.arange(K), np.arange(K)] += 1.0 / mu_var
+    sign_p, logdet_p = np.linalg.slogdet(P)
+    if sign_p <= 0:
         return -np.inf, np.zeros(S), np.zeros(K)
-    c_inv = np.linalg.inv(chol)
-    c_inv = c_inv.T @ c_inv
-    alpha = c_inv @ bhat.reshape(-1)
-    logp = -0.5 * alpha @ bhat.reshape(-1) - np.sum(np.log(np.diag(chol)))
-    logp -= 0.5 * S * K * np.log(2.0 * np.pi)
-    G = (0.5 * (np.outer(alpha, alpha) - c_inv)).reshape(S, K, S, K)[idx, :, idx, :]
+    p_inv = np.linalg.inv(P)
+    r_s = np.einsum("skl,sl->sk", w_inv, bhat)
+    r = r_s.sum(axis=0)
+    quad = float(np.sum(bhat * r_s) - r @ p_inv @ r)
+    logdet_c = float(logdet_w.sum()) + K * np.log(mu_var) + float(logdet_p)
+    logp = -0.5 * quad - 0.5 * logdet_c - 0.5 * S * K * np.log(2.0 * np.pi)
+    w_inv_p = w_inv @ p_inv  # (S, K, K)
+    alpha = r_s - w_inv_p @ r
+    c_inv_diag = w_inv - w_inv_p @ w_inv
+    G = 0.5 * (alpha[:, :, None] * alpha[:, None, :] - c_inv_diag)
     d_sigma2 = np.einsum("skl,skl->s", G, sxx_inv)
     d_tau2 = np.einsum("skk->k", G)
     return logp, d_sigma2, d_tau2

@@ -1,0 +1,174 @@
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from nsm_sim import inference
+from nsm_sim.data import check_frame, demean_two_way, driver_stats
+from nsm_sim.drivers import (
+    build_driver_model,
+    draw_elasticities,
+    edge_label,
+    elasticity_conditionals,
+    reduce_stats,
+)
+from nsm_sim.synth import generate_world
+
+
+@pytest.fixture(scope="module")
+def small():
+    world = generate_world(accounts=120, periods=8, seed=5)
+    return check_frame(world.panel, world.tree, source="small world")
+
+
+def _rows(panel, parent, within):
+    """y and X per segment, residualised on account and period effects when within."""
+    f = panel.frame
+    kids = list(panel.tree.children[parent])
+    out = {}
+    for s in panel.segments:
+        sub = f[f["segment"] == s]
+        Z = np.column_stack(
+            [np.log1p(sub[parent].to_numpy(float)), np.log1p(sub[kids].to_numpy(float))]
+        )
+        if within:
+            a = sub["account_id"].factorize()[0]
+            p = sub["t"].factorize()[0]
+            Z = demean_two_way(Z, a, p, tol=1e-13)
+        out[s] = (Z[:, 0], Z[:, 1:])
+    return out
+
+
+def _point(model, rng):
+    """A fixed point on the unconstrained scale, away from the initial point."""
+    point = model.initial_point()
+    return {k: v + rng.normal(0.0, 0.3, np.shape(v)) for k, v in point.items()}
+
+
+@pytest.mark.parametrize("within", [True, False])
+def test_sufficient_statistics_give_the_per_row_gaussian_log_density(small, within):
+    """model.compile_logp of the potentials equals scipy's per-row normal log density."""
+    tree = small.tree
+    stats = {p: driver_stats(small, p, within=within) for p in tree.children}
+    model = build_driver_model(stats, tree, marginal=False)
+    point = _point(model, np.random.default_rng(0))
+    sigma = np.exp(point["driver_sigma_log__"])
+    b = (
+        point["elasticity_mu"][:, None]
+        + np.exp(point["elasticity_tau_log__"])[:, None] * point["elasticity_z"]
+    )
+    edges = [edge_label(p, c) for p, c in tree.edges]
+    for j, parent in enumerate(tree.children):
+        got = model.compile_logp(vars=[model[f"driver_loglik_{parent}"]], jacobian=False)(point)
+        rows = _rows(small, parent, within)
+        st = stats[parent]
+        expected = 0.0
+        for s_idx, s in enumerate(small.segments):
+            y, X = rows[s]
+            bs = np.array([b[edges.index(edge_label(parent, c)), s_idx] for c in st.children])
+            mean = X @ bs
+            if not within:
+                a_c = point["driver_intercept"][j, s_idx]
+                mean = mean + a_c - bs @ X.mean(axis=0)
+            expected += sps.norm.logpdf(y, mean, sigma[j, s_idx]).sum()
+            if within:  # the fixed effects took n_absorbed degrees of freedom
+                expected += 0.5 * st.n_absorbed[s_idx] * np.log(2 * np.pi * sigma[j, s_idx] ** 2)
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-6)
+
+
+def test_integrated_likelihood_is_the_exact_marginal(small):
+    """log p(data | tau, sigma) = log L(b) + log p(b | mu) + log p(mu) - log p(mu, b | data)."""
+    tree = small.tree
+    stats = {p: driver_stats(small, p) for p in tree.children}
+    marginal = build_driver_model(stats, tree, marginal=True)
+    explicit = build_driver_model(stats, tree, marginal=False)
+    rng = np.random.default_rng(1)
+    point = _point(marginal, rng)
+    tau = np.exp(point["elasticity_tau_log__"])
+    sigma = np.exp(point["driver_sigma_log__"])
+    start = 0
+    for j, parent in enumerate(tree.children):
+        r = reduce_stats(stats[parent])
+        S, K = r["bhat"].shape
+        t = tau[start : start + K]
+        mu = rng.normal(0.3, 0.1, K)
+        b = mu + rng.normal(0.0, 0.05, (S, K))
+        # the explicit model's likelihood at (b, sigma): z = (b - mu) / tau
+        z = np.zeros((len(tree.edges), S))
+        z[start : start + K] = ((b - mu) / t).T
+        mu_all = np.zeros(len(tree.edges))
+        mu_all[start : start + K] = mu
+        pt_explicit = {
+            "elasticity_mu": mu_all,
+            "elasticity_tau_log__": point["elasticity_tau_log__"],
+            "elasticity_z": z,
+            "driver_sigma_log__": point["driver_sigma_log__"],
+        }
+        loglik_b = explicit.compile_logp(
+            vars=[explicit[f"driver_loglik_{parent}"]], jacobian=False
+        )(pt_explicit)
+        log_prior = sps.norm.logpdf(b, mu, t).sum() + sps.norm.logpdf(mu, 0.0, 1.0).sum()
+        cond = elasticity_conditionals(r, t[None], sigma[j][None], mu[None])
+        log_post = sps.multivariate_normal(cond["mu_mean"][0], cond["mu_cov"][0]).logpdf(mu)
+        for s in range(S):
+            log_post += sps.multivariate_normal(cond["b_mean"][0, s], cond["b_cov"][0, s]).logpdf(
+                b[s]
+            )
+        got = marginal.compile_logp(vars=[marginal[f"driver_loglik_{parent}"]], jacobian=False)(
+            point
+        )
+        assert got == pytest.approx(loglik_b + log_prior - log_post, rel=1e-8, abs=1e-6)
+        start += K
+
+
+def test_drawn_elasticities_follow_the_ols_estimates(small):
+    """With tiny residual noise the conditional draws sit on the per-segment OLS estimates."""
+    import xarray as xr
+
+    tree = small.tree
+    stats = {p: driver_stats(small, p) for p in tree.children}
+    posterior = xr.Dataset(
+        {
+            "elasticity_tau": (("chain", "draw", "edge"), np.full((1, 50, len(tree.edges)), 0.5)),
+            "driver_sigma": (("chain", "draw", "parent", "segment"), np.full((1, 50, 2, 3), 1e-4)),
+        },
+        coords={
+            "chain": [0],
+            "draw": np.arange(50),
+            "edge": [edge_label(p, c) for p, c in tree.edges],
+            "parent": list(tree.children),
+            "segment": list(small.segments),
+        },
+    )
+    drawn = draw_elasticities(stats, tree, posterior, seed=0)
+    assert drawn["elasticity"].dims == ("chain", "draw", "edge", "segment")
+    b = drawn["elasticity"].mean(("chain", "draw"))
+    for parent in tree.children:
+        r = reduce_stats(stats[parent])
+        for k, child in enumerate(tree.children[parent]):
+            np.testing.assert_allclose(
+                b.sel(edge=edge_label(parent, child)).values, r["bhat"][:, k], atol=1e-3
+            )
+
+
+def test_population_elasticities_contain_truth(fitted, world):
+    drivers = inference.summarise(fitted)["drivers"]
+    pop = drivers[drivers["segment"].isna()]
+    assert len(pop) == len(world.tree.edges)
+    for row in pop.itertuples():
+        truth = world.truth["elasticities"][edge_label(row.parent, row.child)]
+        assert row.low <= truth <= row.high, (row.parent, row.child, row.low, truth, row.high)
+
+
+def test_pooled_estimates_show_the_size_bias_that_within_avoids(panel, world, fitted):
+    """Account size drives parents and children: pooled elasticities are biased upward."""
+    tree = panel.tree
+    stats = {p: driver_stats(panel, p, within=False) for p in tree.children}
+    model = build_driver_model(stats, tree)
+    idata = inference.sample(model, draws=200, tune=200, chains=2, seed=3)
+    pooled = draw_elasticities(stats, tree, idata.posterior, seed=3)["elasticity_mu"]
+    within = fitted.idata.posterior["elasticity_mu"]
+    for p, c in tree.edges:
+        e = edge_label(p, c)
+        truth = world.truth["elasticities"][e]
+        assert float(pooled.sel(edge=e).mean()) > truth + 0.05, e
+        assert abs(float(within.sel(edge=e).mean()) - truth) < 0.03, e
