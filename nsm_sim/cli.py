@@ -521,14 +521,17 @@ def demo(
     err = report.console(stderr=True)
     steps: list[tuple[str, float]] = []
 
-    def on_step(message: str) -> None:
-        if not json:
-            err.log(message)
-        steps.append((message, time.perf_counter() - started))
+    with err.status("starting") as status:
 
-    analysis = pipeline.run_demo(
-        out, accounts=accounts, periods=periods, seed=seed, draws=draws, on_step=on_step
-    )
+        def on_step(message: str) -> None:
+            if not json:
+                err.log(message)
+                status.update(message)
+            steps.append((message, time.perf_counter() - started))
+
+        analysis = pipeline.run_demo(
+            out, accounts=accounts, periods=periods, seed=seed, draws=draws, on_step=on_step
+        )
     written = report.write_outputs(out, report.report_files(analysis, generated=_now()))
     seconds = time.perf_counter() - started
     if json:

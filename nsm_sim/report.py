@@ -498,7 +498,10 @@ def report_files(analysis: Any, *, generated: str | None = None) -> dict[str, An
                         "INFO",
                     ),
                     html.TableBlock(plan.ranking, f"Ranking by {plan.quantity} per effort"),
-                    html.FigureBlock(files["north_star_fan.png"], f"{ns} with and without"),
+                    html.FigureBlock(
+                        files["north_star_fan.png"],
+                        f"{ns} without and with every initiative of the scenario",
+                    ),
                     html.FigureBlock(files["value_distribution.png"], "Per initiative"),
                     html.TableBlock(simulation_table(sim), "Each initiative alone"),
                     html.FigureBlock(files["evpi.png"], "Expected value of perfect information"),
