@@ -1,0 +1,185 @@
+"""End to end, as a user runs it: demo, fit, simulate, prioritise, compare, report."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nsm_sim import inference
+from nsm_sim.cli import app
+from nsm_sim.html import PNG_SIGNATURE
+
+ROOT = Path(__file__).parent.parent
+SCENARIO = ROOT / "scenarios" / "demo.yaml"
+runner = CliRunner()
+
+REPORT_SECTIONS = [
+    "Is the North Star leading?",
+    "What drives projects_completed?",
+    "What should we fund?",
+    "Details and diagnostics",
+    "Assumptions",
+]
+FIGURES = [
+    "elasticities.png",
+    "retention_by_level.png",
+    "timing.png",
+    "north_star_fan.png",
+    "value_distribution.png",
+    "evpi.png",
+]
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    result = runner.invoke(
+        app,
+        [
+            "demo",
+            "--out",
+            str(out),
+            "--accounts",
+            "800",
+            "--periods",
+            "30",
+            "--draws",
+            "500",
+            "--seed",
+            "2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_demo_prints_the_three_answers(demo_dir):
+    _, output = demo_dir
+    for heading in [
+        "Is the North Star leading?",
+        "What drives the North Star",
+        "Best portfolio",
+        "Value of perfect information",
+    ]:
+        assert heading in output
+
+
+def test_demo_writes_every_file(demo_dir):
+    out, _ = demo_dir
+    for name in FIGURES:
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 5000, name
+    for name in [
+        "drivers.csv",
+        "ranking.csv",
+        "evpi.csv",
+        "validation_metrics.csv",
+        "simulation.csv",
+        "diagnostics.csv",
+    ]:
+        assert len((out / name).read_text().splitlines()) > 1, name
+    plan = json.loads((out / "prioritise.json").read_text())
+    assert plan["portfolio"]["effort"] <= 30
+    assert {"world", "fit"} <= {p.name for p in out.iterdir()}
+    assert not list(out.glob(".nsm-sim-*")), "staging folder left behind"
+
+
+def test_report_holds_every_section_and_embedded_figure(demo_dir):
+    out, _ = demo_dir
+    page = (out / "report.html").read_text()
+    for title in REPORT_SECTIONS:
+        assert title in page
+    assert page.count('<img src="data:image/png;base64,') == len(FIGURES)
+    assert "http://" not in page and "https://" not in page
+
+
+@pytest.fixture(scope="module")
+def bundle(fitted, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundle") / "fit"
+    inference.save_bundle(fitted, out)
+    return out
+
+
+def test_simulate_json_has_the_promised_keys(bundle):
+    result = runner.invoke(
+        app, ["simulate", str(SCENARIO), "--fit", str(bundle), "--draws", "400", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    first = payload["initiatives"][0]
+    assert {
+        "name",
+        "effort",
+        "north_star_change",
+        "north_star_change_pct",
+        "retained_accounts",
+        "value",
+    } <= set(first)
+    assert {"mean", "median", "p5", "p95", "p_positive"} <= set(first["north_star_change"])
+    assert "portfolio" in payload
+
+
+def test_same_seed_same_numbers(bundle):
+    args = [
+        "prioritise",
+        str(SCENARIO),
+        "--fit",
+        str(bundle),
+        "--draws",
+        "300",
+        "--seed",
+        "5",
+        "--json",
+    ]
+    first, second = runner.invoke(app, args), runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert first.stdout == second.stdout
+    payload = json.loads(first.stdout)
+    assert {"name", "expected_value", "value_per_effort", "p_top3"} <= set(payload["ranking"][0])
+    assert {"selected", "effort", "expected_value"} <= set(payload["portfolio"])
+    assert {"name", "evpi"} <= set(payload["evpi"][0])
+
+
+def test_compare_a_scenario_with_itself_is_a_tie(bundle):
+    result = runner.invoke(
+        app,
+        ["compare", str(SCENARIO), str(SCENARIO), "--fit", str(bundle), "--draws", "300", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    for row in json.loads(result.stdout)["quantities"]:
+        assert row["diff_mean"] == 0
+        assert row["p_a_beats_b"] == 0
+
+
+def test_report_on_a_bundle_without_data(bundle, tmp_path):
+    out = tmp_path / "report"
+    result = runner.invoke(
+        app,
+        [
+            "report",
+            "--fit",
+            str(bundle),
+            "--scenario",
+            str(SCENARIO),
+            "--out",
+            str(out),
+            "--draws",
+            "300",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text()
+    assert "What should we fund?" in page and "Is the North Star leading?" not in page
+
+
+def test_simulate_refuses_a_bundle_of_another_tree(bundle, tmp_path):
+    scenario = tmp_path / "other.yaml"
+    tree = tmp_path / "tree.yaml"
+    tree.write_text(
+        (ROOT / "models" / "demo.yaml").read_text().replace("[logins, revenue]", "[logins]")
+    )
+    scenario.write_text(SCENARIO.read_text().replace("../models/demo.yaml", "tree.yaml"))
+    result = runner.invoke(app, ["simulate", str(scenario), "--fit", str(bundle)])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
