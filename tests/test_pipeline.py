@@ -41,13 +41,13 @@ def demo_dir(tmp_path_factory):
             "--out",
             str(out),
             "--accounts",
-            "800",
+            "1500",
             "--periods",
-            "30",
+            "40",
             "--draws",
             "500",
             "--seed",
-            "2",
+            "11",
         ],
     )
     assert result.exit_code == 0, result.output
