@@ -83,18 +83,16 @@ _LOCK = threading.Lock()
 # --------------------------------------------------------------------------- compile + sample
 
 
-def compile_nutpie(model, *, jitter_exclude=("hinge_tau",)):
+def compile_nutpie(model, *, jitter_exclude=()):
     """Compile a PyMC model for nutpie with PyTensor's C backend (cached across processes).
 
     Parameters
     ----------
     model : pymc.Model
         The model.
-    jitter_exclude : iterable of str, default ("hinge_tau",)
+    jitter_exclude : iterable of str, default ()
         Free variables that every chain starts at their initial value (all others get
-        nutpie's usual uniform(-1, 1) jitter on the unconstrained scale). The threshold of
-        the hinge has a likelihood with steep walls between observed levels; its start comes
-        from :func:`nsm_sim.retention.initial_hinge_tau`.
+        nutpie's usual uniform(-1, 1) jitter on the unconstrained scale).
 
     Returns
     -------
@@ -121,7 +119,8 @@ def compile_nutpie(model, *, jitter_exclude=("hinge_tau",)):
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
     ndim = int(offsets[-1])
 
-    logp = model.logp()
+    # the rewrites PyMC and nutpie apply before differentiating (stable logsumexp, softplus)
+    logp = pytensor.graph.rewrite_graph(model.logp(), include=["canonicalize", "stabilize"])
     grad = pt.concatenate([g.ravel() for g in pytensor.grad(logp, value_vars)])
     x = pt.dvector("unconstrained_point")
     replace = {
@@ -698,8 +697,9 @@ def fit(
     One PyMC model (one compile) holds the driver model of every parent node
     (:mod:`nsm_sim.drivers`, likelihood from sufficient statistics) and the discrete-time
     hazard of churn on the North Star (:mod:`nsm_sim.retention`, Binomial cells). The
-    elasticities are integrated out while sampling and drawn exactly afterwards
-    (:func:`nsm_sim.drivers.draw_elasticities`).
+    elasticities and the threshold are integrated out while sampling and drawn from their
+    exact conditionals afterwards (:func:`nsm_sim.drivers.draw_elasticities`,
+    :func:`nsm_sim.retention.draw_hinge_tau`).
 
     Parameters
     ----------
@@ -726,6 +726,7 @@ def fit(
         With :func:`diagnose`'s table and a card.
     """
     from nsm_sim.drivers import draw_elasticities
+    from nsm_sim.retention import draw_hinge_tau
 
     t0 = time.perf_counter()
     tree = panel.tree
@@ -742,6 +743,8 @@ def fit(
     )
     t_sample = time.perf_counter() - t1
     drawn = draw_elasticities(stats, tree, idata.posterior, seed=seed)
+    if hinge:
+        drawn["hinge_tau"] = draw_hinge_tau(cells, idata.posterior, seed=seed + 1)
     idata.posterior = idata.posterior.assign(drawn)
     idata.add_groups({"constant_data": const})
     t2 = time.perf_counter()
