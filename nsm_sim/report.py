@@ -322,8 +322,8 @@ ASSUMPTIONS = """\
 Elasticities are observational: they are estimated within accounts, with period effects, so \
 account size and shocks common to all accounts do not bias them, but a change that moves an \
 input and the North Star together for another reason would. They are causal effects only where \
-experiments calibrate them; treat initiative sizing as a plan, and test the initiatives with \
-the largest value of information first.
+experiments calibrate them, and none in this fit is calibrated: treat initiative sizing as a \
+plan, and test the initiatives with the largest value of information first.
 
 The churn model is a discrete-time logistic hazard on log1p of the North Star, a tenure term \
 and segment intercepts, with a threshold step where one is supported. Retention over h periods \
