@@ -91,8 +91,9 @@ def compile_nutpie(model, *, jitter_exclude=()):
     model : pymc.Model
         The model.
     jitter_exclude : iterable of str, default ()
-        Free variables that every chain starts at their initial value (all others get
-        nutpie's usual uniform(-1, 1) jitter on the unconstrained scale).
+        Free variables that every chain starts at their initial value, besides those given an
+        explicit ``initval`` in the model (all others get nutpie's usual uniform(-1, 1)
+        jitter on the unconstrained scale).
 
     Returns
     -------
@@ -105,7 +106,9 @@ def compile_nutpie(model, *, jitter_exclude=()):
     from pymc.initial_point import make_initial_point_fn
     from pymc.pytensorf import compile as compile_pymc
 
-    exclude = set(jitter_exclude)
+    # variables given an explicit initial value start there in every chain
+    explicit = {rv.name for rv, v in model.rvs_to_initial_values.items() if v is not None}
+    exclude = set(jitter_exclude) | explicit
     ip_fn = make_initial_point_fn(
         model=model,
         return_transformed=True,
@@ -303,14 +306,12 @@ def _predictive_grade(observed, predicted, what: str) -> tuple[str, str, float]:
     n = observed.size
     share90 = float(out90.mean()) if n else 0.0
     allowed99 = max(1, int(np.ceil(0.02 * n)))
-    if out99.sum() == 0 and share90 <= 0.2:
+    if out99.sum() <= allowed99 and share90 <= 0.2:
         status = "PASS"
     elif out99.mean() <= 0.1:
         status = "REVIEW"
     else:
         status = "FAIL"
-    if out99.sum() > allowed99 and status == "PASS":
-        status = "REVIEW"
     detail = (
         f"{int(n - out90.sum())}/{n} {what} inside the predictive 90% band, "
         f"{int(out99.sum())} outside the 99% band"
@@ -325,9 +326,10 @@ def diagnose(idata: az.InferenceData, *, seed: int = 0, max_draws: int = 400) ->
     > 100 REVIEW; divergences 0 PASS, < 1 % of draws REVIEW; tree-depth saturation 0 PASS,
     < 5 % REVIEW. Predictive checks (when the InferenceData holds their data in
     ``constant_data``, as fits of :func:`fit` do): churn events per period and the variation
-    of ``log1p`` North Star per segment; PASS when no group is outside the predictive 99 %
-    band and at most 20 % are outside the 90 % band, REVIEW when at most 10 % are outside the
-    99 % band, else FAIL.
+    of ``log1p`` North Star per segment; PASS when at most 20 % of the groups are outside the
+    predictive 90 % band and at most ``max(1, 2 %)`` of them outside the 99 % band (what a
+    calibrated model gives by chance), REVIEW when at most 10 % are outside the 99 % band,
+    else FAIL.
 
     Parameters
     ----------
@@ -452,8 +454,8 @@ def _predictive_checks(idata, *, seed: int, max_draws: int) -> list[dict[str, An
             {
                 "check": "ppc_churn_per_period",
                 "value": value,
-                "threshold": "none outside the 99% band and <= 20% outside the 90% band PASS; "
-                "<= 10% outside the 99% band REVIEW",
+                "threshold": "<= 20% of periods outside the 90% band and <= max(1, 2%) outside "
+                "the 99% band PASS; <= 10% outside the 99% band REVIEW",
                 "status": status,
                 "parameter": "",
                 "detail": "churn events per period: " + detail,
@@ -488,7 +490,8 @@ def _predictive_checks(idata, *, seed: int, max_draws: int) -> list[dict[str, An
             {
                 "check": "ppc_north_star_per_segment",
                 "value": value,
-                "threshold": "observed inside the predictive 90% band PASS, 99% band REVIEW",
+                "threshold": "<= 20% of segments outside the 90% band and <= 1 outside the 99% "
+                "band PASS; <= 10% outside the 99% band REVIEW",
                 "status": status,
                 "parameter": "",
                 "detail": "sum of squares of log1p(North Star) per segment: " + detail,
