@@ -302,18 +302,26 @@ def prioritisation_files(result: Any, plan: Any) -> dict[str, Any]:
 def render_comparison(con: Console, comparison: Any) -> None:
     """Print two scenarios' portfolios side by side with P(A beats B)."""
     a, b = comparison.names
-    cols = [
-        "quantity",
-        "a_mean",
-        "a_p5",
-        "a_p95",
-        "b_mean",
-        "b_p5",
-        "b_p95",
-        "diff_mean",
-        "p_a_beats_b",
-    ]
-    con.print(table(comparison.table[cols], f"A = {a}  vs  B = {b} (portfolios, common draws)"))
+    t = comparison.table
+
+    def spread(side: str) -> pd.Series:
+        return t.apply(
+            lambda r: (
+                f"{fmt(r[f'{side}_mean'])} ({fmt(r[f'{side}_p5'])} to {fmt(r[f'{side}_p95'])})"
+            ),
+            axis=1,
+        )
+
+    view = pd.DataFrame(
+        {
+            "quantity": t["quantity"],
+            "A: mean (90%)": spread("a"),
+            "B: mean (90%)": spread("b"),
+            "A - B": t["diff_mean"],
+            "P(A beats B)": t["p_a_beats_b"],
+        }
+    )
+    con.print(table(view, f"A = {a}  vs  B = {b} (each scenario's initiatives together)"))
 
 
 # --------------------------------------------------------------------------- the full report
