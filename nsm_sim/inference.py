@@ -673,6 +673,7 @@ def _constant_data(panel, stats, cells) -> xr.Dataset:
     ds["ppc_ns_n_eff"] = ("segment", r["n_eff"])
     ds = ds.assign_coords(segment=list(panel.segments), ns_child=kids, ns_child_=kids)
     ds.attrs["north_star"] = ns
+    ds["ppc_ns_syy"].attrs["parent"] = ns
     return ds
 
 
@@ -749,7 +750,12 @@ def fit(
     if hinge:
         drawn["hinge_tau"] = draw_hinge_tau(cells, idata.posterior, seed=seed + 1)
     idata.posterior = idata.posterior.assign(drawn)
-    idata.add_groups({"constant_data": const})
+    if "constant_data" in idata.groups():  # PyMC's sampler stores the model's pm.Data
+        merged = xr.merge([idata.constant_data, const], compat="override")
+        merged.attrs.update(const.attrs)
+        idata.constant_data = merged
+    else:
+        idata.add_groups({"constant_data": const})
     t2 = time.perf_counter()
     checks = diagnose(idata, seed=seed)
     t_diag = time.perf_counter() - t2

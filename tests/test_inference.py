@@ -184,3 +184,18 @@ def test_a_failed_save_leaves_nothing_behind(fitted, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         inference.save_bundle(fitted, tmp_path / "fit")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fit_with_pymc_nuts():
+    """The other sampler by flag: same variables, same checks."""
+    from nsm_sim.data import check_frame
+    from nsm_sim.synth import generate_world
+
+    world = generate_world(accounts=200, periods=10, seed=2)
+    panel = check_frame(world.panel, world.tree, source="tiny")
+    fit = inference.fit(panel, sampler="pymc", draws=60, tune=60, chains=2, seed=4)
+    assert fit.card["sampler"] == "pymc"
+    for name in ("elasticity", "elasticity_mu", "churn_slope", "hinge_tau"):
+        assert name in fit.idata.posterior, name
+    assert fit.idata.posterior.sizes["draw"] == 60
+    assert "ppc_churn_per_period" in set(fit.diagnostics["check"])
