@@ -1,6 +1,6 @@
 """Sufficient statistics and cells against the naive per-row likelihood, side by side.
 
-    python benchmarks/bench_per_row.py [--accounts 2600] [--draws 300]
+    python benchmarks/bench_per_row.py [--accounts 3450] [--draws 300]
 
 The same model twice on a synthetic panel of about 100,000 account-periods (52 weeks), both
 sampled by the same sampler (nutpie on a PyTensor C-backend log density, 4 chains):
@@ -93,7 +93,7 @@ def naive_model(panel):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--accounts", type=int, default=2600)
+    parser.add_argument("--accounts", type=int, default=3450)
     parser.add_argument("--draws", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3, help="repeats of ours (naive: once)")
     args = parser.parse_args()
