@@ -109,6 +109,7 @@ def main() -> None:
         ours = inference.fit(panel, hinge=False, draws=args.draws, tune=args.draws, seed=r)
         ours_times.append(time.perf_counter() - t)
     ours_time = float(np.median(ours_times))
+    print(f"ours: {', '.join(f'{t:.1f}' for t in ours_times)} s", flush=True)
     model = naive_model(panel)
     t = time.perf_counter()
     naive = inference.sample(model, draws=args.draws, tune=args.draws, seed=0)
