@@ -7,7 +7,8 @@ sampled by the same sampler (nutpie on a PyTensor C-backend log density, 4 chain
 
 * ours: ``inference.fit`` (drivers from sufficient statistics, churn from Binomial cells);
 * naive: ``pm.Normal`` on every (residualised) row of every parent and ``pm.Bernoulli`` on
-  every account-period, with the same priors (elasticities non-centred).
+  every account-period, with the same priors (elasticities centred, since thousands of rows
+  pin each one down; churn intercepts centred at each segment's mean, as in ours).
 
 The hinge is left out of both (``hinge=False``): with a per-row likelihood its threshold
 cannot be integrated out cheaply, and the comparison is about the cost of the likelihood.
@@ -48,8 +49,8 @@ def naive_model(panel):
     with pm.Model(coords=coords) as model:
         mu = pm.Normal("elasticity_mu", 0.0, DRIVER_PRIORS["elasticity_mu"][2], dims="edge")
         tau = pm.HalfNormal("elasticity_tau", DRIVER_PRIORS["elasticity_tau"][1], dims="edge")
-        z = pm.Normal("elasticity_z", 0.0, 1.0, dims=("edge", "segment"))
-        b = pm.Deterministic("elasticity", mu[:, None] + tau[:, None] * z, dims=("edge", "segment"))
+        # centred: every (edge, segment) elasticity is pinned down by thousands of rows
+        b = pm.Normal("elasticity", mu[:, None], tau[:, None], dims=("edge", "segment"))
         sigma = pm.HalfNormal(
             "driver_sigma", DRIVER_PRIORS["driver_sigma"][1], dims=("parent", "segment")
         )
@@ -71,17 +72,26 @@ def naive_model(panel):
             start += len(kids)
             mean = pt.sum(X * bk[:, seg].T, axis=1)
             pm.Normal(f"rows_{parent}", mean, sigma[j, seg], observed=y)
-        intercept = pm.Normal(
-            "churn_intercept", CHURN_PRIORS["churn_intercept_c"][1], 2.0, dims="segment"
+        # the intercepts centred at each segment's mean x and log tenure, as in ours
+        x = np.log1p(f[tree.north_star].to_numpy(float))
+        log_tenure = np.log1p(f["tenure"].to_numpy(float))
+        x_ref = np.bincount(seg, x) / np.bincount(seg)
+        lt_ref = np.bincount(seg, log_tenure) / np.bincount(seg)
+        intercept_c = pm.Normal(
+            "churn_intercept_c",
+            CHURN_PRIORS["churn_intercept_c"][1],
+            CHURN_PRIORS["churn_intercept_c"][2],
+            dims="segment",
         )
         slope_mu = pm.Normal("churn_slope_mu", 0.0, 1.0)
         slope_sigma = pm.HalfNormal("churn_slope_sigma", CHURN_PRIORS["churn_slope_sigma"][1])
-        slope_z = pm.Normal("churn_slope_z", 0.0, 1.0, dims="segment")
+        slope_z = pm.ZeroSumNormal("churn_slope_z", sigma=1.0, dims="segment")
         slope = pm.Deterministic("churn_slope", slope_mu + slope_sigma * slope_z, dims="segment")
         tenure = pm.Normal("tenure_slope", 0.0, 1.0)
+        intercept = intercept_c - slope * x_ref - tenure * lt_ref
         logit = churn_logit(
-            np.log1p(f[tree.north_star].to_numpy(float)),
-            np.log1p(f["tenure"].to_numpy(float)),
+            x,
+            log_tenure,
             intercept[seg],
             slope[seg],
             tenure,

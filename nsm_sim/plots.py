@@ -37,7 +37,13 @@ _PALETTE = (
     "#bcbd22",
     "#17becf",
 )
-_SCENARIO_COLOURS = {"baseline": "#7f7f7f", "portfolio": "#1f77b4"}
+_SCENARIO_COLOURS = {
+    "baseline": "#7f7f7f",
+    "no initiative": "#7f7f7f",
+    "portfolio": "#1f77b4",
+    "every initiative": "#1f77b4",
+    "chosen portfolio": "#2ca02c",
+}
 _POPULATION = "#222222"
 
 

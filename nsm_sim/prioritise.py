@@ -407,7 +407,7 @@ def best_portfolio(
     additive = values[chosen].sum(axis=0)
     joint = joint_outcomes = None
     if result is not None:
-        joint_outcomes = result.simulate_set(selected) if selected else None
+        joint_outcomes = result.simulate_set(selected, keep_path=True) if selected else None
         joint_values = (
             joint_outcomes.get(quantity)
             if joint_outcomes is not None

@@ -215,9 +215,23 @@ def simulation_table(result: Any) -> pd.DataFrame:
     return summary[list(SIMULATION_COLUMNS)].rename(columns=SIMULATION_COLUMNS)
 
 
-def fan_frame(result: Any) -> pd.DataFrame:
-    """Return the North Star trajectory (baseline, portfolio) in the fan chart's columns."""
-    traj = result.trajectory()
+#: Fan chart names of the trajectory's series.
+FAN_SERIES = {"baseline": "no initiative", "portfolio": "every initiative"}
+
+
+def fan_frame(result: Any, plan: Any = None) -> pd.DataFrame:
+    """Return the North Star trajectory in the fan chart's columns.
+
+    Series: no initiative, every initiative of the scenario and, with a prioritisation whose
+    portfolio is not every initiative, the chosen portfolio (projected jointly).
+    """
+    extra = {}
+    chosen = None if plan is None else plan.portfolio.joint_outcomes
+    if chosen is not None and chosen.north_star_path is not None:
+        if set(plan.portfolio.selected) != set(result.names):
+            extra["chosen portfolio"] = chosen.north_star_path
+    traj = result.trajectory(extra=extra)
+    traj["series"] = traj["series"].replace(FAN_SERIES)
     return traj.rename(
         columns={
             "series": "scenario",
@@ -244,18 +258,19 @@ def render_simulation(con: Console, result: Any) -> None:
         con.print("[dim]No value column: value is retained accounts.[/]")
 
 
-def simulation_files(result: Any) -> dict[str, Any]:
-    """CSV, JSON and PNG files of a simulation."""
+def simulation_files(result: Any, plan: Any = None) -> dict[str, Any]:
+    """CSV, JSON and PNG files of a simulation (the fan chart with ``plan``'s portfolio)."""
     from nsm_sim import plots
 
     north_star = result.scenario.tree.north_star
+    fan = fan_frame(result, plan)
     quantity = "value" if result.has_value else "retained_accounts"
     draws = dict(zip(result.names, result.initiatives.get(quantity), strict=True))
     return {
         "simulation.json": result.to_dict(),
         "simulation.csv": result.summary(),
-        "trajectory.csv": fan_frame(result),
-        "north_star_fan.png": plots.north_star_fan(fan_frame(result), north_star),
+        "trajectory.csv": fan,
+        "north_star_fan.png": plots.north_star_fan(fan, north_star),
         "value_distribution.png": plots.value_distribution(draws, quantity),
     }
 
@@ -291,7 +306,7 @@ def prioritisation_files(result: Any, plan: Any) -> dict[str, Any]:
     from nsm_sim import plots
 
     return {
-        **simulation_files(result),
+        **simulation_files(result, plan),
         "prioritise.json": plan.to_dict(),
         "ranking.csv": plan.ranking,
         "evpi.csv": plan.evpi,
@@ -508,7 +523,8 @@ def report_files(analysis: Any, *, generated: str | None = None) -> dict[str, An
                     html.TableBlock(plan.ranking, f"Ranking by {plan.quantity} per effort"),
                     html.FigureBlock(
                         files["north_star_fan.png"],
-                        f"{ns} without and with every initiative of the scenario",
+                        f"{ns} with no initiative, with every initiative of the scenario "
+                        "and with the chosen portfolio",
                     ),
                     html.FigureBlock(files["value_distribution.png"], "Per initiative"),
                     html.TableBlock(simulation_table(sim), "Each initiative alone"),

@@ -520,12 +520,16 @@ class Outcomes:
     value : ndarray
         Change of the value over the horizon (value per account per period, summed over the
         active accounts and the periods); zero when the population has no value.
+    north_star_path : ndarray or None
+        Shape (draws, horizon): the North Star total per period with the initiatives (a
+        level, not a change); ``None`` unless asked for.
     """
 
     north_star_change: np.ndarray
     north_star_change_pct: np.ndarray
     retained_accounts: np.ndarray
     value: np.ndarray
+    north_star_path: np.ndarray | None = None
 
     def get(self, quantity: str) -> np.ndarray:
         """Return the array of one of :data:`QUANTITIES`."""
@@ -668,7 +672,9 @@ class SimulationResult:
         }
 
     def trajectory(
-        self, quantiles: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95)
+        self,
+        quantiles: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95),
+        extra: Mapping[str, np.ndarray] | None = None,
     ) -> pd.DataFrame:
         """North Star total per period, baseline and portfolio, as quantiles over draws.
 
@@ -676,15 +682,21 @@ class SimulationResult:
         ----------
         quantiles : sequence of float
             Quantiles to report (for a fan chart).
+        extra : mapping of str to ndarray, optional
+            More series, each of shape ``(draws, horizon)``, e.g. the
+            :attr:`Outcomes.north_star_path` of a set from :meth:`simulate_set`.
 
         Returns
         -------
         pandas.DataFrame
-            Long format: ``period`` (0 = first projected period), ``series`` (``"baseline"``
-            or ``"portfolio"``), ``mean`` and one column per quantile named ``q05``, ``q50``...
+            Long format: ``period`` (0 = first projected period), ``series`` (``"baseline"``,
+            ``"portfolio"``, then the keys of ``extra``), ``mean`` and one column per quantile
+            named ``q05``, ``q50``...
         """
         frames = []
-        for series, path in (("baseline", self.baseline_path), ("portfolio", self.portfolio_path)):
+        series_paths = {"baseline": self.baseline_path, "portfolio": self.portfolio_path}
+        series_paths.update(extra or {})
+        for series, path in series_paths.items():
             qs = np.quantile(path, quantiles, axis=0)
             frame = pd.DataFrame({"period": np.arange(path.shape[1]), "series": series})
             frame["mean"] = path.mean(axis=0)
@@ -693,13 +705,15 @@ class SimulationResult:
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
 
-    def simulate_set(self, names: Sequence[str]) -> Outcomes:
+    def simulate_set(self, names: Sequence[str], keep_path: bool = False) -> Outcomes:
         """Project a set of this scenario's initiatives together, on the same draws.
 
         Parameters
         ----------
         names : sequence of str
             Initiatives of the scenario.
+        keep_path : bool, default False
+            Also keep the North Star total per period (``north_star_path``).
 
         Returns
         -------
@@ -715,6 +729,7 @@ class SimulationResult:
             draws=self.draws,
             seed=self.seed,
             chunk_size=self.chunk_size,
+            keep_paths=keep_path,
         )
         return out["set"]
 
@@ -1263,6 +1278,7 @@ def _execute(
 
 
 def _outcomes(out: dict[str, Any], sel: Any) -> Outcomes:
+    path = out["paths"].get(sel) if isinstance(sel, int) else None
     nsm = out["north_star"][sel]
     base = out["base_north_star"]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -1272,6 +1288,7 @@ def _outcomes(out: dict[str, Any], sel: Any) -> Outcomes:
         north_star_change_pct=pct,
         retained_accounts=out["retained"][sel],
         value=out["value"][sel],
+        north_star_path=path,
     )
 
 
@@ -1286,6 +1303,7 @@ def simulate_sets(
     chunk_size: int | None = None,
     n_jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    keep_paths: bool = False,
 ) -> dict[str, Outcomes]:
     """Project any sets of a scenario's initiatives on common random numbers.
 
@@ -1302,6 +1320,8 @@ def simulate_sets(
         A label for each set and the names of its initiatives.
     draws, seed, chunk_size, n_jobs, progress
         As in :func:`simulate`.
+    keep_paths : bool, default False
+        Also keep each set's North Star total per period (``Outcomes.north_star_path``).
 
     Returns
     -------
@@ -1309,6 +1329,8 @@ def simulate_sets(
         Per set, arrays of shape ``(draws,)``.
     """
     plan, _ = _plan(scenario, posterior, population, sets, draws, seed)
+    if keep_paths:
+        plan.paths_for = set(range(len(sets)))
     out, _ = _execute(plan, draws, chunk_size, n_jobs, progress)
     return {label: _outcomes(out, k) for k, label in enumerate(sets)}
 

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -81,6 +82,9 @@ def test_demo_writes_every_file(demo_dir):
         assert len((out / name).read_text().splitlines()) > 1, name
     plan = json.loads((out / "prioritise.json").read_text())
     assert plan["portfolio"]["effort"] <= 30
+    # the demo's capacity leaves initiatives out, so the fan chart shows the chosen portfolio
+    series = set(pd.read_csv(out / "trajectory.csv")["scenario"])
+    assert series == {"no initiative", "every initiative", "chosen portfolio"}
     assert {"world", "fit"} <= {p.name for p in out.iterdir()}
     assert not list(out.glob(".nsm-sim-*")), "staging folder left behind"
 

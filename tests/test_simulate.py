@@ -464,6 +464,17 @@ def test_a_set_of_one_is_the_initiative_alone_and_outcomes_do_not_depend_on_the_
     assert np.array_equal(sets["a"].value, res.initiatives.value[0])
     assert np.array_equal(sets["ab"].value, res.portfolio.value)
     assert np.array_equal(res.simulate_set(["b", "a"]).value, res.portfolio.value)
+    # a set's North Star path ends at the baseline plus its change, and is the portfolio's
+    kept = res.simulate_set(["a", "b"], keep_path=True)
+    assert res.simulate_set(["a"]).north_star_path is None
+    np.testing.assert_allclose(
+        kept.north_star_path[:, -1] - res.baseline["north_star"], kept.north_star_change
+    )
+    assert np.array_equal(kept.north_star_path, res.portfolio_path)
+    only_a = res.simulate_set(["a"], keep_path=True).north_star_path
+    traj = res.trajectory(extra={"a only": only_a})
+    assert list(dict.fromkeys(traj.series)) == ["baseline", "portfolio", "a only"]
+    assert traj.query("series == 'a only'")["mean"].to_numpy() == pytest.approx(only_a.mean(0))
 
 
 def test_posterior_draws_are_chosen_without_replacement_when_enough():
