@@ -417,6 +417,14 @@ def compare(
     fit_dir: FitDir,
     draws: Draws = 4000,
     seed: Seed = 0,
+    funded: Annotated[
+        bool,
+        typer.Option(
+            "--funded/--all",
+            help="Compare the portfolio each scenario funds under its own capacity (best "
+            "expected value, exact), or every initiative of each.",
+        ),
+    ] = False,
     out: OutDir = None,
     json: Json = False,
 ) -> None:
@@ -425,7 +433,7 @@ def compare(
 
     _, _, result_a = _simulate(scenario_a, fit_dir, draws, seed, json)
     _, _, result_b = _simulate(scenario_b, fit_dir, draws, seed, json)
-    comparison = prio.compare(result_a, result_b)
+    comparison = prio.compare(result_a, result_b, funded=funded)
     if out is not None:
         report.write_outputs(out, {"comparison.csv": comparison.table})
     if json:

@@ -524,22 +524,70 @@ class Comparison:
         One row per quantity: ``quantity``, ``a_mean``, ``a_median``, ``a_p5``, ``a_p95``,
         the same for ``b_``, ``diff_mean`` (A - B), ``diff_p5``, ``diff_p95``,
         ``p_a_beats_b`` (share of draws where A's change is larger) and ``p_tie``.
+    funded : bool
+        ``True``: each side is the portfolio its scenario funds under its capacity;
+        ``False``: every initiative of each scenario.
+    selected : tuple of tuple of str
+        The initiatives of each side (A, B).
     """
 
     names: tuple[str, str]
     table: pd.DataFrame
+    funded: bool = False
+    selected: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 
     def to_dict(self) -> dict[str, Any]:
-        """Return JSON-ready data: ``{"a", "b", "quantities": [row, ...]}``."""
+        """Return JSON-ready data.
+
+        Returns
+        -------
+        dict
+            ``{"a", "b", "funded", "selected": {"a", "b"}, "quantities": [row, ...]}``.
+        """
         return {
             "a": self.names[0],
             "b": self.names[1],
+            "funded": self.funded,
+            "selected": {"a": list(self.selected[0]), "b": list(self.selected[1])},
             "quantities": self.table.to_dict(orient="records"),
         }
 
 
-def compare(result_a: SimulationResult, result_b: SimulationResult) -> Comparison:
-    """Compare two scenarios' whole portfolios draw by draw.
+def funded_portfolio(
+    result: SimulationResult, objective: str = "value"
+) -> tuple[tuple[str, ...], Outcomes]:
+    """Return the portfolio a scenario funds under its capacity and its joint outcomes.
+
+    Parameters
+    ----------
+    result : SimulationResult
+    objective : str, default "value"
+        As in :func:`prioritise` (expected value, no risk adjustment).
+
+    Returns
+    -------
+    tuple
+        The chosen initiatives and their :class:`~nsm_sim.simulate.Outcomes` projected
+        together (all zero when nothing fits the capacity).
+    """
+    quantity, _ = objective_quantity(result, objective)
+    chosen = best_portfolio(
+        result.scenario, result.initiatives.get(quantity), result=result, quantity=quantity
+    )
+    if chosen.joint_outcomes is not None:
+        return chosen.selected, chosen.joint_outcomes
+    zero = np.zeros(result.draws)
+    return chosen.selected, Outcomes(zero, zero, zero, zero)
+
+
+def compare(
+    result_a: SimulationResult,
+    result_b: SimulationResult,
+    *,
+    funded: bool = False,
+    objective: str = "value",
+) -> Comparison:
+    """Compare two scenarios' portfolios draw by draw.
 
     Both must be simulated with the same seed, number of draws and posterior (the same
     posterior draws then back each Monte Carlo draw, and initiatives present in both
@@ -548,6 +596,11 @@ def compare(result_a: SimulationResult, result_b: SimulationResult) -> Compariso
     Parameters
     ----------
     result_a, result_b : SimulationResult
+    funded : bool, default False
+        Compare what each scenario funds under its own capacity (:func:`funded_portfolio`)
+        instead of every initiative of each.
+    objective : str, default "value"
+        The objective that chooses the funded portfolios.
 
     Returns
     -------
@@ -576,9 +629,16 @@ def compare(result_a: SimulationResult, result_b: SimulationResult) -> Compariso
             "the two results are not on common draws: simulate both scenarios with the same "
             "seed, number of draws and fit"
         )
+    if funded:
+        (sel_a, out_a), (sel_b, out_b) = (
+            funded_portfolio(r, objective) for r in (result_a, result_b)
+        )
+    else:
+        sel_a, out_a = result_a.names, result_a.portfolio
+        sel_b, out_b = result_b.names, result_b.portfolio
     rows = []
     for q in ("north_star_change", "north_star_change_pct", "retained_accounts", "value"):
-        a, b = result_a.portfolio.get(q), result_b.portfolio.get(q)
+        a, b = out_a.get(q), out_b.get(q)
         da, db, diff = describe(a), describe(b), a - b
         p5, p95 = np.quantile(diff, [0.05, 0.95])
         rows.append(
@@ -593,7 +653,12 @@ def compare(result_a: SimulationResult, result_b: SimulationResult) -> Compariso
                 "p_tie": float(np.mean(a == b)),
             }
         )
-    return Comparison((result_a.scenario.name, result_b.scenario.name), pd.DataFrame(rows))
+    return Comparison(
+        (result_a.scenario.name, result_b.scenario.name),
+        pd.DataFrame(rows),
+        funded=funded,
+        selected=(tuple(sel_a), tuple(sel_b)),
+    )
 
 
 # --------------------------------------------------------------------------- all at once

@@ -336,7 +336,15 @@ def render_comparison(con: Console, comparison: Any) -> None:
             "P(A beats B)": t["p_a_beats_b"],
         }
     )
-    con.print(table(view, f"A = {a}  vs  B = {b} (each scenario's initiatives together)"))
+    basis = (
+        "the portfolio each funds under its capacity"
+        if comparison.funded
+        else "each scenario's initiatives together"
+    )
+    con.print(table(view, f"A = {a}  vs  B = {b} ({basis})"))
+    if comparison.funded:
+        for side, names in zip("AB", comparison.selected, strict=True):
+            con.print(f"{side} funds: {', '.join(names) or 'nothing'}")
 
 
 # --------------------------------------------------------------------------- the full report

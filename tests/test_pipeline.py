@@ -145,13 +145,20 @@ def test_same_seed_same_numbers(bundle):
     assert {"name", "evpi"} <= set(payload["evpi"][0])
 
 
-def test_compare_a_scenario_with_itself_is_a_tie(bundle):
+@pytest.mark.parametrize("basis", ["--all", "--funded"])
+def test_compare_a_scenario_with_itself_is_a_tie(bundle, basis):
     result = runner.invoke(
         app,
-        ["compare", str(SCENARIO), str(SCENARIO), "--fit", str(bundle), "--draws", "300", "--json"],
+        [
+            *("compare", str(SCENARIO), str(SCENARIO), "--fit", str(bundle)),
+            *("--draws", "300", "--json", basis),
+        ],
     )
     assert result.exit_code == 0, result.output
-    for row in json.loads(result.stdout)["quantities"]:
+    payload = json.loads(result.stdout)
+    assert payload["funded"] == (basis == "--funded")
+    assert payload["selected"]["a"] == payload["selected"]["b"]
+    for row in payload["quantities"]:
         assert row["diff_mean"] == 0
         assert row["p_a_beats_b"] == 0
 

@@ -309,3 +309,30 @@ def test_compare_on_common_draws():
         compare(a, simulate(large, post, pop, draws=200, seed=10))
     with pytest.raises(ValueError, match="common draws"):
         compare(a, simulate(large, posterior(seed=1), pop, draws=200, seed=9))
+
+
+def test_compare_funded_portfolios_under_each_capacity():
+    post, pop = posterior(), population()
+    inis = [
+        Initiative(name="big", target="a", lift=0.10, effort=6),
+        Initiative(name="small", target="a", lift=0.04, effort=3),
+        Initiative(name="tiny", target="a", lift=0.01, effort=3),
+    ]
+    tight = simulate(scenario(inis, capacity=6, name="A"), post, pop, draws=200, seed=4)
+    roomy = simulate(scenario(inis, capacity=12, name="B"), post, pop, draws=200, seed=4)
+    funded = compare(tight, roomy, funded=True)
+    # capacity 6 funds the big lift alone; capacity 12 funds everything
+    assert funded.selected == (("big",), ("big", "small", "tiny"))
+    by_q = funded.table.set_index("quantity")
+    alone = tight.simulate_set(["big"]).value
+    assert by_q.loc["value", "a_mean"] == pytest.approx(alone.mean())
+    assert by_q.loc["value", "b_mean"] == pytest.approx(roomy.portfolio.value.mean())
+    assert by_q.loc["value", "p_a_beats_b"] == 0.0  # more of the same lifts never loses
+    # comparing every initiative, the two scenarios are the same set
+    everything = compare(tight, roomy).table
+    assert (everything.p_tie == 1).all()
+    payload = funded.to_dict()
+    assert payload["funded"] and payload["selected"] == {
+        "a": ["big"],
+        "b": ["big", "small", "tiny"],
+    }
