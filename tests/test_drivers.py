@@ -120,6 +120,31 @@ def test_integrated_likelihood_is_the_exact_marginal(small):
         start += K
 
 
+def test_integrated_likelihood_gradient_matches_finite_differences(small):
+    """The model's gradient (the Op's analytic one) against central differences."""
+    tree = small.tree
+    stats = {p: driver_stats(small, p) for p in tree.children}
+    model = build_driver_model(stats, tree, marginal=True)
+    logp = model.compile_logp(jacobian=False)
+    dlogp = model.compile_dlogp(jacobian=False)
+    point = _point(model, np.random.default_rng(2))
+    grad = dlogp(point)
+    names = [v.name for v in model.value_vars]
+    sizes = [point[n].size for n in names]
+    numeric, h = [], 1e-6
+    for n in names:
+        for i in range(point[n].size):
+            up, down = dict(point), dict(point)
+            up[n] = point[n].copy().ravel()
+            down[n] = point[n].copy().ravel()
+            up[n][i] += h
+            down[n][i] -= h
+            up[n], down[n] = up[n].reshape(point[n].shape), down[n].reshape(point[n].shape)
+            numeric.append((logp(up) - logp(down)) / (2 * h))
+    assert len(numeric) == sum(sizes) == grad.size
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-4)
+
+
 def test_drawn_elasticities_follow_the_ols_estimates(small):
     """With tiny residual noise the conditional draws sit on the per-segment OLS estimates."""
     import xarray as xr
