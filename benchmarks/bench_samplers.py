@@ -13,7 +13,12 @@ samples per second (smallest bulk ESS over every posterior variable / fit second
 Samplers: ``nutpie`` (the default: nutpie's NUTS on a PyTensor C-backend log density, see
 ``nsm_sim.inference``), ``pymc`` (PyMC's NUTS, 2 processes) and ``nutpie-numba`` (nutpie's own
 PyMC path, ``nutpie.compile_pymc_model(backend="numba")``, for the record: it compiles a numba
-callback in every process).
+callback in every process), and ``numpyro`` when jax and numpyro are installed (they are not
+dependencies of nsm_sim; ``pip install numpyro`` in the benchmark's environment):
+``pm.sample(nuts_sampler="numpyro")``, 4 chains in parallel on 4 XLA host devices, with the
+drivers' integrated likelihood (a Python operation in nsm_sim) written in ``jax.numpy`` below.
+The numpyro and nutpie-numba rows time the model's sampling only, not the whole
+``inference.fit`` (no elasticity or threshold draws, no predictive checks).
 """
 
 from __future__ import annotations
@@ -30,8 +35,47 @@ import time
 from pathlib import Path
 
 
+def register_jax_marginal() -> None:
+    """Give the drivers' integrated likelihood a JAX implementation (for numpyro)."""
+    import jax.numpy as jnp
+    from pytensor.link.jax.dispatch import jax_funcify
+
+    from nsm_sim.drivers import MarginalBhatLogp
+
+    @jax_funcify.register(MarginalBhatLogp)
+    def _marginal(op, **kwargs):
+        sizes = jnp.asarray(op.sizes, dtype=float)
+        mu_var = op.mu_var
+
+        def marginal(bhat, sxx_inv, sigma2, tau2):
+            J, S, K = bhat.shape
+            eye = jnp.eye(K)
+            W = sigma2[..., None, None] * sxx_inv + tau2[:, None, :, None] * eye
+            _, logdet_w = jnp.linalg.slogdet(W)
+            w_inv = jnp.linalg.inv(W)
+            P = w_inv.sum(axis=1) + eye / mu_var
+            _, logdet_p = jnp.linalg.slogdet(P)
+            p_inv = jnp.linalg.inv(P)
+            r_s = (w_inv @ bhat[..., None])[..., 0]
+            r = r_s.sum(axis=1)
+            quad = (bhat * r_s).sum(axis=(1, 2)) - (r * (p_inv @ r[..., None])[..., 0]).sum(1)
+            logdet_c = (
+                logdet_w.sum(axis=1)
+                + logdet_p
+                - (K - sizes) * jnp.log(S + 1.0 / mu_var)
+                + sizes * jnp.log(mu_var)
+            )
+            logp = -0.5 * quad - 0.5 * logdet_c - 0.5 * S * sizes * jnp.log(2.0 * jnp.pi)
+            # the gradient outputs are not needed: JAX differentiates the log density itself
+            return logp, jnp.zeros((J, S)), jnp.zeros((J, K))
+
+        return marginal
+
+
 def child(sampler: str, world_dir: str) -> None:
     t0 = time.perf_counter()
+    if sampler == "numpyro":
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
     import arviz as az
     import numpy as np
 
@@ -52,6 +96,28 @@ def child(sampler: str, world_dir: str) -> None:
         idata = nutpie.sample(compiled, draws=500, tune=500, chains=4, seed=0, progress_bar=False)
         fit_seconds = time.perf_counter() - t
         post = idata.posterior[[v for v in idata.posterior.data_vars if not v.endswith("__")]]
+        divergences = int(idata.sample_stats["diverging"].sum())
+        status = "n/a"
+    elif sampler == "numpyro":
+        import pymc as pm
+
+        register_jax_marginal()
+        stats = {p: data.driver_stats(panel, p) for p in tree.children}
+        cells = data.churn_cells(panel)
+        model = inference.build_fit_model(stats, cells, tree)
+        t = time.perf_counter()
+        with model:
+            idata = pm.sample(
+                draws=500,
+                tune=500,
+                chains=4,
+                random_seed=0,
+                nuts_sampler="numpyro",
+                progressbar=False,
+                nuts_sampler_kwargs={"chain_method": "parallel"},
+            )
+        fit_seconds = time.perf_counter() - t
+        post = idata.posterior
         divergences = int(idata.sample_stats["diverging"].sum())
         status = "n/a"
     else:
