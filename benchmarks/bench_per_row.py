@@ -7,8 +7,8 @@ sampled by the same sampler (nutpie on a PyTensor C-backend log density, 4 chain
 
 * ours: ``inference.fit`` (drivers from sufficient statistics, churn from Binomial cells);
 * naive: ``pm.Normal`` on every (residualised) row of every parent and ``pm.Bernoulli`` on
-  every account-period, with the same priors (elasticities centred, since thousands of rows
-  pin each one down; churn intercepts centred at each segment's mean, as in ours).
+  every account-period, with the same priors (elasticities centred; churn intercepts centred
+  at each segment's mean, as in ours).
 
 The hinge is left out of both (``hinge=False``): with a per-row likelihood its threshold
 cannot be integrated out cheaply, and the comparison is about the cost of the likelihood.
