@@ -45,15 +45,15 @@ def register_jax_marginal() -> None:
     @jax_funcify.register(MarginalBhatLogp)
     def _marginal(op, **kwargs):
         sizes = jnp.asarray(op.sizes, dtype=float)
-        mu_var = op.mu_var
 
-        def marginal(bhat, sxx_inv, sigma2, tau2):
+        def marginal(bhat, sxx_inv, sigma2, tau2, mu_mean, mu_var):
             J, S, K = bhat.shape
             eye = jnp.eye(K)
+            bhat = bhat - mu_mean[:, None, :]
             W = sigma2[..., None, None] * sxx_inv + tau2[:, None, :, None] * eye
             _, logdet_w = jnp.linalg.slogdet(W)
             w_inv = jnp.linalg.inv(W)
-            P = w_inv.sum(axis=1) + eye / mu_var
+            P = w_inv.sum(axis=1) + eye / mu_var[:, :, None]
             _, logdet_p = jnp.linalg.slogdet(P)
             p_inv = jnp.linalg.inv(P)
             r_s = (w_inv @ bhat[..., None])[..., 0]
@@ -62,8 +62,8 @@ def register_jax_marginal() -> None:
             logdet_c = (
                 logdet_w.sum(axis=1)
                 + logdet_p
-                - (K - sizes) * jnp.log(S + 1.0 / mu_var)
-                + sizes * jnp.log(mu_var)
+                - (K - sizes) * jnp.log(S + 1.0)
+                + jnp.log(mu_var).sum(axis=1)
             )
             logp = -0.5 * quad - 0.5 * logdet_c - 0.5 * S * sizes * jnp.log(2.0 * jnp.pi)
             # the gradient outputs are not needed: JAX differentiates the log density itself

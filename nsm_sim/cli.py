@@ -301,7 +301,9 @@ def fit(
 def _render_fit(result, tables, out: Path) -> None:
     con = report.console()
     con.print(f"[bold]{result.card.get('estimation', '')}[/]")
-    con.print(report.table(tables["drivers"], "Elasticities (mean, 90% interval)"))
+    con.print(
+        report.table(report.drivers_view(tables["drivers"]), "Elasticities (mean, 90% interval)")
+    )
     con.print(report.table(tables["retention"], "Churn model (mean, 90% interval)"))
     _render_checks(result.diagnostics)
     con.print(f"Fit bundle written to {out}/")
@@ -458,8 +460,8 @@ def _render_analysis(analysis) -> None:
     from nsm_sim import inference
 
     tables = inference.summarise(analysis.fit)
-    drivers = tables["drivers"]
-    con.print(report.table(drivers[drivers["segment"].isna()], "What drives the North Star"))
+    drivers = report.drivers_view(tables["drivers"], population=True)
+    con.print(report.table(drivers, "What drives the North Star"))
     _render_checks(analysis.fit.diagnostics)
     if analysis.plan is not None:
         report.render_prioritisation(con, analysis.simulation, analysis.plan)

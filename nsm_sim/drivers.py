@@ -51,12 +51,33 @@ kept for checks).
 Priors (weakly informative, on the log1p scale)
 -----------------------------------------------
 - ``elasticity_mu[e] ~ Normal(0, 1)``: population elasticity of edge e; log-log elasticities
-  are of order one, the sign is left to the data.
+  are of order one, the sign is left to the data. Past experiments sharpen it (below).
 - ``elasticity_tau[e] ~ HalfNormal(0.2)``: spread of the elasticity across segments; segments
   are expected to differ by tenths, not by units.
 - ``elasticity[e, s] ~ Normal(mu_e, tau_e)``.
 - ``driver_sigma[p, s] ~ HalfNormal(1)``: residual standard deviation of ``log1p(P)``.
 - ``driver_intercept[p, s] ~ Normal(0, 5)`` (pooled only).
+
+Calibration by experiments
+--------------------------
+Elasticities from observational data are associations: a cause that moves an input and its
+parent together biases them. A past experiment that moved an input C by a known relative lift
+``x`` and measured its parent's lift with a 90 % interval ``[l, h]`` measures the causal
+population elasticity of the edge (:func:`edge_priors`)::
+
+    e  = (log(1 + l) + log(1 + h)) / 2 / log(1 + x)
+    se = (log(1 + h) - log(1 + l)) / (2 * 1.645) / |log(1 + x)|
+    e ~ Normal(mu, se)
+
+On a calibrated edge the data measure ``mu + delta`` and ``b[s] + delta``, with an unknown
+bias ``delta ~ Normal(0, 0.5)`` shared by the segments; the experiment fixes the level, the
+data the differences between segments. Everything stays Gaussian, so the sampler still sees
+only ``tau`` and ``sigma``: ``mu ~ Normal(m, v)`` with ``1 / v = 1 + sum 1 / se^2`` and ``m =
+v * sum e / se^2`` (the experiments' own marginal density does not depend on the sampled
+parameters), the observed level ``nu = mu + delta ~ Normal(m, v + 0.25)`` takes the place of
+``mu`` in the integrated likelihood, and :func:`draw_elasticities` splits each draw of ``nu``
+into ``mu`` and ``delta`` and returns the causal ``b[s] = b_observed[s] - delta``. An
+uncalibrated edge has no bias term: its observational elasticity is taken as causal.
 
 Posterior variables (names and dims are a contract with the simulator): ``elasticity``
 ("edge", "segment"), ``elasticity_mu`` ("edge",), ``elasticity_tau`` ("edge",),
@@ -81,6 +102,7 @@ from nsm_sim.spec import MetricTree
 #: Prior scales, written down once (see the module docstring).
 PRIORS = {
     "elasticity_mu": ("Normal", 0.0, 1.0),
+    "elasticity_bias": ("Normal", 0.0, 0.5),
     "elasticity_tau": ("HalfNormal", 0.2),
     "driver_sigma": ("HalfNormal", 1.0),
     "driver_intercept": ("Normal", 0.0, 5.0),
@@ -128,6 +150,54 @@ def _check_stats(stats: Mapping[str, DriverStats], tree: MetricTree) -> tuple[st
         if tuple(st.segments) != tuple(segments) or st.within != within:
             raise ValueError("driver statistics disagree on segments or on within/pooled")
     return tuple(segments)
+
+
+def edge_priors(tree: MetricTree) -> dict[str, np.ndarray]:
+    """Return the prior of every population elasticity, calibrated by the tree's experiments.
+
+    Parameters
+    ----------
+    tree : MetricTree
+        The metric tree and its ``experiments``.
+
+    Returns
+    -------
+    dict
+        In ``tree.edges`` order: ``mean`` (E,) and ``var`` (E,) of the causal population
+        elasticity ``elasticity_mu`` given the experiments, ``bias_var`` (E,) (the prior
+        variance of the observational bias: 0.25 on calibrated edges, 0 elsewhere), and
+        ``experiments`` (E,) (a tuple of the names of the experiments that calibrate each
+        edge, empty when none does). The observed level ``mu + bias`` is
+        ``Normal(mean, var + bias_var)``.
+
+    Examples
+    --------
+    >>> from nsm_sim.spec import MetricTree
+    >>> tree = MetricTree(name="t", north_star="n", inputs={"a": [], "b": []}, experiments=[
+    ...     {"name": "A/B", "input": "a", "input_lift": "10%",
+    ...      "parent_lift": {"low": "1%", "high": "9%"}}])
+    >>> p = edge_priors(tree)
+    >>> p["experiments"], round(float(p["mean"][0]), 3), float(p["mean"][1])
+    ([('A/B',), ()], 0.476, 0.0)
+    """
+    calibration = list(tree.calibration.values())
+    precision = np.full(len(calibration), 1.0 / _MU_VAR)
+    weighted = np.zeros(len(calibration))
+    z90 = 1.6448536269514722
+    for k, experiments in enumerate(calibration):
+        for exp in experiments:
+            log_x = np.log1p(exp.input_lift)
+            lo, hi = np.log1p(exp.parent_lift.low), np.log1p(exp.parent_lift.high)
+            se = (hi - lo) / (2.0 * z90) / abs(log_x)
+            precision[k] += 1.0 / se**2
+            weighted[k] += 0.5 * (lo + hi) / log_x / se**2
+    bias_var = PRIORS["elasticity_bias"][2] ** 2
+    return {
+        "mean": weighted / precision,
+        "var": 1.0 / precision,
+        "bias_var": np.array([bias_var if exps else 0.0 for exps in calibration]),
+        "experiments": [tuple(e.name for e in exps) for exps in calibration],
+    }
 
 
 def driver_coords(stats: Mapping[str, DriverStats], tree: MetricTree) -> dict[str, list[str]]:
@@ -222,18 +292,19 @@ def reduce_stats(st: DriverStats) -> dict[str, np.ndarray]:
     }
 
 
-def _marginal_logp_and_grad(bhat, sxx_inv, sigma2, tau2, sizes, mu_var=_MU_VAR):
+def _marginal_logp_and_grad(bhat, sxx_inv, sigma2, tau2, mu_mean, mu_var, sizes):
     """Numpy value and gradient of the integrated likelihood of every parent at once.
 
     Parents are stacked on the first axis and padded to the largest number of children
-    ``K``: a padded child has ``bhat = 0``, ``sxx_inv = 0`` and ``tau2 = 1``, so its block of
-    ``W`` is the identity and it adds only the constant ``log(S + 1 / mu_var)`` to
-    ``log |P|``, which is taken out. Per parent, with ``C = D + mu_var U U'`` (``D =
-    blockdiag(W_s)``, ``U = 1_S (x) I_K``), the Woodbury identity needs only K x K matrices:
-    ``P = I / mu_var + sum_s W_s^-1``, ``C^-1 = D^-1 - D^-1 U P^-1 U' D^-1`` and
-    ``|C| = prod_s |W_s| * mu_var^K * |P|``. The gradient is ``dlogp/dC = (alpha alpha' -
-    C^-1) / 2`` with ``alpha = C^-1 bhat``, of which only the diagonal blocks are needed.
-    One batched call costs about half of one call per parent (measured).
+    ``K``: a padded child has ``bhat = 0``, ``sxx_inv = 0``, ``tau2 = 1``, ``mu_mean = 0`` and
+    ``mu_var = 1``, so its block of ``W`` is the identity and it adds only the constant
+    ``log(S + 1)`` to ``log |P|``, which is taken out. Per parent, with ``V = diag(mu_var)``,
+    ``C = D + U V U'`` (``D = blockdiag(W_s)``, ``U = 1_S (x) I_K``) and the estimates
+    centred at the prior mean of ``mu``, the Woodbury identity needs only K x K matrices:
+    ``P = V^-1 + sum_s W_s^-1``, ``C^-1 = D^-1 - D^-1 U P^-1 U' D^-1`` and
+    ``|C| = prod_s |W_s| * |V| * |P|``. The gradient is ``dlogp/dC = (alpha alpha' -
+    C^-1) / 2`` with ``alpha = C^-1 (bhat - mu_mean)``, of which only the diagonal blocks are
+    needed. One batched call costs about half of one call per parent (measured).
 
     Parameters
     ----------
@@ -241,10 +312,10 @@ def _marginal_logp_and_grad(bhat, sxx_inv, sigma2, tau2, sizes, mu_var=_MU_VAR):
     sxx_inv : ndarray, shape (J, S, K, K)
     sigma2 : ndarray, shape (J, S)
     tau2 : ndarray, shape (J, K)
+    mu_mean, mu_var : ndarray, shape (J, K)
+        Normal prior of ``mu`` (:func:`edge_priors`).
     sizes : sequence of int
         Children of each parent (``K`` minus its padding).
-    mu_var : float
-        Prior variance of ``mu``.
 
     Returns
     -------
@@ -255,6 +326,7 @@ def _marginal_logp_and_grad(bhat, sxx_inv, sigma2, tau2, sizes, mu_var=_MU_VAR):
     J, S, K = bhat.shape
     diag = np.arange(K)
     sizes = np.asarray(sizes, dtype=float)
+    bhat = bhat - mu_mean[:, None, :]
     W = sigma2[..., None, None] * sxx_inv
     W[..., diag, diag] += tau2[:, None, :]
     sign_w, logdet_w = np.linalg.slogdet(W)
@@ -270,12 +342,8 @@ def _marginal_logp_and_grad(bhat, sxx_inv, sigma2, tau2, sizes, mu_var=_MU_VAR):
     r_s = (w_inv @ bhat[..., None])[..., 0]  # (J, S, K)
     r = r_s.sum(axis=1)  # (J, K)
     quad = (bhat * r_s).sum(axis=(1, 2)) - (r * (p_inv @ r[..., None])[..., 0]).sum(axis=1)
-    logdet_c = (
-        logdet_w.sum(axis=1)
-        + logdet_p
-        - (K - sizes) * np.log(S + 1.0 / mu_var)
-        + sizes * np.log(mu_var)
-    )
+    logdet_c = logdet_w.sum(axis=1) + logdet_p - (K - sizes) * np.log(S + 1.0)
+    logdet_c = logdet_c + np.log(mu_var).sum(axis=1)
     logp = -0.5 * quad - 0.5 * logdet_c - 0.5 * S * sizes * np.log(2.0 * np.pi)
     w_inv_p = w_inv @ p_inv[:, None]  # (J, S, K, K)
     alpha = r_s - (w_inv_p @ r[:, None, :, None])[..., 0]
@@ -291,36 +359,36 @@ class MarginalBhatLogp(Op):
     """Log density of the stacked OLS estimates with ``b`` and ``mu`` integrated out.
 
     For each parent ``j``: ``bhat[s] ~ Normal(b[s], sigma2[s] * sxx_inv[s])``,
-    ``b[s] ~ Normal(mu, diag(tau2))``, ``mu ~ Normal(0, mu_var I)``, so the stacked ``bhat``
-    is ``MvNormal(0, C)`` with ``C = blockdiag(sigma2[s] sxx_inv[s] + diag(tau2)) + mu_var
-    1 1' (x) I_K``.
+    ``b[s] ~ Normal(mu, diag(tau2))``, ``mu ~ Normal(mu_mean, diag(mu_var))``, so the stacked
+    ``bhat`` is ``MvNormal(1 (x) mu_mean, C)`` with ``C = blockdiag(sigma2[s] sxx_inv[s] +
+    diag(tau2)) + 1 1' (x) diag(mu_var)``.
 
-    Inputs ``bhat`` (J, S, K), ``sxx_inv`` (J, S, K, K) (data, no gradient), ``sigma2``
-    (J, S) and ``tau2`` (J, K), every parent padded to ``K`` children (see
+    Inputs ``bhat`` (J, S, K), ``sxx_inv`` (J, S, K, K), ``sigma2`` (J, S), ``tau2`` (J, K),
+    ``mu_mean`` and ``mu_var`` (J, K) (the prior of ``mu``; data, like ``bhat`` and
+    ``sxx_inv``: no gradient), every parent padded to ``K`` children (see
     :func:`_marginal_logp_and_grad`). Outputs the log density of each parent (J,) and its
     gradients in ``sigma2`` and ``tau2``, computed in one numpy call for all parents: for
     these tiny matrices one call costs less than a graph of general linear-algebra
     operations.
     """
 
-    __props__ = ("mu_var", "sizes")
+    __props__ = ("sizes",)
 
-    def __init__(self, sizes, mu_var: float = _MU_VAR):
+    def __init__(self, sizes):
         self.sizes = tuple(int(k) for k in sizes)
-        self.mu_var = float(mu_var)
 
-    def make_node(self, bhat, sxx_inv, sigma2, tau2):
+    def make_node(self, bhat, sxx_inv, sigma2, tau2, mu_mean, mu_var):
         """Build the apply node (inputs as float64 tensors)."""
-        inputs = [pt.as_tensor_variable(v).astype("float64") for v in (bhat, sxx_inv, sigma2, tau2)]
+        inputs = [
+            pt.as_tensor_variable(v).astype("float64")
+            for v in (bhat, sxx_inv, sigma2, tau2, mu_mean, mu_var)
+        ]
         outputs = [pt.dvector(), pt.dmatrix(), pt.dmatrix()]
         return Apply(self, inputs, outputs)
 
     def perform(self, node, inputs, output_storage):
         """Evaluate values and gradients with numpy."""
-        bhat, sxx_inv, sigma2, tau2 = inputs
-        logp, d_sigma2, d_tau2 = _marginal_logp_and_grad(
-            bhat, sxx_inv, sigma2, tau2, self.sizes, self.mu_var
-        )
+        logp, d_sigma2, d_tau2 = _marginal_logp_and_grad(*inputs, self.sizes)
         output_storage[0][0] = np.asarray(logp, dtype="float64")
         output_storage[1][0] = d_sigma2
         output_storage[2][0] = d_tau2
@@ -333,10 +401,12 @@ class MarginalBhatLogp(Op):
             pt.zeros_like(inputs[1]),
             g[:, None] * outputs[1],
             g[:, None] * outputs[2],
+            pt.zeros_like(inputs[4]),
+            pt.zeros_like(inputs[5]),
         ]
 
 
-def marginal_bhat_logp(bhat, sxx_inv, sigma2, tau2, sizes, mu_var=_MU_VAR):
+def marginal_bhat_logp(bhat, sxx_inv, sigma2, tau2, mu_mean, mu_var, sizes):
     """Return the log density of :class:`MarginalBhatLogp` per parent as a tensor.
 
     Parameters
@@ -345,17 +415,17 @@ def marginal_bhat_logp(bhat, sxx_inv, sigma2, tau2, sizes, mu_var=_MU_VAR):
     sxx_inv : TensorVariable, shape (J, S, K, K)
     sigma2 : TensorVariable, shape (J, S)
     tau2 : TensorVariable, shape (J, K)
+    mu_mean, mu_var : TensorVariable, shape (J, K)
+        Normal prior of ``mu``.
     sizes : sequence of int
         Children of each parent; the rest of ``K`` is padding.
-    mu_var : float
-        Prior variance of ``mu``.
 
     Returns
     -------
     TensorVariable
         Shape (J,).
     """
-    return MarginalBhatLogp(sizes, mu_var)(bhat, sxx_inv, sigma2, tau2)[0]
+    return MarginalBhatLogp(sizes)(bhat, sxx_inv, sigma2, tau2, mu_mean, mu_var)[0]
 
 
 def add_driver_terms(
@@ -393,9 +463,11 @@ def add_driver_terms(
     parents = list(tree.children)
     within = stats[parents[0]].within
 
+    prior = edge_priors(tree)
+    level_var = prior["var"] + prior["bias_var"]  # the level the data see: mu + bias
     tau = pm.HalfNormal("elasticity_tau", PRIORS["elasticity_tau"][1], dims="edge")
     if not marginal:
-        mu = pm.Normal("elasticity_mu", 0.0, PRIORS["elasticity_mu"][2], dims="edge")
+        mu = pm.Normal("elasticity_mu", prior["mean"], np.sqrt(level_var), dims="edge")
         z = pm.Normal("elasticity_z", 0.0, 1.0, dims=("edge", "segment"))
         b_all = pm.Deterministic(
             "elasticity", mu[:, None] + tau[:, None] * z, dims=("edge", "segment")
@@ -408,7 +480,7 @@ def add_driver_terms(
 
     reduced = {p: reduce_stats(stats[p]) for p in parents}
     if marginal:
-        integrated = _integrated_terms(reduced, sigma, tau)
+        integrated = _integrated_terms(reduced, sigma, tau, prior["mean"], level_var)
     start = 0
     for j, p in enumerate(parents):
         r = reduced[p]
@@ -441,12 +513,13 @@ def add_driver_terms(
         pm.Potential(f"driver_loglik_{p}", loglik)
 
 
-def _integrated_terms(reduced: Mapping[str, dict], sigma, tau):
+def _integrated_terms(reduced: Mapping[str, dict], sigma, tau, level_mean, level_var):
     """Return the integrated likelihood of every parent (J,) from one `MarginalBhatLogp`."""
     sizes = [r["bhat"].shape[1] for r in reduced.values()]
     J, S, K = len(sizes), next(iter(reduced.values()))["bhat"].shape[0], max(sizes)
     bhat = np.zeros((J, S, K))
     sxx_inv = np.zeros((J, S, K, K))
+    mu_mean, mu_var = np.zeros((J, K)), np.ones((J, K))
     parent_idx, child_idx = [], []
     for j, r in enumerate(reduced.values()):
         k = sizes[j]
@@ -454,10 +527,18 @@ def _integrated_terms(reduced: Mapping[str, dict], sigma, tau):
         sxx_inv[j, :, :k, :k] = r["sxx_inv"]
         parent_idx += [j] * k
         child_idx += list(range(k))
-    # every parent's edges, in tree order, into its padded row of tau2 (padding: 1)
+    # every parent's edges, in tree order, into its padded row (see _marginal_logp_and_grad)
+    mu_mean[parent_idx, child_idx] = level_mean
+    mu_var[parent_idx, child_idx] = level_var
     tau2 = pt.set_subtensor(pt.ones((J, K))[parent_idx, child_idx], tau**2)
     return marginal_bhat_logp(
-        pm.Data("driver_bhat", bhat), pm.Data("driver_sxx_inv", sxx_inv), sigma**2, tau2, sizes
+        pm.Data("driver_bhat", bhat),
+        pm.Data("driver_sxx_inv", sxx_inv),
+        sigma**2,
+        tau2,
+        pm.Data("driver_mu_prior_mean", mu_mean),
+        pm.Data("driver_mu_prior_var", mu_var),
+        sizes,
     )
 
 
@@ -495,7 +576,9 @@ def _sqrtm_psd(cov: np.ndarray) -> np.ndarray:
     return vecs * np.sqrt(np.clip(vals, 0.0, None))[..., None, :]
 
 
-def elasticity_conditionals(r: Mapping[str, np.ndarray], tau, sigma, mu=None):
+def elasticity_conditionals(
+    r: Mapping[str, np.ndarray], tau, sigma, mu=None, prior_mean=0.0, prior_var=_MU_VAR
+):
     """Return the Gaussian conditionals of ``mu`` and of ``b`` for one parent.
 
     Parameters
@@ -508,6 +591,8 @@ def elasticity_conditionals(r: Mapping[str, np.ndarray], tau, sigma, mu=None):
         ``driver_sigma`` of the parent, per draw.
     mu : ndarray, shape (D, K), optional
         Population elasticities to condition ``b`` on.
+    prior_mean, prior_var : float or ndarray, shape (K,)
+        Normal prior of ``mu`` (:func:`edge_priors`; the default is uncalibrated).
 
     Returns
     -------
@@ -522,9 +607,11 @@ def elasticity_conditionals(r: Mapping[str, np.ndarray], tau, sigma, mu=None):
     T = tau[:, None, :, None] ** 2 * np.eye(K)  # (D, 1, K, K)
     V = sigma[:, :, None, None] ** 2 * r["sxx_inv"][None]  # (D, S, K, K)
     W_inv = np.linalg.inv(V + T)
-    prec = np.eye(K) / _MU_VAR + W_inv.sum(axis=1)
+    prior_prec = np.broadcast_to(1.0 / np.asarray(prior_var, dtype=float), (K,))
+    prec = np.diag(prior_prec) + W_inv.sum(axis=1)
     mu_cov = np.linalg.inv(prec)
-    mu_mean = np.einsum("dij,dj->di", mu_cov, np.einsum("dsij,sj->di", W_inv, r["bhat"]))
+    info = np.einsum("dsij,sj->di", W_inv, r["bhat"]) + prior_prec * prior_mean
+    mu_mean = np.einsum("dij,dj->di", mu_cov, info)
     out = {"mu_mean": mu_mean, "mu_cov": 0.5 * (mu_cov + np.swapaxes(mu_cov, -1, -2))}
     if mu is not None:
         mu = np.asarray(mu, dtype=float)
@@ -571,22 +658,28 @@ def draw_elasticities(
     E = len(tree.edges)
     mu_out = np.empty((C * D, E))
     b_out = np.empty((C * D, E, S))
+    prior = edge_priors(tree)
     start = 0
     for j, p in enumerate(tree.children):
         r = reduce_stats(stats[p])
         K = r["bhat"].shape[1]
         tau = tau_all.values.reshape(C * D, E)[:, start : start + K]
         sigma = sigma_all.values.reshape(C * D, -1, S)[:, j, :]
-        cond = elasticity_conditionals(r, tau, sigma)
-        mu = cond["mu_mean"] + np.einsum(
+        edges = slice(start, start + K)
+        m, v, bias_var = prior["mean"][edges], prior["var"][edges], prior["bias_var"][edges]
+        cond = elasticity_conditionals(r, tau, sigma, prior_mean=m, prior_var=v + bias_var)
+        level = cond["mu_mean"] + np.einsum(
             "dij,dj->di", _sqrtm_psd(cond["mu_cov"]), rng.standard_normal((C * D, K))
         )
-        cond = elasticity_conditionals(r, tau, sigma, mu)
+        cond = elasticity_conditionals(r, tau, sigma, level)
         b = cond["b_mean"] + np.einsum(
             "dsij,dsj->dsi", _sqrtm_psd(cond["b_cov"]), rng.standard_normal((C * D, S, K))
         )
+        # mu | level: the experiments' Normal(m, v) against the bias' Normal(0, bias_var)
+        share = v / (v + bias_var)
+        mu = m + share * (level - m) + np.sqrt(share * bias_var) * rng.standard_normal(level.shape)
         mu_out[:, start : start + K] = mu
-        b_out[:, start : start + K, :] = np.swapaxes(b, 1, 2)
+        b_out[:, start : start + K, :] = np.swapaxes(b - (level - mu)[:, None, :], 1, 2)
         start += K
     coords = {
         "chain": posterior["chain"].values,

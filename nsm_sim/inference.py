@@ -845,11 +845,13 @@ def summarise(fit: Fit) -> dict[str, pd.DataFrame]:
     -------
     dict of pandas.DataFrame
         ``"drivers"``: ``parent``, ``child``, ``segment`` (None for the population
-        elasticity), ``mean``, ``low``, ``high``. ``"retention"``: ``term``, ``segment``
-        (None for population terms), ``mean``, ``low``, ``high`` and ``north_star`` (the
-        level, for retention rows). Terms: ``intercept``; the North Star's slope on
-        ``log1p`` (named after the North Star metric); ``<north star> odds ratio per e-fold``
-        (``exp(slope)``: the odds of churn when ``log1p`` of the North Star grows by one);
+        elasticity), ``mean``, ``low``, ``high`` and ``calibrated_by`` (the experiments of
+        the tree that calibrate the edge, ``"; "``-joined; empty when none does).
+        ``"retention"``: ``term``, ``segment`` (None for population terms), ``mean``,
+        ``low``, ``high`` and ``north_star`` (the level, for retention rows). Terms:
+        ``intercept``; the North Star's slope on ``log1p`` (named after the North Star
+        metric); ``<north star> odds ratio per e-fold`` (``exp(slope)``: the odds of churn
+        when ``log1p`` of the North Star grows by one);
         ``tenure``; ``hinge_jump`` and ``hinge_tau`` with a hinge; ``retention over H periods
         at p10 / p50 / p90`` of the observed North Star (accounts of the reference tenure).
     """
@@ -861,25 +863,17 @@ def summarise(fit: Fit) -> dict[str, pd.DataFrame]:
     rows = []
     mu = _samples(post, "elasticity_mu")
     b = _samples(post, "elasticity")
-    for parent, child in tree.edges:
+    for (parent, child), experiments in tree.calibration.items():
         label = f"{parent}<-{child}"
+        names = "; ".join(e.name for e in experiments)
+        edge = {"parent": parent, "child": child, "calibrated_by": names}
         m, lo, hi = _interval(mu.sel(edge=label).values)
-        rows.append(
-            {"parent": parent, "child": child, "segment": None, "mean": m, "low": lo, "high": hi}
-        )
+        rows.append({**edge, "segment": None, "mean": m, "low": lo, "high": hi})
         for s in b["segment"].values:
             m, lo, hi = _interval(b.sel(edge=label, segment=s).values)
-            rows.append(
-                {
-                    "parent": parent,
-                    "child": child,
-                    "segment": str(s),
-                    "mean": m,
-                    "low": lo,
-                    "high": hi,
-                }
-            )
-    drivers = pd.DataFrame(rows, columns=["parent", "child", "segment", "mean", "low", "high"])
+            rows.append({**edge, "segment": str(s), "mean": m, "low": lo, "high": hi})
+    columns = ["parent", "child", "segment", "mean", "low", "high", "calibrated_by"]
+    drivers = pd.DataFrame(rows, columns=columns)
 
     rows = []
     segments = [str(s) for s in post["segment"].values]

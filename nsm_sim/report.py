@@ -209,6 +209,18 @@ SIMULATION_COLUMNS = {
 }
 
 
+def drivers_view(drivers: pd.DataFrame, population: bool = False) -> pd.DataFrame:
+    """Return the drivers table to show.
+
+    Population rows only when ``population``; the ``calibrated_by`` column only when an
+    experiment calibrates an edge.
+    """
+    view = drivers[drivers["segment"].isna()] if population else drivers
+    if "calibrated_by" in view and not view["calibrated_by"].astype(bool).any():
+        view = view.drop(columns="calibrated_by")
+    return view
+
+
 def simulation_table(result: Any) -> pd.DataFrame:
     """Return the headline columns of a simulation summary, renamed for people."""
     summary = result.summary()
@@ -349,12 +361,27 @@ def render_comparison(con: Console, comparison: Any) -> None:
 
 # --------------------------------------------------------------------------- the full report
 
+
+def assumptions(tree: Any) -> str:
+    """Return the report's assumptions, naming the elasticities experiments calibrate."""
+    calibrated = {edge: exps for edge, exps in tree.calibration.items() if exps}
+    if calibrated:
+        listed = "; ".join(
+            f"{p} <- {c} by {', '.join(e.name for e in exps)}"
+            for (p, c), exps in calibrated.items()
+        )
+        calibration = f"calibrated here: {listed}; the others are not"
+    else:
+        calibration = "none in this fit is calibrated"
+    return ASSUMPTIONS.format(calibration=calibration)
+
+
 ASSUMPTIONS = """\
 Elasticities are observational: they are estimated within accounts, with period effects, so \
 account size and shocks common to all accounts do not bias them, but a change that moves an \
 input and the North Star together for another reason would. They are causal effects only where \
-experiments calibrate them, and none in this fit is calibrated: treat initiative sizing as a \
-plan, and test the initiatives with the largest value of information first.
+experiments calibrate them ({calibration}): treat initiative sizing as a plan, and test the \
+initiatives with the largest value of information first.
 
 The churn model is a discrete-time logistic hazard on log1p of the North Star, a tenure term \
 and segment intercepts, with a threshold step where one is supported. Retention over h periods \
@@ -494,7 +521,7 @@ def report_files(analysis: Any, *, generated: str | None = None) -> dict[str, An
         )
 
     # 2. What drives it?
-    population_drivers = tables["drivers"][tables["drivers"]["segment"].isna()]
+    population_drivers = drivers_view(tables["drivers"], population=True)
     sections.append(
         html.Section(
             f"What drives {ns}?",
@@ -552,12 +579,14 @@ def report_files(analysis: Any, *, generated: str | None = None) -> dict[str, An
     details = [
         html.Callout(f"Trust gates: {worst}", worst),
         html.TableBlock(checks, "Sampling diagnostics and posterior predictive checks"),
-        html.TableBlock(tables["drivers"], "Elasticities per segment"),
+        html.TableBlock(drivers_view(tables["drivers"]), "Elasticities per segment"),
     ]
     if analysis.validation is not None:
         details.append(html.TableBlock(analysis.validation.timing, "Panel Granger tests"))
     sections.append(html.Section("Details and diagnostics", "", details))
-    sections.append(html.Section("Assumptions", "", [html.Text(ASSUMPTIONS)]))
+    sections.append(
+        html.Section("Assumptions", "", [html.Text(assumptions(tree))]),
+    )
     card = fit.card
     meta = {
         "tree": tree.name,

@@ -77,6 +77,43 @@ class _Closed(BaseModel):
 # --------------------------------------------------------------------------- metric tree
 
 
+class CalibrationExperiment(_Closed):
+    """A past experiment that moved one input metric: evidence on one elasticity.
+
+    Attributes
+    ----------
+    name : str
+        The experiment's name.
+    input : str
+        The input metric the experiment moved (a node of the tree, not the North Star).
+    input_lift : float
+        Its measured relative lift (``"12%"`` or ``0.12``), taken as known.
+    parent_lift : IntervalLift
+        90 % interval of the measured relative lift of the input's parent in the tree.
+    """
+
+    name: str
+    input: str
+    input_lift: Fraction
+    parent_lift: IntervalLift
+
+    @field_validator("input_lift")
+    @classmethod
+    def _moves(cls, lift: float) -> float:
+        if not lift > -1.0 or lift == 0.0:
+            raise ValueError(f"expected a relative lift above -100% and not 0, got {lift:g}")
+        return lift
+
+    @field_validator("parent_lift")
+    @classmethod
+    def _interval(cls, lift: IntervalLift) -> IntervalLift:
+        if not lift.low > -1.0:
+            raise ValueError(f"low: expected a relative lift above -100%, got {lift.low:g}")
+        if not lift.high > lift.low:
+            raise ValueError("expected high above low: a measured lift has an uncertainty")
+        return lift
+
+
 class MetricTree(_Closed):
     """A metric tree: the North Star, the input metrics under it, and candidate North Stars.
 
@@ -99,6 +136,8 @@ class MetricTree(_Closed):
         Value column (e.g. revenue per period) that puts a currency on retention.
     retention_horizon : int
         Periods over which retention is reported.
+    experiments : list of CalibrationExperiment
+        Past experiments that calibrate elasticities (see :mod:`nsm_sim.drivers`).
     """
 
     name: str
@@ -109,6 +148,7 @@ class MetricTree(_Closed):
     candidates: list[str] = Field(default_factory=list)
     value: str | None = None
     retention_horizon: int = Field(default=4, ge=1)
+    experiments: list[CalibrationExperiment] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_tree(self) -> MetricTree:
@@ -154,6 +194,22 @@ class MetricTree(_Closed):
             problems.append("candidates: a candidate is listed twice")
         if self.segment is not None and (self.segment in seen or self.segment in self.candidates):
             problems.append(f"segment: {self.segment!r} is also a metric")
+        names: set[str] = set()
+        for i, exp in enumerate(self.experiments):
+            if exp.name in names:
+                problems.append(f"experiments[{i}].name: {exp.name!r} is used twice")
+            names.add(exp.name)
+            if exp.input == self.north_star:
+                problems.append(
+                    f"experiments[{i}].input: the North Star has no parent; name the input "
+                    "metric the experiment moved"
+                )
+            elif exp.input not in seen:
+                near = difflib.get_close_matches(exp.input, list(seen), n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                problems.append(
+                    f"experiments[{i}].input: {exp.input!r} is not an input of the tree{hint}"
+                )
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -192,6 +248,14 @@ class MetricTree(_Closed):
     def parent(self) -> dict[str, str]:
         """Map each input metric to its parent."""
         return {c: p for p, c in self.edges}
+
+    @property
+    def calibration(self) -> dict[tuple[str, str], tuple[CalibrationExperiment, ...]]:
+        """Map each edge ``(parent, child)`` to the experiments that calibrate it (tree order)."""
+        up = self.parent
+        return {
+            (up[c], c): tuple(e for e in self.experiments if e.input == c) for _, c in self.edges
+        }
 
     def path_to_north_star(self, node: str) -> list[tuple[str, str]]:
         """Edges ``(parent, child)`` from ``node`` up to the North Star (empty for the North Star).

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import xarray as xr
 from scipy import stats as sps
 
 from nsm_sim import inference
@@ -8,9 +9,11 @@ from nsm_sim.drivers import (
     build_driver_model,
     draw_elasticities,
     edge_label,
+    edge_priors,
     elasticity_conditionals,
     reduce_stats,
 )
+from nsm_sim.spec import MetricTree
 from nsm_sim.synth import generate_world
 
 
@@ -75,9 +78,37 @@ def test_sufficient_statistics_give_the_per_row_gaussian_log_density(small, with
         assert got == pytest.approx(expected, rel=1e-9, abs=1e-6)
 
 
-def test_integrated_likelihood_is_the_exact_marginal(small):
+EXPERIMENTS = [
+    {
+        "name": "Seat invite test",
+        "input": "active_seats",
+        "input_lift": "8%",
+        "parent_lift": {"low": "3%", "high": "6%"},
+    },
+    {
+        "name": "Invite reminder",
+        "input": "invites_sent",
+        "input_lift": "20%",
+        "parent_lift": {"low": "4%", "high": "9%"},
+    },
+    {
+        "name": "Invite reminder, again",
+        "input": "invites_sent",
+        "input_lift": "-10%",
+        "parent_lift": {"low": "-6%", "high": "-1%"},
+    },
+]
+
+
+def calibrated(tree, experiments=EXPERIMENTS):
+    return MetricTree.model_validate({**tree.model_dump(), "experiments": experiments})
+
+
+@pytest.mark.parametrize("with_experiments", [False, True])
+def test_integrated_likelihood_is_the_exact_marginal(small, with_experiments):
     """log p(data | tau, sigma) = log L(b) + log p(b | mu) + log p(mu) - log p(mu, b | data)."""
-    tree = small.tree
+    tree = calibrated(small.tree) if with_experiments else small.tree
+    prior = edge_priors(tree)
     stats = {p: driver_stats(small, p) for p in tree.children}
     marginal = build_driver_model(stats, tree, marginal=True)
     explicit = build_driver_model(stats, tree, marginal=False)
@@ -106,8 +137,11 @@ def test_integrated_likelihood_is_the_exact_marginal(small):
         loglik_b = explicit.compile_logp(
             vars=[explicit[f"driver_loglik_{parent}"]], jacobian=False
         )(pt_explicit)
-        log_prior = sps.norm.logpdf(b, mu, t).sum() + sps.norm.logpdf(mu, 0.0, 1.0).sum()
-        cond = elasticity_conditionals(r, t[None], sigma[j][None], mu[None])
+        edges = slice(start, start + K)
+        # the data see the level mu + bias: Normal(mean, var + bias_var)
+        m0, v0 = prior["mean"][edges], prior["var"][edges] + prior["bias_var"][edges]
+        log_prior = sps.norm.logpdf(b, mu, t).sum() + sps.norm.logpdf(mu, m0, np.sqrt(v0)).sum()
+        cond = elasticity_conditionals(r, t[None], sigma[j][None], mu[None], m0, v0)
         log_post = sps.multivariate_normal(cond["mu_mean"][0], cond["mu_cov"][0]).logpdf(mu)
         for s in range(S):
             log_post += sps.multivariate_normal(cond["b_mean"][0, s], cond["b_cov"][0, s]).logpdf(
@@ -122,7 +156,7 @@ def test_integrated_likelihood_is_the_exact_marginal(small):
 
 def test_integrated_likelihood_gradient_matches_finite_differences(small):
     """The model's gradient (the Op's analytic one) against central differences."""
-    tree = small.tree
+    tree = calibrated(small.tree)
     stats = {p: driver_stats(small, p) for p in tree.children}
     model = build_driver_model(stats, tree, marginal=True)
     logp = model.compile_logp(jacobian=False)
@@ -143,6 +177,73 @@ def test_integrated_likelihood_gradient_matches_finite_differences(small):
             numeric.append((logp(up) - logp(down)) / (2 * h))
     assert len(numeric) == sum(sizes) == grad.size
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-4)
+
+
+def test_experiments_update_the_population_elasticity_as_evidence():
+    """Each experiment is a Normal measurement of mu: its estimate and standard error."""
+    tree = calibrated(generate_world(accounts=60, periods=8, seed=1).tree)
+    prior = edge_priors(tree)
+    labels = [edge_label(p, c) for p, c in tree.edges]
+    z = sps.norm.ppf(0.95)
+
+    def evidence(x, low, high):  # the measured elasticity and its standard error
+        lo, hi = np.log1p(low), np.log1p(high)
+        return (lo + hi) / 2 / np.log1p(x), (hi - lo) / (2 * z) / abs(np.log1p(x))
+
+    # one experiment: Normal(0, 1) prior times Normal(e | mu, se)
+    e, se = evidence(0.08, 0.03, 0.06)
+    k = labels.index("projects_completed<-active_seats")
+    assert prior["var"][k] == pytest.approx(1 / (1 + se**-2))
+    assert prior["mean"][k] == pytest.approx(prior["var"][k] * e / se**2)
+    assert prior["experiments"][k] == ("Seat invite test",)
+    # two experiments on one edge: precisions add (one raised the input, one lowered it)
+    (e1, s1), (e2, s2) = evidence(0.2, 0.04, 0.09), evidence(-0.1, -0.06, -0.01)
+    k = labels.index("active_seats<-invites_sent")
+    assert 1 / prior["var"][k] == pytest.approx(1 + s1**-2 + s2**-2)
+    assert prior["mean"][k] == pytest.approx(prior["var"][k] * (e1 / s1**2 + e2 / s2**2))
+    # edges without an experiment keep the weakly informative prior
+    for k, label in enumerate(labels):
+        if label.startswith("projects_completed<-") and "active_seats" not in label:
+            assert (prior["mean"][k], prior["var"][k], prior["experiments"][k]) == (0.0, 1.0, ())
+    # a calibrated edge's observational level carries a bias of prior sd 0.5, the others none
+    assert list(prior["bias_var"]) == [0.25 if names else 0.0 for names in prior["experiments"]]
+
+
+def test_a_precise_experiment_sets_the_level_and_keeps_the_segments_differences(small):
+    tree = small.tree
+    stats = {p: driver_stats(small, p) for p in tree.children}
+    draws, S, E = 4000, len(small.segments), len(tree.edges)
+    post = xr.Dataset(
+        {
+            "elasticity_tau": (("chain", "draw", "edge"), np.full((1, draws, E), 0.05)),
+            "driver_sigma": (
+                ("chain", "draw", "parent", "segment"),
+                np.full((1, draws, len(tree.children), S), 0.2),
+            ),
+        },
+        coords={"chain": [0], "draw": np.arange(draws)},
+    )
+    precise = {**EXPERIMENTS[1], "parent_lift": {"low": "1%", "high": "1.01%"}}
+    measured = np.log1p(0.01005) / np.log1p(0.2)  # about 0.055; the data say about 0.35
+    plain = draw_elasticities(stats, tree, post, seed=3)
+    cal = draw_elasticities(stats, calibrated(tree, [precise]), post, seed=3)
+    edge = "active_seats<-invites_sent"
+    mu_plain = plain["elasticity_mu"].sel(edge=edge).values.ravel()
+    mu_cal = cal["elasticity_mu"].sel(edge=edge).values.ravel()
+    assert abs(mu_plain.mean() - measured) > 0.2
+    assert mu_cal.mean() == pytest.approx(measured, abs=2e-3)
+    assert mu_cal.std() < 0.1 * mu_plain.std()
+    # every segment moves by the same bias: the data keep the differences between segments
+    b_plain = plain["elasticity"].sel(edge=edge).mean(("chain", "draw")).values
+    b_cal = cal["elasticity"].sel(edge=edge).mean(("chain", "draw")).values
+    shift = b_cal - b_plain
+    assert shift == pytest.approx(np.full(S, measured - mu_plain.mean()), abs=0.01)
+    # the uncalibrated edges keep their distribution (within Monte Carlo error)
+    for other in plain["edge"].values:
+        if other != edge:
+            a = plain["elasticity"].sel(edge=other).values
+            b = cal["elasticity"].sel(edge=other).values
+            assert np.abs(a.mean() - b.mean()) < 4 * a.std() / np.sqrt(draws) + 1e-3
 
 
 def test_drawn_elasticities_follow_the_ols_estimates(small):

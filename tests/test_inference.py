@@ -110,7 +110,9 @@ def test_fit_card_and_diagnostics(fitted, panel):
 def test_summarise_tables(fitted):
     tables = inference.summarise(fitted)
     drivers, retention = tables["drivers"], tables["retention"]
-    assert list(drivers.columns) == ["parent", "child", "segment", "mean", "low", "high"]
+    columns = ["parent", "child", "segment", "mean", "low", "high", "calibrated_by"]
+    assert list(drivers.columns) == columns
+    assert (drivers["calibrated_by"] == "").all()  # the tree lists no experiment
     assert (drivers["low"] <= drivers["mean"]).all() and (drivers["mean"] <= drivers["high"]).all()
     ns = fitted.tree.north_star
     terms = set(retention["term"])

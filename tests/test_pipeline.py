@@ -1,10 +1,12 @@
 """End to end, as a user runs it: demo, fit, simulate, prioritise, compare, report."""
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from nsm_sim import inference
@@ -194,3 +196,47 @@ def test_simulate_refuses_a_bundle_of_another_tree(bundle, tmp_path):
     result = runner.invoke(app, ["simulate", str(scenario), "--fit", str(bundle)])
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+def test_fit_with_an_experiment_calibrates_its_edge(world_dir, tmp_path):
+    """A tree with a past experiment: its edge takes the experiment's level, and says so."""
+    tree = yaml.safe_load((world_dir / "tree.yaml").read_text())
+    # invites_sent +20% moved active_seats by 1.0-1.2 %: an elasticity of about 0.06, where
+    # the observational data say 0.35
+    tree["experiments"] = [
+        {
+            "name": "Invite reminder test",
+            "input": "invites_sent",
+            "input_lift": "20%",
+            "parent_lift": {"low": "1.0%", "high": "1.2%"},
+        }
+    ]
+    tree_file = tmp_path / "tree.yaml"
+    tree_file.write_text(yaml.safe_dump(tree))
+    assert runner.invoke(app, ["check", str(tree_file)]).exit_code == 0
+    result = runner.invoke(
+        app,
+        [
+            *("fit", str(tree_file), "--data", str(world_dir / "panel.csv")),
+            *("--out", str(tmp_path / "fit"), "--draws", "200", "--tune", "200", "--json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["drivers"]
+    by_edge = {(r["parent"], r["child"], r["segment"]): r for r in rows}
+    calibrated = by_edge[("active_seats", "invites_sent", None)]
+    measured = math.log(1.011) / math.log(1.2)
+    assert calibrated["calibrated_by"] == "Invite reminder test"
+    assert calibrated["low"] < measured < calibrated["high"]
+    assert calibrated["high"] - calibrated["low"] < 0.02
+    for segment in ("free", "team", "enterprise"):  # the causal segment elasticities follow
+        assert abs(by_edge[("active_seats", "invites_sent", segment)]["mean"] - measured) < 0.1
+    other = by_edge[("active_seats", "seats_activated", None)]
+    assert other["calibrated_by"] == "" and other["low"] < 0.55 < other["high"]
+    page = runner.invoke(
+        app,
+        ["report", "--fit", str(tmp_path / "fit"), "--out", str(tmp_path / "report")],
+    )
+    assert page.exit_code == 0, page.output
+    html_text = (tmp_path / "report" / "report.html").read_text()
+    assert "calibrated here: active_seats &lt;- invites_sent by Invite reminder test" in html_text

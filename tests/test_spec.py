@@ -27,6 +27,15 @@ WRONG = {
     "wrong_tree_candidate_node.yaml": ["candidates[0]: 'a' is already a node"],
     "wrong_tree_missing.yaml": ["north_star: required field is missing"],
     "wrong_tree_not_yaml.yaml": ["not valid YAML"],
+    "wrong_tree_experiment.yaml": [
+        "experiments[1].name: 'Onboarding test' is used twice",
+        "experiments[1].input: the North Star has no parent",
+        "experiments[2].input: 'a_1' is not an input of the tree (did you mean 'a1'?)",
+    ],
+    "wrong_tree_experiment_lift.yaml": [
+        "experiments[0].input_lift: expected a relative lift above -100% and not 0",
+        "experiments[0].parent_lift: expected high above low",
+    ],
     "wrong_scenario_low_high.yaml": ["initiatives[2].lift.high: must not be below low (0.2)"],
     "wrong_scenario_target.yaml": [
         "initiatives[0].target: 'a_1' is not a node of the tree",
