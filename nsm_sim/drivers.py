@@ -313,7 +313,8 @@ def _marginal_logp_and_grad(bhat, sxx_inv, sigma2, tau2, mu_mean, mu_var, sizes)
     sigma2 : ndarray, shape (J, S)
     tau2 : ndarray, shape (J, K)
     mu_mean, mu_var : ndarray, shape (J, K)
-        Normal prior of ``mu`` (:func:`edge_priors`).
+        Normal prior of the level the data see: ``mu``, plus the bias on a calibrated edge
+        (:func:`edge_priors`).
     sizes : sequence of int
         Children of each parent (``K`` minus its padding).
 
@@ -416,7 +417,7 @@ def marginal_bhat_logp(bhat, sxx_inv, sigma2, tau2, mu_mean, mu_var, sizes):
     sigma2 : TensorVariable, shape (J, S)
     tau2 : TensorVariable, shape (J, K)
     mu_mean, mu_var : TensorVariable, shape (J, K)
-        Normal prior of ``mu``.
+        Normal prior of the level the data see (see :func:`_marginal_logp_and_grad`).
     sizes : sequence of int
         Children of each parent; the rest of ``K`` is padding.
 
