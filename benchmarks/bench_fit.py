@@ -17,8 +17,8 @@ import platform
 import statistics
 import time
 
-from nsm_sim import inference
 from nsm_sim.data import check_frame
+from nsm_sim.models import inference
 from nsm_sim.synth import generate_world
 
 #: accounts for about 10k, 100k and 1M account-periods over 52 weeks

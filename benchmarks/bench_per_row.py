@@ -28,12 +28,12 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from nsm_sim import inference
 from nsm_sim.data import check_frame, demean_two_way
-from nsm_sim.drivers import PRIORS as DRIVER_PRIORS
-from nsm_sim.drivers import edge_label
-from nsm_sim.retention import PRIORS as CHURN_PRIORS
-from nsm_sim.retention import churn_logit
+from nsm_sim.models import inference
+from nsm_sim.models.drivers import PRIORS as DRIVER_PRIORS
+from nsm_sim.models.drivers import edge_label
+from nsm_sim.models.retention import PRIORS as CHURN_PRIORS
+from nsm_sim.models.retention import churn_logit
 from nsm_sim.synth import generate_world
 
 

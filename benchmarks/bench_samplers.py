@@ -11,9 +11,9 @@ a second fit. Reported: medians of the repeats of the fit's wall time and of the
 samples per second (smallest bulk ESS over every posterior variable / fit seconds).
 
 Samplers: ``nutpie`` (the default: nutpie's NUTS on a PyTensor C-backend log density, see
-``nsm_sim.inference``), ``pymc`` (PyMC's NUTS, 2 processes) and ``nutpie-numba`` (nutpie's own
-PyMC path, ``nutpie.compile_pymc_model(backend="numba")``, for the record: it compiles a numba
-callback in every process), and ``numpyro`` when jax and numpyro are installed (they are not
+``nsm_sim.models.inference``), ``pymc`` (PyMC's NUTS, 2 processes) and ``nutpie-numba``
+(nutpie's own PyMC path, ``nutpie.compile_pymc_model(backend="numba")``, for the record: it
+compiles a numba callback in every process), and ``numpyro`` when jax and numpyro are installed (they are not
 dependencies of nsm_sim; ``pip install numpyro`` in the benchmark's environment):
 ``pm.sample(nuts_sampler="numpyro")``, 4 chains in parallel on 4 XLA host devices, with the
 drivers' integrated likelihood (a Python operation in nsm_sim) written in ``jax.numpy`` below.
@@ -40,7 +40,7 @@ def register_jax_marginal() -> None:
     import jax.numpy as jnp
     from pytensor.link.jax.dispatch import jax_funcify
 
-    from nsm_sim.drivers import MarginalBhatLogp
+    from nsm_sim.models.drivers import MarginalBhatLogp
 
     @jax_funcify.register(MarginalBhatLogp)
     def _marginal(op, **kwargs):
@@ -79,7 +79,8 @@ def child(sampler: str, world_dir: str) -> None:
     import arviz as az
     import numpy as np
 
-    from nsm_sim import data, inference
+    from nsm_sim import data
+    from nsm_sim.models import inference
     from nsm_sim.spec import load_tree
 
     tree = load_tree(Path(world_dir) / "tree.yaml")

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_simulate import SEGMENTS, population, tree  # noqa: E402
 
-from nsm_sim.retention import churn_logit  # noqa: E402
+from nsm_sim.models.retention import churn_logit  # noqa: E402
 from nsm_sim.simulate import fixed_posterior, simulate  # noqa: E402
 from nsm_sim.spec import Initiative, Scenario  # noqa: E402
 

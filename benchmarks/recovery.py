@@ -19,8 +19,8 @@ import time
 import numpy as np
 from scipy.stats import binom
 
-from nsm_sim import inference
 from nsm_sim.data import check_frame
+from nsm_sim.models import inference
 from nsm_sim.synth import generate_world
 
 

@@ -15,8 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
-from nsm_sim import report
 from nsm_sim.errors import DiagnosticsError, InputError
+from nsm_sim.output import report
 
 warnings.filterwarnings("ignore", message=".*BLAS.*", category=UserWarning)
 
@@ -221,7 +221,8 @@ def _progress(label: str, quiet: bool):
 
 
 def _load_scenario_and_fit(scenario_path: Path, fit_dir: Path):
-    from nsm_sim import inference, simulate
+    from nsm_sim import simulate
+    from nsm_sim.models import inference
     from nsm_sim.spec import load_scenario
 
     scenario = load_scenario(scenario_path)
@@ -266,7 +267,7 @@ def fit(
 ) -> None:
     """Fit the driver and retention models and write a fit bundle."""
     from nsm_sim import data as data_mod
-    from nsm_sim import inference
+    from nsm_sim.models import inference
     from nsm_sim.spec import load_tree
 
     _check_sampler(sampler)
@@ -457,7 +458,7 @@ def _render_analysis(analysis) -> None:
     con = report.console()
     if analysis.validation is not None:
         report.render_validation(con, analysis.validation)
-    from nsm_sim import inference
+    from nsm_sim.models import inference
 
     tables = inference.summarise(analysis.fit)
     drivers = report.drivers_view(tables["drivers"], population=True)
@@ -484,7 +485,8 @@ def report_command(
 ) -> None:
     """Write the HTML report (with CSV, JSON and PNG) for a fit bundle on your own data."""
     from nsm_sim import data as data_mod
-    from nsm_sim import inference, pipeline
+    from nsm_sim import pipeline
+    from nsm_sim.models import inference
     from nsm_sim.spec import load_scenario
 
     fitted = inference.load_bundle(fit_dir)

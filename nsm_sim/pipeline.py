@@ -24,7 +24,7 @@ class Analysis:
 
     Attributes
     ----------
-    fit : nsm_sim.inference.Fit
+    fit : nsm_sim.models.inference.Fit
         The driver and retention fit.
     validation : nsm_sim.leading.Validation or None
         Is the North Star leading (needs the panel).
@@ -59,7 +59,7 @@ def analyse(
 
     Parameters
     ----------
-    fit : nsm_sim.inference.Fit
+    fit : nsm_sim.models.inference.Fit
         A fit, fresh or loaded from a bundle.
     panel : Panel, optional
         The panel, for the validation; skipped when ``None``.
@@ -99,7 +99,7 @@ def demo_scenario_path() -> Path:
     """Return the path of the packaged demo scenario."""
     from importlib.resources import files
 
-    return Path(str(files("nsm_sim") / "data" / "scenarios" / "demo.yaml"))
+    return Path(str(files("nsm_sim") / "examples" / "scenarios" / "demo.yaml"))
 
 
 def run_demo(
@@ -116,7 +116,7 @@ def run_demo(
     """Generate the synthetic world, fit, validate, simulate and prioritise the demo scenario.
 
     The world (panel, tree, truth) is written to ``out/world`` and the fit bundle to
-    ``out/fit``; the caller writes the report (see :func:`nsm_sim.report.report_files`).
+    ``out/fit``; the caller writes the report (see :func:`nsm_sim.output.report.report_files`).
 
     Parameters
     ----------
@@ -127,7 +127,7 @@ def run_demo(
     draws : int
         Monte Carlo draws.
     fit_options : dict, optional
-        Extra keyword arguments of :func:`nsm_sim.inference.fit` (draws, tune, chains).
+        Extra keyword arguments of :func:`nsm_sim.models.inference.fit` (draws, tune, chains).
     on_step, progress : callable
         As in :func:`analyse`.
 
@@ -136,7 +136,8 @@ def run_demo(
     Analysis
         With every part filled.
     """
-    from nsm_sim import data, inference, synth
+    from nsm_sim import data, synth
+    from nsm_sim.models import inference
     from nsm_sim.spec import load_scenario
 
     out = Path(out)

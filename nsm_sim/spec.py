@@ -137,7 +137,7 @@ class MetricTree(_Closed):
     retention_horizon : int
         Periods over which retention is reported.
     experiments : list of CalibrationExperiment
-        Past experiments that calibrate elasticities (see :mod:`nsm_sim.drivers`).
+        Past experiments that calibrate elasticities (see :mod:`nsm_sim.models.drivers`).
     """
 
     name: str

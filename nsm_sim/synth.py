@@ -26,7 +26,7 @@ against the truth it should recover:
       expit(c[plan] + churn_slope * log1p(NSM) + tenure_slope * log1p(tenure)
             + hinge_jump * 1[NSM >= hinge_tau])
 
-  (a hard step; the model's :func:`nsm_sim.retention.churn_logit` smooths it over a width
+  (a hard step; the model's :func:`nsm_sim.models.retention.churn_logit` smooths it over a width
   of 0.05 on the log scale). The intercepts ``c`` are set so that the average weekly churn
   stays near 1-2 % whatever ``churn_slope`` and ``hinge_jump``: with both 0 the North Star
   has no effect on churn at all.
@@ -120,7 +120,7 @@ class World:
         One row per account per period: ``account_id``, ``period``, ``plan``, the metrics of
         the tree and the candidates, ``churned``.
     tree : MetricTree
-        The demo tree (``nsm_sim/data/models/demo.yaml``).
+        The demo tree (``nsm_sim/examples/models/demo.yaml``).
     truth : dict
         The parameters of the generating model (see :func:`generate_world`).
     """
@@ -137,7 +137,7 @@ def demo_tree() -> MetricTree:
     -------
     MetricTree
     """
-    ref = resources.files("nsm_sim").joinpath("data", "models", "demo.yaml")
+    ref = resources.files("nsm_sim").joinpath("examples", "models", "demo.yaml")
     with resources.as_file(ref) as path:
         return load_tree(path)
 

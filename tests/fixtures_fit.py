@@ -2,7 +2,7 @@
 
 import pytest
 
-from nsm_sim import inference
+from nsm_sim.models import inference
 
 #: Small but honest: 4 chains of 300 draws after 300 tuning steps.
 FIT_DRAWS = 300

@@ -3,9 +3,9 @@ import pytest
 import xarray as xr
 from scipy import stats as sps
 
-from nsm_sim import inference
 from nsm_sim.data import check_frame, demean_two_way, driver_stats
-from nsm_sim.drivers import (
+from nsm_sim.models import inference
+from nsm_sim.models.drivers import (
     build_driver_model,
     draw_elasticities,
     edge_label,

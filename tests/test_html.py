@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from nsm_sim.html import (
+from nsm_sim.output.html import (
     PNG_SIGNATURE,
     STATUS_COLOURS,
     Callout,

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nsm_sim import inference
 from nsm_sim.errors import BundleError
+from nsm_sim.models import inference
 from nsm_sim.spec import MetricTree
 
 

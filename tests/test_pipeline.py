@@ -9,9 +9,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from nsm_sim import inference
 from nsm_sim.cli import app
-from nsm_sim.html import PNG_SIGNATURE
+from nsm_sim.models import inference
+from nsm_sim.output.html import PNG_SIGNATURE
 
 ROOT = Path(__file__).parent.parent
 SCENARIO = ROOT / "scenarios" / "demo.yaml"

@@ -4,7 +4,7 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from nsm_sim import plots
+from nsm_sim.output import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NS = "projects_completed"

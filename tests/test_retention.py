@@ -6,9 +6,9 @@ import pytest
 from scipy import stats as sps
 from scipy.special import expit, gammaln, logsumexp
 
-from nsm_sim import inference
 from nsm_sim.data import ChurnCells, check_frame, churn_cells
-from nsm_sim.retention import (
+from nsm_sim.models import inference
+from nsm_sim.models.retention import (
     add_retention_terms,
     build_retention_model,
     churn_logit,
@@ -171,5 +171,5 @@ def test_churn_slope_interval_contains_truth(fitted, world):
     assert row["low"] <= world.truth["churn"]["slope"] <= row["high"]
     odds = table[(table["term"] == f"{ns} odds ratio per e-fold") & table["segment"].isna()]
     assert odds.iloc[0]["mean"] == pytest.approx(
-        np.exp(fitted.idata.posterior["churn_slope_mu"]).mean(), rel=1e-9
+        float(np.exp(fitted.idata.posterior["churn_slope_mu"]).mean()), rel=1e-9
     )

@@ -16,7 +16,7 @@ from scipy.special import expit
 
 from nsm_sim.data import Population
 from nsm_sim.errors import BundleError, DataError, SpecError
-from nsm_sim.retention import churn_logit
+from nsm_sim.models.retention import churn_logit
 from nsm_sim.simulate import (
     MIN_LIFT,
     PosteriorDraws,

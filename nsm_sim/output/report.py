@@ -179,7 +179,7 @@ def render_validation(con: Console, validation: Any) -> None:
 
 def validation_files(validation: Any) -> dict[str, Any]:
     """CSV, JSON and PNG files of a validation."""
-    from nsm_sim import plots
+    from nsm_sim.output import plots
 
     convention = validation.settings.get("lag_convention", "")
     return {
@@ -272,7 +272,7 @@ def render_simulation(con: Console, result: Any) -> None:
 
 def simulation_files(result: Any, plan: Any = None) -> dict[str, Any]:
     """CSV, JSON and PNG files of a simulation (the fan chart with ``plan``'s portfolio)."""
-    from nsm_sim import plots
+    from nsm_sim.output import plots
 
     north_star = result.scenario.tree.north_star
     fan = fan_frame(result, plan)
@@ -315,7 +315,7 @@ def render_prioritisation(con: Console, result: Any, plan: Any) -> None:
 
 def prioritisation_files(result: Any, plan: Any) -> dict[str, Any]:
     """CSV, JSON and PNG files of a prioritisation (with its simulation's)."""
-    from nsm_sim import plots
+    from nsm_sim.output import plots
 
     return {
         **simulation_files(result, plan),
@@ -416,7 +416,7 @@ def retention_curve(posterior: Any, population: Any, horizon: int, n_levels: int
     """
     from scipy.special import expit
 
-    from nsm_sim.retention import churn_logit
+    from nsm_sim.models.retention import churn_logit
 
     pop = population.frame
     lo, hi = np.percentile(pop["north_star"], [2, 98])
@@ -471,7 +471,9 @@ def report_files(analysis: Any, *, generated: str | None = None) -> dict[str, An
     dict
         File name to content, ready for :func:`write_outputs`.
     """
-    from nsm_sim import html, inference, plots, simulate
+    from nsm_sim import simulate
+    from nsm_sim.models import inference
+    from nsm_sim.output import html, plots
 
     fit = analysis.fit
     tree = fit.tree

@@ -2,8 +2,9 @@
 
 Every function takes tidy pandas frames (or plain arrays) and returns a
 :class:`matplotlib.figure.Figure` built without pyplot, so no global figure state is
-created or leaked: save it with ``fig.savefig(...)`` (or :func:`nsm_sim.report.write_outputs`)
-and let it go out of scope. Titles and axis labels use the metric names of the tree.
+created or leaked: save it with ``fig.savefig(...)`` (or
+:func:`nsm_sim.files.write_files`) and let it go out of scope. Titles and axis labels use
+the metric names of the tree.
 
 Each figure copes with the awkward cases a real fit produces: a single segment, one metric,
 missing (NaN) interval ends, a threshold that was not estimated, or an empty frame (then the

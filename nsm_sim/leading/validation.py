@@ -2,8 +2,8 @@
 
 For the North Star and each candidate metric M, four kinds of evidence:
 
-1. **Predictive power.** The retention hazard of :mod:`nsm_sim.retention` (its formula
-   :func:`~nsm_sim.retention.churn_logit`, its priors and posterior names) with M in place of
+1. **Predictive power.** The retention hazard of :mod:`nsm_sim.models.retention` (its formula
+   :func:`~nsm_sim.models.retention.churn_logit`, its priors and posterior names) with M in place of
    the North Star, fit on the earlier periods only (rows with ``t < cutoff``; the churn
    outcome of such a row is known by ``t + 1 <= cutoff``, so nothing from the scoring periods
    leaks in; the bins come from those rows too) and scored row by row on the later ones:
@@ -16,7 +16,7 @@ For the North Star and each candidate metric M, four kinds of evidence:
    comparable (cell-level elpds are not: each metric has its own cells).
 
    The model is built here (:func:`build_comparison_model`) rather than taken from
-   :func:`nsm_sim.retention.build_retention_model` for three reasons: every input, the hinge
+   :func:`nsm_sim.models.retention.build_retention_model` for three reasons: every input, the hinge
    switch included, is a data container, so nutpie compiles it once per process and each
    metric, split and hinge variant only swaps data; the intercept is parametrised at each
    segment's mean metric and tenure, which keeps the posterior round when metrics of very
@@ -86,7 +86,7 @@ from scipy.special import expit, log_expit
 
 from nsm_sim.data import ChurnCells, Panel
 from nsm_sim.errors import DataError
-from nsm_sim.retention import churn_logit
+from nsm_sim.models.retention import churn_logit
 
 #: The sign convention of the lags of :func:`cross_correlations`, stated in every output.
 LAG_CONVENTION = (
@@ -882,7 +882,7 @@ def _grid_data(grid: CellGrid, *, hinge: bool) -> dict:
 def build_comparison_model(grid: CellGrid, *, hinge: bool = False) -> pm.Model:
     """Build the retention model over a cell grid, every input a swappable data container.
 
-    The hazard is :func:`nsm_sim.retention.churn_logit` with the posterior names of the
+    The hazard is :func:`nsm_sim.models.retention.churn_logit` with the posterior names of the
     retention contract (``churn_intercept``, ``churn_slope``, ``churn_slope_mu``,
     ``churn_slope_sigma``, ``tenure_slope``, ``hinge_jump``, ``hinge_tau``). The hinge is
     switched by the data container ``use_hinge`` (0 or 1), not by the structure, so one
@@ -905,7 +905,7 @@ def build_comparison_model(grid: CellGrid, *, hinge: bool = False) -> pm.Model:
 
     Notes
     -----
-    The priors are those of :mod:`nsm_sim.retention` except for the intercept, which is
+    The priors are those of :mod:`nsm_sim.models.retention` except for the intercept, which is
     parametrised at the segment's mean metric and the mean tenure (``churn_level[s] ~
     Normal(base_logit, 1.5)``, ``base_logit`` the logit of the overall churn rate) so that
     it is nearly uncorrelated with the slopes: ``churn_slope[s] = mu + sigma * z[s]`` with
@@ -989,7 +989,7 @@ def profile_threshold(grid: CellGrid, *, points: int = 60) -> pd.DataFrame:
     For each ``tau`` (evenly spaced in ``log1p`` between the 5th and 95th percentiles of the
     metric) a Binomial logistic regression on the cells with segment intercepts, a common
     slope on ``log1p(metric)``, ``log1p(tenure)`` and the hinge term of
-    :func:`nsm_sim.retention.churn_logit` is maximised by Newton's method.
+    :func:`nsm_sim.models.retention.churn_logit` is maximised by Newton's method.
 
     Parameters
     ----------

@@ -54,7 +54,7 @@ from scipy.special import expit
 
 from nsm_sim import data as data_mod
 from nsm_sim.errors import BundleError
-from nsm_sim.retention import churn_logit
+from nsm_sim.models.retention import churn_logit
 from nsm_sim.spec import MetricTree
 
 #: Samplers, the default first.
@@ -552,7 +552,8 @@ class Fit:
     Attributes
     ----------
     idata : arviz.InferenceData
-        ``posterior`` (the variables of :mod:`nsm_sim.drivers` and :mod:`nsm_sim.retention`),
+        ``posterior`` (the variables of :mod:`nsm_sim.models.drivers` and
+        :mod:`nsm_sim.models.retention`),
         ``sample_stats`` and ``constant_data`` (what the predictive checks need).
     tree : MetricTree
         The metric tree.
@@ -595,8 +596,8 @@ def build_fit_model(stats, cells, tree: MetricTree, *, hinge: bool = True):
     """
     import pymc as pm
 
-    from nsm_sim.drivers import add_driver_terms, driver_coords
-    from nsm_sim.retention import add_retention_terms
+    from nsm_sim.models.drivers import add_driver_terms, driver_coords
+    from nsm_sim.models.retention import add_retention_terms
 
     with pm.Model(coords=driver_coords(stats, tree)) as model:
         add_driver_terms(stats, tree)
@@ -661,7 +662,7 @@ def _period_cells(panel: data_mod.Panel, bins: int = 30) -> xr.Dataset:
 
 
 def _constant_data(panel, stats, cells) -> xr.Dataset:
-    from nsm_sim.drivers import reduce_stats
+    from nsm_sim.models.drivers import reduce_stats
 
     tree = panel.tree
     ns = tree.north_star
@@ -699,11 +700,11 @@ def fit(
     """Fit the drivers of every parent node and the retention hazard of a panel, together.
 
     One PyMC model (one compile) holds the driver model of every parent node
-    (:mod:`nsm_sim.drivers`, likelihood from sufficient statistics) and the discrete-time
-    hazard of churn on the North Star (:mod:`nsm_sim.retention`, Binomial cells). The
+    (:mod:`nsm_sim.models.drivers`, likelihood from sufficient statistics) and the discrete-time
+    hazard of churn on the North Star (:mod:`nsm_sim.models.retention`, Binomial cells). The
     elasticities and the threshold are integrated out while sampling and drawn from their
-    exact conditionals afterwards (:func:`nsm_sim.drivers.draw_elasticities`,
-    :func:`nsm_sim.retention.draw_hinge_tau`).
+    exact conditionals afterwards (:func:`nsm_sim.models.drivers.draw_elasticities`,
+    :func:`nsm_sim.models.retention.draw_hinge_tau`).
 
     Parameters
     ----------
@@ -729,8 +730,8 @@ def fit(
     Fit
         With :func:`diagnose`'s table and a card.
     """
-    from nsm_sim.drivers import draw_elasticities
-    from nsm_sim.retention import draw_hinge_tau
+    from nsm_sim.models.drivers import draw_elasticities
+    from nsm_sim.models.retention import draw_hinge_tau
 
     t0 = time.perf_counter()
     tree = panel.tree
@@ -855,7 +856,7 @@ def summarise(fit: Fit) -> dict[str, pd.DataFrame]:
         ``tenure``; ``hinge_jump`` and ``hinge_tau`` with a hinge; ``retention over H periods
         at p10 / p50 / p90`` of the observed North Star (accounts of the reference tenure).
     """
-    from nsm_sim.retention import expected_retention
+    from nsm_sim.models.retention import expected_retention
 
     post = fit.idata.posterior
     tree = fit.tree

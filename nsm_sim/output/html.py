@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from nsm_sim import __version__
-from nsm_sim.report import fmt
+from nsm_sim.output.report import fmt
 
 STATUS_COLOURS: dict[str, tuple[str, str]] = {
     "PASS": ("#1e7b34", "#e8f5ec"),

@@ -34,7 +34,7 @@ The model of one draw
   one. Each cell's accounts are the customers of period 0; in period ``t`` an account has
   tenure ``tenure + 1 + t`` and churns after the period with hazard
   ``logistic(churn_logit(x, log1p(tenure + 1 + t), ...))`` from
-  :func:`nsm_sim.retention.churn_logit`, ``x = log1p(north_star * multiplier)``. The accounts
+  :func:`nsm_sim.models.retention.churn_logit`, ``x = log1p(north_star * multiplier)``. The accounts
   active in period ``t`` are ``accounts * prod_{u < t} (1 - h_u)``.
 - **Outputs per draw** (each a change against the baseline on the same draw): the North Star
   total in the last period (``sum active * north_star * multiplier``, absolute and in per cent
@@ -84,7 +84,7 @@ from scipy.special import ndtri
 
 from nsm_sim.data import Population
 from nsm_sim.errors import BundleError, DataError, SpecError
-from nsm_sim.retention import HINGE_WIDTH, churn_logit
+from nsm_sim.models.retention import HINGE_WIDTH, churn_logit
 from nsm_sim.spec import (
     BetaLift,
     ExperimentLift,

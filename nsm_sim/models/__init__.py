@@ -1,0 +1,1 @@
+"""Models: drivers (elasticities), retention (churn hazard), sampling, fit and bundle."""

@@ -1,0 +1,1 @@
+"""Output: formatting, terminal tables, figures, files and the HTML report."""
