@@ -13,8 +13,9 @@ samples per second (smallest bulk ESS over every posterior variable / fit second
 Samplers: ``nutpie`` (the default: nutpie's NUTS on a PyTensor C-backend log density, see
 ``nsm_sim.models.inference``), ``pymc`` (PyMC's NUTS, 2 processes) and ``nutpie-numba``
 (nutpie's own PyMC path, ``nutpie.compile_pymc_model(backend="numba")``, for the record: it
-compiles a numba callback in every process), and ``numpyro`` when jax and numpyro are installed (they are not
-dependencies of nsm_sim; ``pip install numpyro`` in the benchmark's environment):
+compiles a numba callback in every process), and ``numpyro`` when jax and numpyro are
+installed (they are not dependencies of nsm_sim; ``pip install numpyro`` in the benchmark's
+environment):
 ``pm.sample(nuts_sampler="numpyro")``, 4 chains in parallel on 4 XLA host devices, with the
 drivers' integrated likelihood (a Python operation in nsm_sim) written in ``jax.numpy`` below.
 The numpyro and nutpie-numba rows time the model's sampling only, not the whole
