@@ -34,6 +34,27 @@ from nsm_sim.errors import SpecError
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def edge_label(parent: str, child: str) -> str:
+    """Return the coordinate label of an edge, ``"parent<-child"``.
+
+    Parameters
+    ----------
+    parent, child : str
+        The edge's end points.
+
+    Returns
+    -------
+    str
+        The label.
+
+    Examples
+    --------
+    >>> edge_label("projects_completed", "active_seats")
+    'projects_completed<-active_seats'
+    """
+    return f"{parent}<-{child}"
+
+
 def parse_fraction(value: Any) -> Any:
     """Turn ``"5%"`` into ``0.05``; leave numbers (already fractions) as they are.
 

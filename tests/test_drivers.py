@@ -8,12 +8,11 @@ from nsm_sim.models import inference
 from nsm_sim.models.drivers import (
     build_driver_model,
     draw_elasticities,
-    edge_label,
     edge_priors,
     elasticity_conditionals,
     reduce_stats,
 )
-from nsm_sim.spec import MetricTree
+from nsm_sim.spec import MetricTree, edge_label
 from nsm_sim.synth import generate_world
 
 

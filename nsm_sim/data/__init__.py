@@ -1,6 +1,35 @@
 """Data: the panel, its checks and its reductions."""
 
-# Transitional re-export while the stage is split into modules.
-from nsm_sim.data import panel as _impl
+from nsm_sim.data.cells import ChurnCells, churn_cells, level_bins, segment_codes
+from nsm_sim.data.panel import (
+    ALL_SEGMENTS,
+    MAX_EXAMPLES,
+    MIN_ACCOUNTS,
+    MIN_PERIODS,
+    Panel,
+    check_frame,
+    describe,
+    load_panel,
+)
+from nsm_sim.data.reduce import DriverStats, Population, driver_stats, starting_population
+from nsm_sim.numeric import demean_two_way
 
-globals().update({k: getattr(_impl, k) for k in dir(_impl) if not k.startswith("__")})
+__all__ = [
+    "ALL_SEGMENTS",
+    "MAX_EXAMPLES",
+    "MIN_ACCOUNTS",
+    "MIN_PERIODS",
+    "ChurnCells",
+    "DriverStats",
+    "Panel",
+    "Population",
+    "check_frame",
+    "churn_cells",
+    "demean_two_way",
+    "describe",
+    "driver_stats",
+    "level_bins",
+    "load_panel",
+    "segment_codes",
+    "starting_population",
+]

@@ -97,7 +97,7 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
 from nsm_sim.data import DriverStats
-from nsm_sim.spec import MetricTree
+from nsm_sim.spec import MetricTree, edge_label
 
 #: Prior scales, written down once (see the module docstring).
 PRIORS = {
@@ -110,27 +110,6 @@ PRIORS = {
 _MU_VAR = PRIORS["elasticity_mu"][2] ** 2
 #: Variance given to the OLS estimate of a segment whose data cannot identify it.
 _UNINFORMATIVE = 1e6
-
-
-def edge_label(parent: str, child: str) -> str:
-    """Return the coordinate label of an edge, ``"parent<-child"``.
-
-    Parameters
-    ----------
-    parent, child : str
-        The edge's end points.
-
-    Returns
-    -------
-    str
-        The label.
-
-    Examples
-    --------
-    >>> edge_label("projects_completed", "active_seats")
-    'projects_completed<-active_seats'
-    """
-    return f"{parent}<-{child}"
 
 
 def _check_stats(stats: Mapping[str, DriverStats], tree: MetricTree) -> tuple[str, ...]:
@@ -172,7 +151,7 @@ def edge_priors(tree: MetricTree) -> dict[str, np.ndarray]:
 
     Examples
     --------
-    >>> from nsm_sim.spec import MetricTree
+    >>> from nsm_sim.spec import MetricTree, edge_label
     >>> tree = MetricTree(name="t", north_star="n", inputs={"a": [], "b": []}, experiments=[
     ...     {"name": "A/B", "input": "a", "input_lift": "10%",
     ...      "parent_lift": {"low": "1%", "high": "9%"}}])

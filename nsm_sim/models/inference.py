@@ -1,28 +1,4 @@
-"""Inference: sampling, diagnostics, the fit, and the fit bundle.
-
-Samplers
---------
-``sample(model, sampler="nutpie")`` runs nutpie's NUTS (Rust) on a log density and gradient
-compiled by PyTensor's C backend; ``sampler="pymc"`` runs PyMC's own NUTS. nutpie is the
-default: on the demo fit it gives several times more effective samples per second, cold and
-warm (``benchmarks/bench_samplers.py``, ``benchmarks/RESULTS.md``).
-
-Compiled models are cached across processes
--------------------------------------------
-nutpie's own PyMC path (``nutpie.compile_pymc_model``, numba backend) compiles a numba C
-callback around the model's log density in every new process (about 25 s for these models on
-the development machine; numba cannot cache that callback because it closes over dynamic
-globals), so a second fit is as slow as the first. Here the log density and its gradient are
-compiled with PyTensor's C backend instead, whose compiled modules persist in PyTensor's
-compile directory (``pytensor.config.compiledir``, by default under ``~/.pytensor``), and are
-handed to nutpie as Python callables (``nutpie.compiled_pyfunc.from_pyfunc``). All data enter
-the models as ``pm.Data``, so the compiled code does not depend on the data and a fit of new
-data of the same tree finds every module in the cache. A second fit in a new process compiles
-in about 2 s. Chains share one compiled function behind a lock: the model is so cheap (its
-likelihood is from sufficient statistics) that Python call overhead, not arithmetic, bounds
-the speed, and threads would not run it in parallel anyway: one worker thread running the
-chains in turn is faster than two contending for the GIL (11.7 s against 17.8 s on the demo
-fit).
+"""Inference: diagnostics, the fit, and the fit bundle (sampling is :mod:`nsm_sim.models.sampling`).
 
 Diagnostics
 -----------
@@ -39,7 +15,6 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -55,11 +30,8 @@ from scipy.special import expit
 from nsm_sim import data as data_mod
 from nsm_sim.errors import BundleError
 from nsm_sim.models.retention import churn_logit
+from nsm_sim.models.sampling import DEFAULT_SAMPLER, sample
 from nsm_sim.spec import MetricTree
-
-#: Samplers, the default first.
-SAMPLERS = ("nutpie", "pymc")
-DEFAULT_SAMPLER = SAMPLERS[0]
 
 #: Thresholds of the trust gates: (PASS if better than the first, REVIEW the second, else FAIL).
 RHAT_LIMITS = (1.01, 1.05)
@@ -76,182 +48,6 @@ POOLED_NOTE = (
 
 #: Files of a fit bundle.
 BUNDLE_FILES = ("posterior.nc", "card.json", "population.csv")
-
-_LOCK = threading.Lock()
-
-
-# --------------------------------------------------------------------------- compile + sample
-
-
-def compile_nutpie(model, *, jitter_exclude=()):
-    """Compile a PyMC model for nutpie with PyTensor's C backend (cached across processes).
-
-    Parameters
-    ----------
-    model : pymc.Model
-        The model.
-    jitter_exclude : iterable of str, default ()
-        Free variables that every chain starts at their initial value, besides those given an
-        explicit ``initval`` in the model (all others get nutpie's usual uniform(-1, 1)
-        jitter on the unconstrained scale).
-
-    Returns
-    -------
-    nutpie.compiled_pyfunc.PyFuncModel
-        A model ``nutpie.sample`` accepts.
-    """
-    import nutpie.compiled_pyfunc
-    import pytensor
-    import pytensor.tensor as pt
-    from pymc.initial_point import make_initial_point_fn
-    from pymc.pytensorf import compile as compile_pymc
-
-    # variables given an explicit initial value start there in every chain
-    explicit = {rv.name for rv, v in model.rvs_to_initial_values.items() if v is not None}
-    exclude = set(jitter_exclude) | explicit
-    ip_fn = make_initial_point_fn(
-        model=model,
-        return_transformed=True,
-        jitter_rvs={v for v in model.free_RVs if v.name not in exclude},
-    )
-    point = ip_fn(0)
-    value_vars = [model.rvs_to_values[v] for v in model.free_RVs]
-    names = [v.name for v in value_vars]
-    shapes = [tuple(np.shape(point[n])) for n in names]
-    sizes = [int(np.prod(s, dtype=int)) for s in shapes]
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-    ndim = int(offsets[-1])
-
-    # the rewrites PyMC and nutpie apply before differentiating (stable logsumexp, softplus)
-    logp = pytensor.graph.rewrite_graph(model.logp(), include=["canonicalize", "stabilize"])
-    grad = pt.concatenate([g.ravel() for g in pytensor.grad(logp, value_vars)])
-    x = pt.dvector("unconstrained_point")
-    replace = {
-        vv: x[offsets[i] : offsets[i + 1]].reshape(shapes[i]) for i, vv in enumerate(value_vars)
-    }
-    logp_x, grad_x = pytensor.clone_replace([logp, grad], replace)
-    out_vars = list(model.unobserved_value_vars)
-    out_names = [v.name for v in out_vars]
-    with model:
-        logp_fn = compile_pymc([x], [logp_x, grad_x], mode="FAST_RUN")
-        expand_fn = compile_pymc(
-            [x],
-            [*out_vars, *[o.shape for o in out_vars]],
-            givens=list(replace.items()),
-            mode="FAST_RUN",
-            on_unused_input="ignore",
-        )
-    logp_fn.trust_input = True
-    expand_fn.trust_input = True
-    x0 = np.concatenate([np.ravel(point[n]) for n in names]).astype(float)
-    out_shapes = [tuple(int(d) for d in s) for s in expand_fn(x0)[len(out_vars) :]]
-    n_out = len(out_vars)
-
-    def make_logp():
-        def logp_and_grad(_x):
-            with _LOCK:
-                value, g = logp_fn(_x)
-            return float(value), np.array(g, dtype=float)
-
-        return logp_and_grad
-
-    def make_expand(seed1, seed2, chain):
-        def expand(_x):
-            with _LOCK:
-                values = expand_fn(_x)[:n_out]
-            return {
-                n: np.array(v, dtype=float).reshape(s)
-                for n, v, s in zip(out_names, values, out_shapes, strict=True)
-            }
-
-        return expand
-
-    def initial_point(seed):
-        p = ip_fn(seed)
-        return np.concatenate([np.ravel(p[n]) for n in names]).astype(float)
-
-    coords = {k: pd.Index(v) for k, v in model.coords.items() if v is not None}
-    dims = {k: tuple(v) for k, v in model.named_vars_to_dims.items() if k in out_names}
-    return nutpie.compiled_pyfunc.from_pyfunc(
-        ndim,
-        make_logp,
-        make_expand,
-        [np.dtype("float64")] * n_out,
-        out_shapes,
-        out_names,
-        coords=coords,
-        dims=dims,
-        make_initial_point_fn=initial_point,
-    )
-
-
-def sample(
-    model,
-    *,
-    sampler: str = DEFAULT_SAMPLER,
-    draws: int = 500,
-    tune: int = 500,
-    chains: int = 4,
-    seed: int = 0,
-    progress: bool = False,
-) -> az.InferenceData:
-    """Sample a PyMC model's posterior with NUTS.
-
-    Parameters
-    ----------
-    model : pymc.Model
-        The model.
-    sampler : {"nutpie", "pymc"}, default "nutpie"
-        nutpie's NUTS on a PyTensor-compiled log density (:func:`compile_nutpie`) or PyMC's
-        NUTS.
-    draws, tune : int, default 500
-        Posterior draws and tuning steps per chain.
-    chains : int, default 4
-        Chains.
-    seed : int, default 0
-        Seed; the same seed gives the same draws.
-    progress : bool, default False
-        Show the sampler's progress bar.
-
-    Returns
-    -------
-    arviz.InferenceData
-        ``posterior`` and ``sample_stats`` (with ``diverging`` and a tree-depth saturation
-        flag: nutpie's ``maxdepth_reached`` or PyMC's ``reached_max_treedepth``).
-    """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-    if sampler == "nutpie":
-        import nutpie
-
-        compiled = compile_nutpie(model)
-        idata = nutpie.sample(
-            compiled,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            cores=1,
-            seed=seed,
-            progress_bar=progress,
-            save_warmup=False,
-        )
-        keep = [v for v in idata.posterior.data_vars if not v.endswith("__")]
-        idata.posterior = idata.posterior[keep]
-        return idata
-    import pymc as pm
-
-    with model:
-        idata = pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            cores=min(chains, 2),
-            random_seed=seed,
-            progressbar=progress,
-            compute_convergence_checks=False,
-            init="adapt_diag",
-        )
-    return idata
 
 
 # --------------------------------------------------------------------------- diagnostics

@@ -23,6 +23,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from nsm_sim.models.retention import retention_curve
+
 
 def to_jsonable(obj: Any) -> Any:
     """Convert numpy, pandas and nested containers into plain JSON types (NaN becomes null).
@@ -394,54 +396,6 @@ projected at its expected multiplier. New accounts are not projected.
 
 Every interval is a 90% interval unless marked otherwise; Monte Carlo results use common \
 random numbers, so differences between initiatives are sharp."""
-
-
-def retention_curve(posterior: Any, population: Any, horizon: int, n_levels: int = 40):
-    """Return retention over ``horizon`` periods by North Star level, mean and 90 % interval.
-
-    The population's accounts weight the segments and its mean tenure is the starting tenure.
-
-    Parameters
-    ----------
-    posterior : nsm_sim.simulate.PosteriorDraws
-    population : nsm_sim.data.Population
-    horizon : int
-    n_levels : int
-        Levels between the population's 2nd and 98th percentile of the North Star.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``level``, ``mean``, ``low``, ``high``.
-    """
-    from scipy.special import expit
-
-    from nsm_sim.models.retention import churn_logit
-
-    pop = population.frame
-    lo, hi = np.percentile(pop["north_star"], [2, 98])
-    levels = np.linspace(max(lo, 0.0), hi, n_levels)
-    weights = pop.groupby("segment_idx")["accounts"].sum()
-    w = np.zeros(len(posterior.segments))
-    w[weights.index.to_numpy()] = weights.to_numpy()
-    w = w / w.sum()
-    tenure = float(np.average(pop["tenure"], weights=pop["accounts"]))
-    log_tenure = np.log1p(tenure + 1 + np.arange(horizon))  # (H,)
-    x = np.log1p(levels)[None, :, None, None]  # (1, L, 1, 1)
-    jump = 0.0 if posterior.hinge_jump is None else posterior.hinge_jump[:, None, None, None]
-    tau = None if posterior.hinge_tau is None else posterior.hinge_tau[:, None, None, None]
-    logit = churn_logit(
-        x,
-        log_tenure[None, None, None, :],
-        posterior.churn_intercept[:, None, :, None],
-        posterior.churn_slope[:, None, :, None],
-        posterior.tenure_slope[:, None, None, None],
-        jump,
-        tau,
-    )  # (D, L, S, H)
-    retained = np.prod(1.0 - expit(logit), axis=-1) @ w  # (D, L)
-    low, high = np.percentile(retained, [5, 95], axis=0)
-    return pd.DataFrame({"level": levels, "mean": retained.mean(0), "low": low, "high": high})
 
 
 def _threshold_for_plot(threshold: dict | None) -> dict | None:
