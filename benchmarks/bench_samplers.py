@@ -41,7 +41,7 @@ def register_jax_marginal() -> None:
     import jax.numpy as jnp
     from pytensor.link.jax.dispatch import jax_funcify
 
-    from nsm_sim.models.drivers import MarginalBhatLogp
+    from nsm_sim.models.elasticities import MarginalBhatLogp
 
     @jax_funcify.register(MarginalBhatLogp)
     def _marginal(op, **kwargs):

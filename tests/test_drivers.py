@@ -9,9 +9,9 @@ from nsm_sim.models.drivers import (
     build_driver_model,
     draw_elasticities,
     edge_priors,
-    elasticity_conditionals,
     reduce_stats,
 )
+from nsm_sim.models.elasticities import elasticity_conditionals
 from nsm_sim.spec import MetricTree, edge_label
 from nsm_sim.synth import generate_world
 

@@ -1,0 +1,204 @@
+"""The fit bundle: a fit saved to a folder and loaded back, refused against another tree.
+
+A bundle holds ``posterior.nc`` (the InferenceData, with the data the diagnostics need),
+``card.json`` (the tree, fingerprints of tree and data, versions, seed, sampler settings,
+diagnostics) and ``population.csv`` (the accounts alive at the end, for the projection).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import arviz as az
+import pandas as pd
+
+from nsm_sim import data as data_mod
+from nsm_sim.errors import BundleError
+from nsm_sim.files import dumps, write_files
+from nsm_sim.spec import MetricTree, edge_label
+
+
+@dataclass
+class Fit:
+    """A fitted drivers + retention model of one panel.
+
+    Attributes
+    ----------
+    idata : arviz.InferenceData
+        ``posterior`` (the variables of :mod:`nsm_sim.models.drivers` and
+        :mod:`nsm_sim.models.retention`),
+        ``sample_stats`` and ``constant_data`` (what the predictive checks need).
+    tree : MetricTree
+        The metric tree.
+    panel : dict
+        Summary of the panel (:func:`nsm_sim.data.describe`; from the card when loaded).
+    card : dict
+        What the fit is: tree and its fingerprint, data fingerprint, sizes, versions, seed,
+        sampler settings, estimation, diagnostics summary, timings (JSON-serialisable).
+    population : Population
+        The accounts alive at the end of the panel, for the projection.
+    diagnostics : pandas.DataFrame
+        :func:`diagnose`'s table.
+    """
+
+    idata: az.InferenceData
+    tree: MetricTree
+    panel: dict
+    card: dict
+    population: data_mod.Population
+    diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+#: Files of a fit bundle.
+BUNDLE_FILES = ("posterior.nc", "card.json", "population.csv")
+
+
+def save_bundle(fit: Fit, out_dir: str | os.PathLike) -> Path:
+    """Write a fit bundle: ``posterior.nc``, ``card.json`` and ``population.csv``.
+
+    Everything is written into a temporary folder beside ``out_dir`` first. A new
+    ``out_dir`` is then created by one rename; into an existing one each file is moved by
+    ``os.replace`` (the card last), so no file is ever half-written and other files in the
+    folder are left alone. A failure leaves ``out_dir`` as it was.
+
+    Parameters
+    ----------
+    fit : Fit
+        The fit.
+    out_dir : path
+        The bundle folder.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir``.
+    """
+    out = Path(out_dir)
+    write_files(
+        out,
+        {
+            "posterior.nc": lambda path: fit.idata.to_netcdf(str(path)),
+            "population.csv": fit.population.frame,
+            "card.json": dumps(fit.card),
+        },
+        last=("card.json",),
+    )
+    return out
+
+
+def tree_differences(a: MetricTree, b: MetricTree) -> list[str]:
+    """Describe how two metric trees differ (nodes, edges, candidates, settings).
+
+    Parameters
+    ----------
+    a, b : MetricTree
+        The tree of the bundle and the tree asked for.
+
+    Returns
+    -------
+    list of str
+        One line per difference; empty when the trees are the same.
+    """
+    out = []
+    for what, ea, eb in (
+        ("nodes", set(a.nodes), set(b.nodes)),
+        ("candidates", set(a.candidates), set(b.candidates)),
+    ):
+        if ea - eb:
+            out.append(f"{what} only in the fit: {sorted(ea - eb)}")
+        if eb - ea:
+            out.append(f"{what} only in the tree: {sorted(eb - ea)}")
+    ea = {edge_label(p, c) for p, c in a.edges}
+    eb = {edge_label(p, c) for p, c in b.edges}
+    if set(a.nodes) == set(b.nodes) and ea != eb:
+        out.append(f"edges only in the fit: {sorted(ea - eb)}; only in the tree: {sorted(eb - ea)}")
+    for name in ("north_star", "segment", "period", "value", "retention_horizon", "name"):
+        va, vb = getattr(a, name), getattr(b, name)
+        if va != vb:
+            out.append(f"{name}: {va!r} in the fit, {vb!r} in the tree")
+    if not out and a.fingerprint() != b.fingerprint():
+        out.append("the trees differ in their order of inputs or candidates")
+    return out
+
+
+def load_bundle(directory: str | os.PathLike, tree: MetricTree | None = None) -> Fit:
+    """Load a fit bundle written by :func:`save_bundle`.
+
+    Parameters
+    ----------
+    directory : path
+        The bundle folder.
+    tree : MetricTree, optional
+        The tree the bundle must have been fitted on (e.g. a scenario's); refused otherwise.
+
+    Returns
+    -------
+    Fit
+
+    Raises
+    ------
+    BundleError
+        A file is missing or damaged, or the bundle's tree differs from ``tree`` (the message
+        names the nodes that differ).
+    """
+    d = Path(directory)
+    source = str(d)
+    if not d.is_dir():
+        raise BundleError(source, ["not a folder (expected a fit bundle written by `nsm-sim fit`)"])
+    missing = [n for n in BUNDLE_FILES if not (d / n).is_file()]
+    if missing:
+        raise BundleError(source, [f"{n}: missing" for n in missing])
+    try:
+        card = json.loads((d / "card.json").read_text())
+        bundle_tree = MetricTree.model_validate(card["tree"])
+    except Exception as exc:  # noqa: BLE001 - any damage is reported the same way
+        raise BundleError(
+            source, [f"card.json: damaged ({exc.__class__.__name__}: {exc})"]
+        ) from exc
+    if card.get("tree_fingerprint") != bundle_tree.fingerprint():
+        raise BundleError(source, ["card.json: the tree fingerprint does not match its tree"])
+    if tree is not None and tree.fingerprint() != bundle_tree.fingerprint():
+        diffs = tree_differences(bundle_tree, tree)
+        raise BundleError(
+            source,
+            [f"fitted on a different metric tree ({bundle_tree.name!r}): {d_}" for d_ in diffs],
+        )
+    try:
+        idata = az.from_netcdf(str(d / "posterior.nc"))
+        for group in idata.groups():
+            idata[group].load()
+        post = idata.posterior
+        need = ["elasticity", "churn_intercept", "churn_slope", "tenure_slope"]
+        absent = [v for v in need if v not in post]
+        if absent:
+            raise ValueError(f"posterior lacks {absent}")
+    except Exception as exc:  # noqa: BLE001
+        raise BundleError(
+            source, [f"posterior.nc: damaged ({exc.__class__.__name__}: {exc})"]
+        ) from exc
+    try:
+        frame = pd.read_csv(d / "population.csv")
+        need_cols = {"segment", "segment_idx", "accounts", "north_star", "tenure", "value"}
+        if not need_cols <= set(frame.columns):
+            raise ValueError(f"columns {sorted(need_cols - set(frame.columns))} missing")
+        frame["segment"] = frame["segment"].astype(str)
+    except Exception as exc:  # noqa: BLE001
+        raise BundleError(
+            source, [f"population.csv: damaged ({exc.__class__.__name__}: {exc})"]
+        ) from exc
+    population = data_mod.Population(segments=tuple(card.get("segments", ())), frame=frame)
+    checks = pd.DataFrame(
+        card.get("diagnostics", {}).get("checks", []),
+        columns=["check", "value", "threshold", "status", "parameter", "detail"],
+    )
+    return Fit(
+        idata=idata,
+        tree=bundle_tree,
+        panel=card.get("panel", {}),
+        card=card,
+        population=population,
+        diagnostics=checks,
+    )
