@@ -6,6 +6,33 @@ turns it into exit code 2 and a message, never a traceback.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
+
+def hint(word: object, options: Iterable[object]) -> str:
+    """Return a did-you-mean suffix for a message: the closest option to ``word``, or "".
+
+    Parameters
+    ----------
+    word : object
+        What the user wrote.
+    options : iterable
+        What would have been valid.
+
+    Returns
+    -------
+    str
+        ``" (did you mean 'x'?)"`` or ``""``.
+
+    Examples
+    --------
+    >>> hint("north_stra", ["north_star", "inputs"])
+    " (did you mean 'north_star'?)"
+    """
+    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
 
 class InputError(Exception):
     """Bad input: a file, a field or a column that does not meet the contract.

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from nsm_sim.data.panel import Panel, _hint, check_frame  # noqa: F401  (doctest)
+from nsm_sim.data.panel import Panel, check_frame  # noqa: F401  (doctest)
+from nsm_sim.errors import hint
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def churn_cells(
     metric = metric or panel.tree.north_star
     f = panel.frame
     if metric not in f:
-        raise ValueError(f"{metric!r} is not a metric of the panel{_hint(metric, f.columns)}")
+        raise ValueError(f"{metric!r} is not a metric of the panel{hint(metric, f.columns)}")
     bands = np.asarray(tenure_bands)
     if bands.size == 0 or bands[0] != 0 or np.any(np.diff(bands) <= 0):
         raise ValueError(f"tenure_bands must increase from 0, got {tuple(tenure_bands)}")

@@ -19,7 +19,6 @@ once, each with its column, the count and up to five offending ``(account, perio
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nsm_sim.errors import DataError
+from nsm_sim.errors import DataError, hint
 from nsm_sim.spec import MetricTree
 
 #: Segment label used when the tree names no segment column.
@@ -119,11 +118,6 @@ def load_panel(path: str | Path, tree: MetricTree) -> Panel:
         kind = "CSV" if suffix == ".csv" else "Parquet"
         raise DataError(source, [f"not a readable {kind} file: {exc}"]) from None
     return check_frame(frame, tree, source=source)
-
-
-def _hint(word: str, options: Any) -> str:
-    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _expected_columns(tree: MetricTree) -> dict[str, str]:
@@ -267,10 +261,10 @@ def check_frame(frame: pd.DataFrame, tree: MetricTree, source: str = "<frame>") 
     unknown = [c for c in present if c not in expected]
     for c, what in expected.items():
         if c not in frame:
-            report.add(f"{c}: missing column{_hint(c, unknown)}; expected {what}")
+            report.add(f"{c}: missing column{hint(c, unknown)}; expected {what}")
     for c in unknown:
         report.add(
-            f"{c}: unknown column{_hint(c, list(expected))}; "
+            f"{c}: unknown column{hint(c, list(expected))}; "
             f"expected only the columns {', '.join(expected)}"
         )
 
