@@ -43,9 +43,6 @@ churn) and the same seed gives the same panel to the last digit.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -56,6 +53,7 @@ import pandas as pd
 from scipy.signal import lfilter
 from scipy.special import expit
 
+from nsm_sim.files import dumps, write_files
 from nsm_sim.spec import MetricTree, dump_tree, load_tree
 
 #: Plans and their shares of accounts.
@@ -298,24 +296,13 @@ def generate_world(
     return World(panel=panel, tree=tree, truth=truth)
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_world(
     world: World, out_dir: str | Path, fmt: Literal["csv", "parquet"] = "csv"
 ) -> dict[str, Path]:
     """Write a world as ``panel.csv`` (or ``panel.parquet``), ``tree.yaml`` and ``truth.json``.
 
-    Each file is written to a temporary file in ``out_dir`` and then renamed over its
-    target, so a failed run leaves no half-written file.
+    Written with :func:`nsm_sim.files.write_files`, so a failed run leaves no half-written
+    file.
 
     Parameters
     ----------
@@ -334,22 +321,18 @@ def write_world(
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"fmt must be 'csv' or 'parquet', got {fmt!r}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "panel": out / f"panel.{fmt}",
-        "tree": out / "tree.yaml",
-        "truth": out / "truth.json",
-    }
+    panel_name = f"panel.{fmt}"
     if fmt == "csv":
-        _atomic_write(
-            paths["panel"],
-            lambda p: world.panel.to_csv(p, index=False, date_format="%Y-%m-%d"),
-        )
+        write_panel = lambda p: world.panel.to_csv(p, index=False, date_format="%Y-%m-%d")  # noqa: E731
     else:
-        _atomic_write(paths["panel"], lambda p: world.panel.to_parquet(p, index=False))
-    _atomic_write(paths["tree"], lambda p: dump_tree(world.tree, p))
-    _atomic_write(
-        paths["truth"],
-        lambda p: Path(p).write_text(json.dumps(world.truth, indent=2) + "\n"),
+        write_panel = lambda p: world.panel.to_parquet(p, index=False)  # noqa: E731
+    write_files(
+        out,
+        {
+            panel_name: write_panel,
+            "tree.yaml": lambda p: dump_tree(world.tree, p),
+            "truth.json": dumps(world.truth) + "\n",
+        },
     )
+    paths = {"panel": out / panel_name, "tree": out / "tree.yaml", "truth": out / "truth.json"}
     return paths
