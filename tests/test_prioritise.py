@@ -195,7 +195,7 @@ def test_evpi_is_zero_without_uncertainty_and_positive_with_it():
         ],
         capacity=7,
     )
-    res = simulate(scen, post, population(), draws=400, seed=1)
+    res = simulate(scen, post, population(), simulations=400, seed=1)
     out = prioritise(res)
     table = out.evpi.set_index("name")
     assert table.loc["known", "evpi"] == 0.0
@@ -217,7 +217,7 @@ def test_rank_sorts_by_value_per_effort_and_p_top_k_sums_to_k():
             Initiative(name="bad", target="b", lift={"low": -0.1, "high": 0.0}, effort=2),
         ]
     )
-    res = simulate(scen, posterior(), population(), draws=300, seed=2)
+    res = simulate(scen, posterior(), population(), simulations=300, seed=2)
     table = rank(res, k=2)
     assert table.value_per_effort.is_monotonic_decreasing
     assert table["p_top2"].sum() == pytest.approx(2.0)
@@ -244,7 +244,7 @@ def test_p_top_k_shares_ties():
 
 def test_value_falls_back_to_retained_accounts_and_says_so():
     scen = scenario([Initiative(name="x", target="a", lift=0.1, effort=2)])
-    res = simulate(scen, posterior(), population(value=False), draws=100)
+    res = simulate(scen, posterior(), population(value=False), simulations=100)
     out = prioritise(res)
     assert out.quantity == "retained_accounts" and out.note == NO_VALUE_NOTE
     assert out.ranking.expected_value.iloc[0] == pytest.approx(
@@ -270,7 +270,7 @@ def test_prioritise_projects_the_chosen_set_jointly_and_serialises():
         ],
         capacity=8,
     )
-    res = simulate(scen, posterior(), population(), draws=300, seed=5)
+    res = simulate(scen, posterior(), population(), simulations=300, seed=5)
     out = prioritise(res, objective="value")
     port = out.portfolio
     assert port.effort <= 8
@@ -294,8 +294,8 @@ def test_compare_on_common_draws():
     post, pop = posterior(), population()
     small = scenario([Initiative(name="x", target="a", lift=0.05, confidence=0.8)], name="A")
     large = scenario([Initiative(name="x", target="a", lift=0.10, confidence=0.8)], name="B")
-    a = simulate(small, post, pop, draws=200, seed=9)
-    b = simulate(large, post, pop, draws=200, seed=9)
+    a = simulate(small, post, pop, simulations=200, seed=9)
+    b = simulate(large, post, pop, simulations=200, seed=9)
     table = compare(b, a).table.set_index("quantity")
     works = a.portfolio.value > 0
     # the same initiative (same outcomes) with a larger lift wins on every draw where it works
@@ -305,10 +305,10 @@ def test_compare_on_common_draws():
     same = compare(a, a).table
     assert (same.p_a_beats_b == 0).all() and (same.p_tie == 1).all()
     assert compare(a, b).to_dict()["a"] == "A"
-    with pytest.raises(ValueError, match="common draws"):
-        compare(a, simulate(large, post, pop, draws=200, seed=10))
-    with pytest.raises(ValueError, match="common draws"):
-        compare(a, simulate(large, posterior(seed=1), pop, draws=200, seed=9))
+    with pytest.raises(ValueError, match="common random numbers"):
+        compare(a, simulate(large, post, pop, simulations=200, seed=10))
+    with pytest.raises(ValueError, match="common random numbers"):
+        compare(a, simulate(large, posterior(seed=1), pop, simulations=200, seed=9))
 
 
 def test_compare_funded_portfolios_under_each_capacity():
@@ -318,8 +318,8 @@ def test_compare_funded_portfolios_under_each_capacity():
         Initiative(name="small", target="a", lift=0.04, effort=3),
         Initiative(name="tiny", target="a", lift=0.01, effort=3),
     ]
-    tight = simulate(scenario(inis, capacity=6, name="A"), post, pop, draws=200, seed=4)
-    roomy = simulate(scenario(inis, capacity=12, name="B"), post, pop, draws=200, seed=4)
+    tight = simulate(scenario(inis, capacity=6, name="A"), post, pop, simulations=200, seed=4)
+    roomy = simulate(scenario(inis, capacity=12, name="B"), post, pop, simulations=200, seed=4)
     funded = compare(tight, roomy, funded=True)
     # capacity 6 funds the big lift alone; capacity 12 funds everything
     assert funded.selected == (("big",), ("big", "small", "tiny"))

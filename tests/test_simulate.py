@@ -239,7 +239,7 @@ def test_confidence_zero_or_zero_lift_gives_exactly_zero_change():
             ini("nowhere", target="b", lift=0.1, segments=["team"], reach=None, start=20),
         ]
     )
-    res = simulate(scen, post, population(), draws=200, seed=1)
+    res = simulate(scen, post, population(), simulations=200, seed=1)
     for q in ("north_star_change", "north_star_change_pct", "retained_accounts", "value"):
         assert np.all(res.initiatives.get(q) == 0.0)
         assert np.all(res.portfolio.get(q) == 0.0)
@@ -258,7 +258,7 @@ def test_one_level_tree_matches_the_analytic_projection():
     )
     pop = population()
     scen = scenario([ini(target="a", lift=0.2, start=2, ramp=3)], tree=FLAT, horizon=10)
-    res = simulate(scen, post, pop, draws=5, seed=0)
+    res = simulate(scen, post, pop, simulations=5, seed=0)
 
     def mult(t, s):
         share = min(max((t - 2 + 1) / 4, 0.0), 1.0)
@@ -272,7 +272,7 @@ def test_one_level_tree_matches_the_analytic_projection():
     assert res.initiatives.north_star_change.mean() > 0
     # without a churn effect the North Star change is the closed form
     post0 = fixed_posterior(FLAT, SEGMENTS, elasticity=0.5, churn_slope=0.0, tenure_slope=0.0)
-    res0 = simulate(scenario([ini(lift=0.21)], tree=FLAT, horizon=4), post0, pop, draws=3)
+    res0 = simulate(scenario([ini(lift=0.21)], tree=FLAT, horizon=4), post0, pop, simulations=3)
     survive = (1 - expit(-3.0)) ** 3
     closed = (pop.frame.accounts * pop.frame.north_star).sum() * survive * (1.21**0.5 - 1)
     assert res0.portfolio.north_star_change == pytest.approx(np.full(3, closed), rel=1e-12)
@@ -283,7 +283,7 @@ def test_random_posterior_draws_match_the_direct_projection():
     post = random_posterior(n=4, seed=3)
     pop = population()
     scen = scenario([ini("x", target="a1", lift=0.15, reach=0.6, start=1, ramp=2)], horizon=8)
-    res = simulate(scen, post, pop, draws=4, seed=2)
+    res = simulate(scen, post, pop, simulations=4, seed=2)
     for k, d in enumerate(res.posterior_index):
         path = post.elasticity[d, 0] * post.elasticity[d, 2]  # nsm<-a, a<-a1, per segment
 
@@ -304,7 +304,7 @@ def test_sub_input_lift_reaches_the_north_star_by_the_product_of_elasticities():
     lift = 0.3
     on_nsm = math.exp(0.7 * 0.4 * math.log1p(lift)) - 1  # the same log-change of the North Star
     scen = scenario([ini("deep", target="a1", lift=lift), ini("direct", target="nsm", lift=on_nsm)])
-    res = simulate(scen, post, population(), draws=3)
+    res = simulate(scen, post, population(), simulations=3)
     deep, direct = changes(res.initiatives, 0), changes(res.initiatives, 1)
     assert np.allclose(deep, direct, rtol=1e-12)
     # the North Star per account rises by on_nsm; lower churn adds accounts on top
@@ -320,7 +320,7 @@ def test_larger_lift_gives_larger_change_draw_by_draw():
             ini("large", target="a2", lift=0.1),
         ]
     )
-    res = simulate(scen, post, population(), draws=300, seed=4)
+    res = simulate(scen, post, population(), simulations=300, seed=4)
     for q in ("north_star_change", "retained_accounts", "value"):
         small, large = res.initiatives.get(q)
         assert np.all(small > 0) and np.all(large > small)
@@ -342,7 +342,7 @@ def test_changes_are_monotone_in_the_lift(lift, extra, confidence, seed):
             scenario([ini("x", target="b", lift=val, confidence=confidence)], horizon=6),
             post,
             pop,
-            draws=40,
+            simulations=40,
             seed=seed,
         )
         for val in (lift, lift + extra)
@@ -367,7 +367,7 @@ def test_reach_and_segments_scale_the_north_star_change():
         ],
         horizon=5,
     )
-    res = simulate(scen, post, pop, draws=2)
+    res = simulate(scen, post, pop, simulations=2)
     full, half, team = res.initiatives.north_star_change[:, 0]
     assert half == pytest.approx(full / 2, rel=1e-12)
     share_team = (pop.frame.query("segment == 'team'").eval("accounts * north_star").sum()) / (
@@ -382,7 +382,7 @@ def test_joint_lifts_multiply_and_overlap_shrinks_them(overlap):
     scen = scenario(
         [ini("p", target="a", lift=0.1), ini("q", target="a", lift=0.05)], overlap=overlap
     )
-    res = simulate(scen, post, population(), draws=2)
+    res = simulate(scen, post, population(), simulations=2)
     single = res.initiatives.north_star_change_pct[:, 0]
     assert single == pytest.approx([10.0, 5.0], rel=1e-12)  # a single lift is never shrunk
     joint_log = math.log(1.1) + (1 - overlap) * math.log(1.05)
@@ -396,7 +396,7 @@ def test_ramp_shapes_the_trajectory():
     pop = population()
     share = np.clip((np.arange(9) - 2 + 1) / 4, 0, 1)
     res = simulate(
-        scenario([ini(target="nsm", lift=0.2, start=2, ramp=3)], horizon=9), post, pop, draws=2
+        scenario([ini(target="nsm", lift=0.2, start=2, ramp=3)], horizon=9), post, pop, simulations=2
     )
     ratio = res.portfolio_path[0] / res.baseline_path[0]
     assert ratio == pytest.approx(1.2**share, rel=1e-12)
@@ -408,7 +408,7 @@ def test_ramp_shapes_the_trajectory():
         scenario([ini(target="nsm", lift=0.2, start=2, ramp=3, segments=["free"])], horizon=9),
         post,
         pop,
-        draws=2,
+        simulations=2,
     )
     survive = (1 - expit(-3.0)) ** np.arange(9)
     cells = pop.frame.query("segment == 'free'")
@@ -438,7 +438,7 @@ def test_same_seed_same_numbers_whatever_the_chunks_and_threads():
     )
     pop = population()
     runs = [
-        simulate(scen, post, pop, draws=257, seed=11, chunk_size=cs, n_jobs=nj)
+        simulate(scen, post, pop, simulations=257, seed=11, chunk_size=cs, n_jobs=nj)
         for cs, nj in [(None, 1), (7, 1), (64, 2), (1000, 2)]
     ]
     for other in runs[1:]:
@@ -446,7 +446,7 @@ def test_same_seed_same_numbers_whatever_the_chunks_and_threads():
             assert np.array_equal(runs[0].initiatives.get(q), other.initiatives.get(q))
             assert np.array_equal(runs[0].portfolio.get(q), other.portfolio.get(q))
         assert np.array_equal(runs[0].portfolio_path, other.portfolio_path)
-    different = simulate(scen, post, pop, draws=257, seed=12)
+    different = simulate(scen, post, pop, simulations=257, seed=12)
     assert not np.array_equal(runs[0].portfolio.value, different.portfolio.value)
 
 
@@ -455,11 +455,11 @@ def test_a_set_of_one_is_the_initiative_alone_and_outcomes_do_not_depend_on_the_
     a = ini("a", target="a1", lift={"low": 0.02, "high": 0.1}, confidence=0.5)
     b = ini("b", target="b", lift={"low": 0.01, "high": 0.2}, confidence=0.5, start=2)
     pop = population()
-    res = simulate(scenario([a, b]), post, pop, draws=100, seed=3)
-    alone = simulate(scenario([a]), post, pop, draws=100, seed=3)
+    res = simulate(scenario([a, b]), post, pop, simulations=100, seed=3)
+    alone = simulate(scenario([a]), post, pop, simulations=100, seed=3)
     assert np.array_equal(res.initiatives.value[0], alone.portfolio.value)
     sets = simulate_sets(
-        scenario([a, b]), post, pop, {"a": ["a"], "ab": ["a", "b"]}, draws=100, seed=3
+        scenario([a, b]), post, pop, {"a": ["a"], "ab": ["a", "b"]}, simulations=100, seed=3
     )
     assert np.array_equal(sets["a"].value, res.initiatives.value[0])
     assert np.array_equal(sets["ab"].value, res.portfolio.value)
@@ -480,14 +480,14 @@ def test_a_set_of_one_is_the_initiative_alone_and_outcomes_do_not_depend_on_the_
 def test_posterior_draws_are_chosen_without_replacement_when_enough():
     post = random_posterior(n=30)
     scen = scenario([ini()])
-    few = simulate(scen, post, population(), draws=30)
+    few = simulate(scen, post, population(), simulations=30)
     assert sorted(few.posterior_index) == list(range(30))
-    many = simulate(scen, post, population(), draws=100)
+    many = simulate(scen, post, population(), simulations=100)
     assert many.posterior_index.max() < 30
 
 
 def test_value_is_zero_without_a_value_column():
-    res = simulate(scenario([ini()]), random_posterior(), population(value=False), draws=20)
+    res = simulate(scenario([ini()]), random_posterior(), population(value=False), simulations=20)
     assert not res.has_value
     assert np.all(res.portfolio.value == 0)
     assert np.all(res.portfolio.retained_accounts > 0)
@@ -499,7 +499,7 @@ def test_summary_dict_and_progress():
         scenario([ini("a"), ini("b", target="b", effort=2)]),
         random_posterior(),
         population(),
-        draws=50,
+        simulations=50,
         chunk_size=20,
         n_jobs=1,
         progress=lambda done, total: calls.append((done, total)),
