@@ -188,6 +188,7 @@ def test_a_failed_save_leaves_nothing_behind(fitted, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_fit_with_pymc_nuts():
     """The other sampler by flag: same variables, same checks."""
     from nsm_sim.data import check_frame
