@@ -1,7 +1,9 @@
 """The whole job in one call: fit, validate, simulate and prioritise, then the report's files.
 
 ``nsm-sim demo`` runs :func:`run_demo` on the built-in synthetic world; ``nsm-sim report`` runs
-:func:`analyse` on a saved fit bundle with a user's scenario and panel.
+:func:`analyse` on a saved fit bundle with a user's scenario and panel. Everything the report
+shows is computed here (or in the stages called from here); :mod:`nsm_sim.output` only lays
+it out.
 """
 
 from __future__ import annotations
@@ -11,11 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from nsm_sim.data import Panel
 from nsm_sim.spec import Scenario
 
 #: ``on_step(message)`` is told when each stage starts.
 StepCallback = Callable[[str], None]
+
+#: ``progress(done, total)`` is told how far the simulation has come.
+ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass
@@ -26,6 +33,11 @@ class Analysis:
     ----------
     fit : nsm_sim.models.inference.Fit
         The driver and retention fit.
+    summaries : dict of pandas.DataFrame
+        :func:`nsm_sim.models.inference.summarise` of the fit (``"drivers"``,
+        ``"retention"``).
+    retention_curve : pandas.DataFrame
+        :func:`nsm_sim.models.retention.retention_curve` over the tree's retention horizon.
     validation : nsm_sim.leading.Validation or None
         Is the North Star leading (needs the panel).
     simulation : nsm_sim.simulate.SimulationResult or None
@@ -35,6 +47,8 @@ class Analysis:
     """
 
     fit: Any
+    summaries: dict[str, pd.DataFrame]
+    retention_curve: pd.DataFrame
     validation: Any = None
     simulation: Any = None
     plan: Any = None
@@ -44,18 +58,53 @@ def _quiet(_: str) -> None:
     return None
 
 
+def simulate_scenario(
+    scenario: Scenario,
+    fit: Any,
+    *,
+    simulations: int = 4000,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+) -> Any:
+    """Project a scenario's initiatives through a fit's posterior.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        The initiatives; its tree must be the fit's.
+    fit : nsm_sim.models.inference.Fit
+        A fit, fresh or loaded from a bundle.
+    simulations : int, default 4000
+        Monte Carlo simulations.
+    seed : int, default 0
+        Seed of the simulation.
+    progress : callable, optional
+        ``progress(done, total)`` as the simulation advances.
+
+    Returns
+    -------
+    nsm_sim.simulate.SimulationResult
+    """
+    from nsm_sim import simulate
+
+    posterior = simulate.posterior_draws(fit.idata, scenario.tree)
+    return simulate.simulate(
+        scenario, posterior, fit.population, simulations=simulations, seed=seed, progress=progress
+    )
+
+
 def analyse(
     fit: Any,
     *,
     panel: Panel | None = None,
     scenario: Scenario | None = None,
-    draws: int = 4000,
+    simulations: int = 4000,
     seed: int = 0,
     sampler: str = "nutpie",
     on_step: StepCallback = _quiet,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Analysis:
-    """Validate the North Star and simulate and prioritise a scenario on a fit.
+    """Summarise a fit, validate the North Star, and simulate and prioritise a scenario.
 
     Parameters
     ----------
@@ -65,8 +114,10 @@ def analyse(
         The panel, for the validation; skipped when ``None``.
     scenario : Scenario, optional
         The initiatives, for simulation and prioritisation; skipped when ``None``.
-    draws, seed : int
-        Monte Carlo draws and seed (the validation's fits use ``seed`` too).
+    simulations : int, default 4000
+        Monte Carlo simulations.
+    seed : int, default 0
+        Seed of the simulation and of the validation's fits.
     sampler : str
         NUTS back-end of the validation's fits.
     on_step : callable
@@ -79,16 +130,24 @@ def analyse(
     Analysis
     """
     from nsm_sim import leading, prioritise, simulate
+    from nsm_sim.models import inference
+    from nsm_sim.models.retention import retention_curve
 
-    result = Analysis(fit=fit)
+    tree = fit.tree
+    on_step("summarising the fit: elasticities and retention by North Star level")
+    posterior = simulate.posterior_draws(fit.idata, tree)
+    result = Analysis(
+        fit=fit,
+        summaries=inference.summarise(fit),
+        retention_curve=retention_curve(posterior, fit.population, tree.retention_horizon),
+    )
     if panel is not None:
         on_step("validating the North Star against the candidates")
         result.validation = leading.validate(panel, seed=seed, sampler=sampler)
     if scenario is not None:
-        on_step(f"simulating {len(scenario.initiatives)} initiatives x {draws:,} draws")
-        posterior = simulate.posterior_draws(fit.idata, scenario.tree)
-        result.simulation = simulate.simulate(
-            scenario, posterior, fit.population, draws=draws, seed=seed, progress=progress
+        on_step(f"simulating {len(scenario.initiatives)} initiatives x {simulations:,} simulations")
+        result.simulation = simulate_scenario(
+            scenario, fit, simulations=simulations, seed=seed, progress=progress
         )
         on_step("prioritising: ranking, portfolio, value of information")
         result.plan = prioritise.prioritise(result.simulation)
@@ -96,7 +155,12 @@ def analyse(
 
 
 def demo_scenario_path() -> Path:
-    """Return the path of the packaged demo scenario."""
+    """Return the path of the packaged demo scenario.
+
+    Returns
+    -------
+    Path
+    """
     from importlib.resources import files
 
     return Path(str(files("nsm_sim") / "examples" / "scenarios" / "demo.yaml"))
@@ -108,10 +172,10 @@ def run_demo(
     accounts: int = 5000,
     periods: int = 52,
     seed: int = 0,
-    draws: int = 4000,
+    simulations: int = 4000,
     fit_options: dict[str, Any] | None = None,
     on_step: StepCallback = _quiet,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Analysis:
     """Generate the synthetic world, fit, validate, simulate and prioritise the demo scenario.
 
@@ -124,8 +188,8 @@ def run_demo(
         Output folder.
     accounts, periods, seed : int
         Size and seed of the synthetic world (the seed also seeds the fits and simulation).
-    draws : int
-        Monte Carlo draws.
+    simulations : int, default 4000
+        Monte Carlo simulations.
     fit_options : dict, optional
         Extra keyword arguments of :func:`nsm_sim.models.inference.fit` (draws, tune, chains).
     on_step, progress : callable
@@ -148,12 +212,11 @@ def run_demo(
     on_step("fitting the driver and retention models (NUTS)")
     fit = inference.fit(panel, seed=seed, progress=False, **(fit_options or {}))
     inference.save_bundle(fit, out / "fit")
-    scenario = load_scenario(demo_scenario_path())
     return analyse(
         fit,
         panel=panel,
-        scenario=scenario,
-        draws=draws,
+        scenario=load_scenario(demo_scenario_path()),
+        simulations=simulations,
         seed=seed,
         on_step=on_step,
         progress=progress,

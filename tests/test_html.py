@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from nsm_sim.output.format import format_cell
 from nsm_sim.output.html import (
     PNG_SIGNATURE,
     STATUS_COLOURS,
@@ -15,7 +16,6 @@ from nsm_sim.output.html import (
     TableBlock,
     Text,
     figure_png,
-    format_cell,
     normalise_status,
     render_report,
 )

@@ -17,6 +17,8 @@ ROOT = Path(__file__).parent.parent
 SCENARIO = ROOT / "scenarios" / "demo.yaml"
 runner = CliRunner()
 
+pytestmark = pytest.mark.slow  # every test here runs the demo or samples a fit
+
 REPORT_SECTIONS = [
     "Is the North Star leading?",
     "What drives projects_completed?",
@@ -47,7 +49,7 @@ def demo_dir(tmp_path_factory):
             "1500",
             "--periods",
             "40",
-            "--draws",
+            "--simulations",
             "500",
             "--seed",
             "11",
@@ -88,7 +90,8 @@ def test_demo_writes_every_file(demo_dir):
     series = set(pd.read_csv(out / "trajectory.csv")["scenario"])
     assert series == {"no initiative", "every initiative", "chosen portfolio"}
     assert {"world", "fit"} <= {p.name for p in out.iterdir()}
-    assert not list(out.glob(".nsm-sim-*")), "staging folder left behind"
+    staging = [*out.glob(".*nsm-sim-*"), *out.parent.glob(f".{out.name}.nsm-sim-*")]
+    assert not staging, "staging folder left behind"
 
 
 def test_report_holds_every_section_and_embedded_figure(demo_dir):
@@ -109,7 +112,7 @@ def bundle(fitted, tmp_path_factory):
 
 def test_simulate_json_has_the_promised_keys(bundle):
     result = runner.invoke(
-        app, ["simulate", str(SCENARIO), "--fit", str(bundle), "--draws", "400", "--json"]
+        app, ["simulate", str(SCENARIO), "--fit", str(bundle), "--simulations", "400", "--json"]
     )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
@@ -132,7 +135,7 @@ def test_same_seed_same_numbers(bundle):
         str(SCENARIO),
         "--fit",
         str(bundle),
-        "--draws",
+        "--simulations",
         "300",
         "--seed",
         "5",
@@ -153,7 +156,7 @@ def test_compare_a_scenario_with_itself_is_a_tie(bundle, basis):
         app,
         [
             *("compare", str(SCENARIO), str(SCENARIO), "--fit", str(bundle)),
-            *("--draws", "300", "--json", basis),
+            *("--simulations", "300", "--json", basis),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -177,7 +180,7 @@ def test_report_on_a_bundle_without_data(bundle, tmp_path):
             str(SCENARIO),
             "--out",
             str(out),
-            "--draws",
+            "--simulations",
             "300",
         ],
     )

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
@@ -69,11 +70,8 @@ def test_elasticity_forest_labels_and_points(drivers, tmp_path):
     assert len(markers) == len(drivers)
     pop_x = sorted(float(ln.get_xdata()[0]) for ln in markers if ln.get_markersize() == 8.0)
     assert pop_x == pytest.approx([0.3, 0.4, 0.5])
-    # segment legend uses the stable segment colours
-    colours = plots.segment_colours(["team", "free"])
     legend = {t.get_text() for t in ax.get_legend().get_texts()}
     assert legend == {"population", "free", "team"}
-    assert colours == {"free": "#1f77b4", "team": "#ff7f0e"}
     saved_png(fig, tmp_path)
 
 
@@ -148,6 +146,16 @@ def test_retention_by_level_with_threshold(curve, tmp_path):
     assert np.all(np.diff(x) > 0)
     np.testing.assert_allclose(y, 1 / (1 + np.exp(-(-1.0 + 0.2 * x))))
     saved_png(fig, tmp_path)
+
+
+def test_a_segment_looks_the_same_in_every_figure(drivers, curve):
+    forest = plots.elasticity_forest(drivers, NS).axes[0]
+    retention = plots.retention_by_level(curve, NS, 4).axes[0]
+    in_forest = {h.get_label(): to_rgba(h.get_color()) for h in forest.get_legend().legend_handles}
+    in_retention = {ln.get_label(): to_rgba(ln.get_color()) for ln in retention.get_lines()}
+    for segment in ("free", "team"):
+        assert in_forest[segment] == in_retention[segment]
+    assert in_forest["free"] != in_forest["team"] != in_forest["population"]
 
 
 @pytest.mark.parametrize("threshold", [None, {}, {"tau": float("nan")}, {"tau": 3.0}])

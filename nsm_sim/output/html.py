@@ -16,17 +16,15 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from nsm_sim import __version__
-from nsm_sim.output.report import fmt
+from nsm_sim.output.format import format_cell
 
 STATUS_COLOURS: dict[str, tuple[str, str]] = {
     "PASS": ("#1e7b34", "#e8f5ec"),
@@ -149,25 +147,6 @@ def figure_png(figure: Any, dpi: int = 110) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     return buffer.getvalue()
-
-
-def format_cell(value: Any) -> str:
-    """Format one table cell as text: numbers to 3 significant digits, '-' when missing.
-
-    Examples
-    --------
-    >>> format_cell(0.123456), format_cell(float("nan")), format_cell(12)
-    ('0.123', '-', '12')
-    """
-    if value is None or value is pd.NA or value is pd.NaT:
-        return "-"
-    if isinstance(value, float | np.floating) and not math.isfinite(float(value)):
-        return "-"
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, list | tuple | set):
-        return ", ".join(format_cell(v) for v in value)
-    return fmt(value)
 
 
 def _paragraphs(text: str) -> str:
@@ -401,7 +380,6 @@ __all__ = [
     "TableBlock",
     "Text",
     "figure_png",
-    "format_cell",
     "normalise_status",
     "render_block",
     "render_report",

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
@@ -26,18 +28,7 @@ FIGSIZE = (8.0, 4.5)
 
 ELASTICITY_LABEL = "elasticity (% change of parent per 1% change of input)"
 
-_PALETTE = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
-)
+_PALETTE = tuple(to_hex(c) for c in colormaps["tab10"].colors)
 _SCENARIO_COLOURS = {
     "baseline": "#7f7f7f",
     "no initiative": "#7f7f7f",
@@ -101,7 +92,7 @@ def _new_figure(figsize: tuple[float, float] = FIGSIZE) -> Figure:
     return fig
 
 
-def _nothing_to_show(fig: Figure, ax, message: str = "nothing to show") -> None:
+def _nothing_to_show(ax, message: str = "nothing to show") -> None:
     ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", color="0.4")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -153,7 +144,7 @@ def elasticity_forest(drivers: pd.DataFrame, north_star: str) -> Figure:
     ax.set_title(f"What drives {north_star}")
     ax.set_xlabel(ELASTICITY_LABEL)
     if not edges:
-        _nothing_to_show(fig, ax)
+        _nothing_to_show(ax)
         return fig
 
     mean, low, high = _floats(frame, "mean"), _floats(frame, "low"), _floats(frame, "high")
@@ -234,7 +225,7 @@ def retention_by_level(
     ax.set_ylabel(f"retained after {horizon} periods")
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     if curve.empty:
-        _nothing_to_show(fig, ax)
+        _nothing_to_show(ax)
         return fig
 
     frame = curve.reset_index(drop=True)
@@ -258,7 +249,7 @@ def retention_by_level(
             ax.fill_between(x[band], lo[band], hi[band], color=colour, alpha=0.18, lw=0)
         ax.plot(x, _floats(part, "mean")[order], color=colour, lw=2.0, label=label)
 
-    _draw_threshold(ax, threshold, north_star)
+    _draw_threshold(ax, threshold)
     ax.grid(color="0.92")
     if len(groups) > 1 or _has_tau(threshold):
         ax.legend(loc="lower right", fontsize="small", frameon=False)
@@ -272,16 +263,16 @@ def _has_tau(threshold: Mapping[str, float] | None) -> bool:
     return tau is not None and not _missing(tau) and math.isfinite(float(tau))
 
 
-def _draw_threshold(ax, threshold: Mapping[str, float] | None, north_star: str) -> None:
+def _draw_threshold(ax, threshold: Mapping[str, float] | None) -> None:
     if not _has_tau(threshold):
         return
     tau = float(threshold["tau"])
     low, high = threshold.get("low"), threshold.get("high")
-    if low is not None and high is not None and _finite([low, high]).all():
+    if _finite([low, high]).all():
         ax.axvspan(float(low), float(high), color="#d62728", alpha=0.08, lw=0)
     text = f"threshold \u03c4 = {tau:.3g}"
     above, below = threshold.get("retention_above"), threshold.get("retention_below")
-    if above is not None and below is not None and _finite([above, below]).all():
+    if _finite([above, below]).all():
         text += f"\n{float(above):.0%} retained at or above, {float(below):.0%} below"
     ax.axvline(tau, color="#d62728", lw=1.4, ls="--", label=text)
 
@@ -323,7 +314,7 @@ def timing(xcorr: pd.DataFrame, north_star: str, convention: str) -> Figure:
     fig.supxlabel(f"lag k (periods)\n{convention}", fontsize="medium")
     axes = fig.subplots(nrows, ncols, sharey=True, squeeze=False).ravel()
     if not metrics:
-        _nothing_to_show(fig, axes[0])
+        _nothing_to_show(axes[0])
         return fig
 
     names = xcorr["metric"].astype(str).to_numpy()
@@ -384,7 +375,7 @@ def north_star_fan(trajectory: pd.DataFrame, north_star: str) -> Figure:
     ax.set_xlabel("period")
     ax.set_ylabel(f"{north_star} (total per period)")
     if trajectory.empty:
-        _nothing_to_show(fig, ax)
+        _nothing_to_show(ax)
         return fig
 
     scenarios = list(dict.fromkeys(trajectory["scenario"].astype(str)))
@@ -442,7 +433,7 @@ def value_distribution(draws: Mapping[str, np.ndarray], quantity: str) -> Figure
         flat = np.asarray(arr, dtype=float).ravel()
         values[str(name)] = flat[np.isfinite(flat)]
     if not values:
-        _nothing_to_show(fig, ax)
+        _nothing_to_show(ax)
         return fig
 
     means = {k: (float(v.mean()) if v.size else -np.inf) for k, v in values.items()}
@@ -509,7 +500,7 @@ def evpi_bars(evpi: pd.DataFrame, unit: str) -> Figure:
     ax.set_title("Which uncertainty is worth an experiment first")
     ax.set_xlabel(f"expected value of perfect information ({unit})")
     if evpi.empty:
-        _nothing_to_show(fig, ax)
+        _nothing_to_show(ax)
         return fig
     values = _floats(evpi, "evpi")
     names = evpi["name"].astype(str).to_numpy()
@@ -535,16 +526,3 @@ def evpi_bars(evpi: pd.DataFrame, unit: str) -> Figure:
     ax.grid(axis="x", color="0.92")
     ax.set_axisbelow(True)
     return fig
-
-
-__all__ = [
-    "ELASTICITY_LABEL",
-    "FIGSIZE",
-    "elasticity_forest",
-    "evpi_bars",
-    "north_star_fan",
-    "retention_by_level",
-    "segment_colours",
-    "timing",
-    "value_distribution",
-]

@@ -1,0 +1,270 @@
+"""The DataFrames the outputs show, built from results the pipeline has computed.
+
+Each function selects, renames and formats columns for people; none of them computes a
+statistic. The terminal, the CSV files and the HTML report show the same frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from nsm_sim.output.format import interval_text, spread_text
+
+#: Columns of the verdict table, before the within and between intervals.
+VALIDATION_COLUMNS = ["rank", "metric", "verdict", "log_loss", "auc", "elpd_loo"]
+
+#: Headline columns of a simulation summary and their names for people.
+SIMULATION_COLUMNS = {
+    "name": "initiative",
+    "effort": "effort",
+    "north_star_change_pct_mean": "NSM change % (mean)",
+    "north_star_change_pct_p5": "p5",
+    "north_star_change_pct_p95": "p95",
+    "north_star_change_p_positive": "P(>0)",
+    "retained_accounts_mean": "retained accounts",
+    "value_mean": "value (mean)",
+    "value_per_effort": "value / effort",
+}
+
+#: Fan chart names of the trajectory's series.
+FAN_SERIES = {"baseline": "no initiative", "portfolio": "every initiative"}
+
+#: Trajectory quantile columns and their names in the fan chart.
+FAN_COLUMNS = {
+    "series": "scenario",
+    "q05": "p5",
+    "q25": "p25",
+    "q50": "p50",
+    "q75": "p75",
+    "q95": "p95",
+}
+
+#: Columns of the ranking shown, before the P(top k) columns.
+RANKING_COLUMNS = ["rank", "name", "effort", "expected_value", "value_per_effort", "p_positive"]
+
+#: Order of the trust-gate statuses, best first.
+STATUS_ORDER = ("PASS", "REVIEW", "FAIL")
+
+
+def _intervals(frame: pd.DataFrame, prefix: str) -> pd.Series:
+    return pd.Series(
+        [
+            interval_text(mean, low, high)
+            for mean, low, high in zip(
+                frame[f"{prefix}_mean"],
+                frame[f"{prefix}_low"],
+                frame[f"{prefix}_high"],
+                strict=True,
+            )
+        ],
+        index=frame.index,
+        dtype=object,
+    )
+
+
+def validation_table(validation: Any) -> pd.DataFrame:
+    """Return the verdict table: rank, metric, verdict, scores, within and between.
+
+    Parameters
+    ----------
+    validation : nsm_sim.leading.Validation
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`VALIDATION_COLUMNS`, then ``within (90%)`` and ``between (90%)`` as
+        ``"mean [low, high]"`` of the effects on the churn logit.
+    """
+    metrics = validation.metrics
+    out = metrics[VALIDATION_COLUMNS].copy()
+    out["within (90%)"] = _intervals(metrics, "within")
+    out["between (90%)"] = _intervals(metrics, "between")
+    return out
+
+
+def drivers_view(drivers: pd.DataFrame, population: bool = False) -> pd.DataFrame:
+    """Return the drivers table to show.
+
+    Parameters
+    ----------
+    drivers : pandas.DataFrame
+        The ``"drivers"`` table of :func:`nsm_sim.models.inference.summarise`.
+    population : bool, default False
+        Only the population rows (no segment).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows asked for; the ``calibrated_by`` column only when an experiment calibrates
+        an edge.
+    """
+    view = drivers[drivers["segment"].isna()] if population else drivers
+    if "calibrated_by" in view and not view["calibrated_by"].astype(bool).any():
+        view = view.drop(columns="calibrated_by")
+    return view
+
+
+def simulation_table(result: Any) -> pd.DataFrame:
+    """Return the headline columns of a simulation summary, renamed for people.
+
+    Parameters
+    ----------
+    result : nsm_sim.simulate.SimulationResult
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per initiative, the columns of :data:`SIMULATION_COLUMNS`.
+    """
+    summary = result.summary()
+    return summary[list(SIMULATION_COLUMNS)].rename(columns=SIMULATION_COLUMNS)
+
+
+def fan_frame(result: Any, plan: Any = None) -> pd.DataFrame:
+    """Return the North Star trajectory in the fan chart's columns.
+
+    Parameters
+    ----------
+    result : nsm_sim.simulate.SimulationResult
+    plan : nsm_sim.prioritise.Prioritisation, optional
+        With a portfolio that is not every initiative, its joint path is a third series.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``period``, ``scenario`` (no initiative, every initiative and possibly chosen
+        portfolio), ``p5``, ``p25``, ``p50``, ``p75``, ``p95``.
+    """
+    extra = {}
+    chosen = None if plan is None else plan.portfolio.joint_outcomes
+    if chosen is not None and chosen.north_star_path is not None:
+        if set(plan.portfolio.selected) != set(result.names):
+            extra["chosen portfolio"] = chosen.north_star_path
+    trajectory = result.trajectory(extra=extra)
+    trajectory["series"] = trajectory["series"].replace(FAN_SERIES)
+    return trajectory.rename(columns=FAN_COLUMNS)
+
+
+def ranking_view(plan: Any) -> pd.DataFrame:
+    """Return the ranking's headline columns and its P(top k) columns.
+
+    Parameters
+    ----------
+    plan : nsm_sim.prioritise.Prioritisation
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    columns = RANKING_COLUMNS + [c for c in plan.ranking.columns if c.startswith("p_top")]
+    return plan.ranking[columns]
+
+
+def comparison_view(comparison: Any) -> pd.DataFrame:
+    """Return two scenarios side by side: each mean with its 90% interval, A - B, P(A beats B).
+
+    Parameters
+    ----------
+    comparison : nsm_sim.prioritise.Comparison
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    frame = comparison.table
+
+    def side(prefix: str) -> list[str]:
+        return [
+            spread_text(mean, low, high)
+            for mean, low, high in zip(
+                frame[f"{prefix}_mean"], frame[f"{prefix}_p5"], frame[f"{prefix}_p95"], strict=True
+            )
+        ]
+
+    return pd.DataFrame(
+        {
+            "quantity": frame["quantity"],
+            "A: mean (90%)": side("a"),
+            "B: mean (90%)": side("b"),
+            "A - B": frame["diff_mean"],
+            "P(A beats B)": frame["p_a_beats_b"],
+        }
+    )
+
+
+def panel_facts(description: Mapping[str, Any]) -> pd.DataFrame:
+    """Return a panel's description as ``what``/``value`` rows (metric ranges left out).
+
+    Parameters
+    ----------
+    description : mapping
+        :func:`nsm_sim.data.describe` of a panel.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    rows = [(k, v) for k, v in description.items() if not isinstance(v, dict | list)]
+    for key, value in description.items():
+        if isinstance(value, dict) and key != "metrics":
+            rows += [(f"{key}: {name}", item) for name, item in value.items()]
+    return pd.DataFrame(rows, columns=["what", "value"]).astype({"value": "object"})
+
+
+def metric_ranges(metrics: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Return one row per metric of a panel's description.
+
+    Parameters
+    ----------
+    metrics : mapping
+        The ``"metrics"`` part of :func:`nsm_sim.data.describe`.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    return pd.DataFrame([{"metric": name, **facts} for name, facts in metrics.items()])
+
+
+def worst_status(checks: pd.DataFrame) -> str:
+    """Return the worst trust-gate status of a fit's checks: FAIL, REVIEW or PASS.
+
+    Parameters
+    ----------
+    checks : pandas.DataFrame
+        The fit's diagnostics, with a ``status`` column.
+
+    Returns
+    -------
+    str
+    """
+    present = set(checks["status"])
+    return next((s for s in reversed(STATUS_ORDER) if s in present), "PASS")
+
+
+def threshold_for_plot(threshold: Mapping[str, Any] | None) -> dict[str, float] | None:
+    """Return a validation's threshold in the form the retention figure takes.
+
+    Parameters
+    ----------
+    threshold : mapping or None
+        ``Validation.threshold``.
+
+    Returns
+    -------
+    dict or None
+        ``tau``, ``low``, ``high``, ``retention_above``, ``retention_below`` (means), or
+        None when no threshold is supported.
+    """
+    if not threshold or not threshold.get("supported"):
+        return None
+    return {
+        "tau": threshold["tau"]["mean"],
+        "low": threshold["tau"]["low"],
+        "high": threshold["tau"]["high"],
+        "retention_above": threshold["retention_above"]["mean"],
+        "retention_below": threshold["retention_below"]["mean"],
+    }
