@@ -1,9 +1,10 @@
 """The portfolio integer program at 50 initiatives (budget: under 1 s).
 
 Run: ``python benchmarks/bench_milp.py``. Random initiatives with integer efforts 1-12, a
-capacity of a third of the total effort, some ``requires`` and ``excludes`` links and 10,000
-draws of each initiative's value. Times (median of repeats): the expected-value program, the
-risk-adjusted program (CVaR over 500 draws), and the portfolio EVPI of all 50 initiatives.
+capacity of a third of the total effort, some ``requires`` and ``excludes`` links and each
+initiative's value in 10,000 simulations (:func:`nsm_sim.testing.portfolio_instance`). Times
+(median of repeats): the expected-value program, the risk-adjusted program (CVaR over 500
+simulations), and the portfolio EVPI of all 50 initiatives.
 The expected-value optimum without links is checked against a dynamic-programming knapsack.
 """
 
@@ -15,38 +16,7 @@ import time
 import numpy as np
 
 from nsm_sim.prioritise import best_portfolio, evpi
-from nsm_sim.spec import Initiative, MetricTree, Scenario
-
-TREE = MetricTree(name="t", north_star="nsm", inputs={"a": []})
-
-
-def instance(n: int = 50, draws: int = 10_000, seed: int = 0, links: bool = True):
-    rng = np.random.default_rng(seed)
-    names = [f"i{k:02d}" for k in range(n)]
-    inis = []
-    for k, name in enumerate(names):
-        requires, excludes = [], []
-        if links and k % 10 == 3:
-            requires = [names[k - 1]]
-        if links and k % 10 == 7:
-            excludes = [names[k - 2]]
-        inis.append(
-            Initiative(
-                name=name,
-                target="a",
-                lift=0.1,
-                effort=float(rng.integers(1, 13)),
-                requires=requires,
-                excludes=excludes,
-            )
-        )
-    capacity = float(sum(i.effort for i in inis) // 3)
-    scen = Scenario(
-        name="milp", model="t.yaml", horizon=4, capacity=capacity, initiatives=inis, tree=TREE
-    )
-    mean = rng.normal(3.0, 3.0, n)
-    values = mean[:, None] + rng.standard_t(4, (n, draws)) * rng.uniform(1, 6, n)[:, None]
-    return scen, values
+from nsm_sim.testing import portfolio_instance
 
 
 def knapsack(values: np.ndarray, efforts: np.ndarray, capacity: int) -> float:
@@ -71,18 +41,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("-n", type=int, default=50)
     args = parser.parse_args()
-    scen, values = instance(args.n)
+    scen, values = portfolio_instance(args.n)
     t_exp, port = timed(lambda: best_portfolio(scen, values), args.repeats)
     t_risk, risky = timed(
         lambda: best_portfolio(scen, values, risk_aversion=0.5, alpha=0.1), args.repeats
     )
     t_evpi, info = timed(lambda: evpi(values, scen), max(1, args.repeats // 2))
-    print(f"{args.n} initiatives, capacity {scen.capacity:g}, {values.shape[1]:,} draws\n")
+    print(f"{args.n} initiatives, capacity {scen.capacity:g}, {values.shape[1]:,} simulations\n")
     print("| program | median time (s) | selected | effort | objective | budget |")
     print("| --- | --- | --- | --- | --- | --- |")
     for label, t, p in (
         ("expected value", t_exp, port),
-        ("risk-adjusted (lambda 0.5, CVaR 10 %, 500 draws)", t_risk, risky),
+        ("risk-adjusted (lambda 0.5, CVaR 10 %, 500 simulations)", t_risk, risky),
     ):
         ok = "ok" if t < 1.0 else "OVER"
         print(
@@ -92,7 +62,7 @@ def main() -> None:
     print(
         f"| EVPI of all {args.n} (portfolio decision) | {t_evpi:.3f} | | | max {info.max():.3f} | |"
     )
-    free, values_free = instance(args.n, links=False)
+    free, values_free = portfolio_instance(args.n, links=False)
     efforts = np.array([i.effort for i in free.initiatives])
     dp = knapsack(values_free.mean(axis=1), efforts, int(free.capacity))
     milp_free = best_portfolio(free, values_free).objective_value

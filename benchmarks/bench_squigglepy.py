@@ -1,4 +1,4 @@
-"""One initiative's Monte Carlo in squigglepy and in nsm_sim, at equal draws.
+"""One initiative's Monte Carlo in squigglepy and in nsm_sim, at equal simulations.
 
 Run: ``python benchmarks/bench_squigglepy.py`` (needs ``pip install squigglepy``).
 
@@ -11,7 +11,7 @@ A. No churn feedback (slope 0): the North Star change at the horizon has a close
    ``K * works * ((1 + lift) ** 0.5 - 1)``, which squigglepy samples with vectorised
    distribution arithmetic; nsm_sim runs its full projection.
 B. With churn feedback: squigglepy samples a Python function that projects the cells period
-   by period for each draw (squigglepy's way to express a model without a closed form).
+   by period in each simulation (squigglepy's way to express a model without a closed form).
 
 Each reports the medians of a few repeats, the time ratio and the agreement of the means
 (difference in Monte Carlo standard errors; both against the exact mean in A).
@@ -20,21 +20,15 @@ Each reports the medians of a few repeats, the time ratio and the agreement of t
 from __future__ import annotations
 
 import math
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from scipy import integrate, stats
 from scipy.special import expit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_simulate import SEGMENTS, population, tree  # noqa: E402
-
-from nsm_sim.models.retention import churn_logit  # noqa: E402
-from nsm_sim.simulate import fixed_posterior, simulate  # noqa: E402
-from nsm_sim.spec import Initiative, Scenario  # noqa: E402
+from nsm_sim.models.retention import churn_logit
+from nsm_sim.simulate import fixed_posterior, simulate
+from nsm_sim.testing import DEMO_SEGMENTS, demo_population, demo_tree, initiative, scenario
 
 try:
     import squigglepy as sq
@@ -54,35 +48,27 @@ def timed(fn, repeats):
 
 
 def setup(slope):
-    t = tree()
+    tree = demo_tree()
     post = fixed_posterior(
-        t,
-        SEGMENTS,
+        tree,
+        DEMO_SEGMENTS,
         elasticity=ELASTICITY,
         churn_intercept=-2.5,
         churn_slope=slope,
         tenure_slope=-0.2,
     )
-    scen = Scenario(
-        name="one",
-        model="demo.yaml",
-        horizon=HORIZON,
-        capacity=10,
-        initiatives=[
-            Initiative(
-                name="Board templates",
-                target="boards_shared",
-                lift={"low": LOW, "high": HIGH},
-                confidence=CONFIDENCE,
-            )
-        ],
-        tree=t,
+    board_templates = initiative(
+        "Board templates",
+        target="boards_shared",
+        lift={"low": LOW, "high": HIGH},
+        confidence=CONFIDENCE,
     )
+    scen = scenario([board_templates], tree=tree, horizon=HORIZON, name="one")
     return post, scen
 
 
 def project(frame, mult, slope):
-    """North Star total in the last period, cells as numpy arrays, one draw."""
+    """North Star total in the last period, cells as numpy arrays, one simulation."""
     ns, acc, ten = (frame[c].to_numpy() for c in ("north_star", "accounts", "tenure"))
     x = np.log1p(ns * mult)
     alive = acc.copy()
@@ -92,8 +78,8 @@ def project(frame, mult, slope):
     return float(np.sum(alive * ns * mult))
 
 
-def row(label, draws, t_nsm, t_sq, x_nsm, x_sq, exact=None):
-    n = math.sqrt(draws)
+def row(label, simulations, t_nsm, t_sq, x_nsm, x_sq, exact=None):
+    n = math.sqrt(simulations)
     se_nsm, se_sq = x_nsm.std() / n, x_sq.std() / n
     agree = abs(x_nsm.mean() - x_sq.mean()) / math.hypot(se_nsm, se_sq)
     vs_exact = (
@@ -103,8 +89,8 @@ def row(label, draws, t_nsm, t_sq, x_nsm, x_sq, exact=None):
         f"squigglepy {abs(x_sq.mean() - exact) / se_sq:.1f} SE)"
     )
     print(
-        f"| {label} | {draws:,} | {t_nsm * 1e3:.1f} | {t_sq * 1e3:.1f} | {t_nsm / t_sq:.3g} | "
-        f"{x_nsm.mean():.2f} | {x_sq.mean():.2f} | {agree:.2f} | {vs_exact} |"
+        f"| {label} | {simulations:,} | {t_nsm * 1e3:.1f} | {t_sq * 1e3:.1f} | "
+        f"{t_nsm / t_sq:.3g} | {x_nsm.mean():.2f} | {x_sq.mean():.2f} | {agree:.2f} | {vs_exact} |"
     )
 
 
@@ -112,18 +98,18 @@ def main() -> None:
     if sq is None:
         print("squigglepy is not installed (pip install squigglepy): comparison skipped")
         return
-    pop = population()
+    pop = demo_population()
     frame = pop.frame
     print(f"squigglepy {sq.__version__}; 60 cells, {HORIZON} periods\n")
     print(
-        "| model | draws | nsm_sim (ms) | squigglepy (ms) | time nsm_sim / squigglepy | "
+        "| model | simulations | nsm_sim (ms) | squigglepy (ms) | time nsm_sim / squigglepy | "
         "mean nsm_sim | mean squigglepy | difference (SE) | exact mean |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 
     # A: closed form without churn feedback
     post, scen = setup(slope=0.0)
-    draws = 10_000
+    simulations = 10_000
     base = project(frame, 1.0, 0.0)
     mu, sigma = (math.log(LOW) + math.log(HIGH)) / 2, (math.log(HIGH) - math.log(LOW)) / 3.2897
     dist = stats.lognorm(s=sigma, scale=math.exp(mu))
@@ -132,31 +118,35 @@ def main() -> None:
         * base
         * integrate.quad(lambda v: ((1 + v) ** ELASTICITY - 1) * dist.pdf(v), 0, 5)[0]
     )
-    t_nsm, res = timed(lambda: simulate(scen, post, pop, draws=draws, seed=1, n_jobs=1), 5)
+    t_nsm, res = timed(
+        lambda: simulate(scen, post, pop, simulations=simulations, seed=1, n_jobs=1), 5
+    )
     sq.set_seed(1)
     model = sq.bernoulli(CONFIDENCE) * base * ((1 + sq.to(LOW, HIGH)) ** ELASTICITY - 1)
-    t_sq, x_sq = timed(lambda: sq.sample(model, n=draws), 5)
+    t_sq, x_sq = timed(lambda: sq.sample(model, n=simulations), 5)
     x_nsm = res.portfolio.north_star_change
-    row("A: closed form, no churn feedback", draws, t_nsm, t_sq, x_nsm, x_sq, exact)
+    row("A: closed form, no churn feedback", simulations, t_nsm, t_sq, x_nsm, x_sq, exact)
 
-    # B: with churn feedback, a per-draw Python projection in squigglepy
+    # B: with churn feedback, a Python projection per simulation in squigglepy
     post, scen = setup(slope=-0.4)
-    draws = 2_000
+    simulations = 2_000
     base = project(frame, 1.0, -0.4)
     lift = sq.to(LOW, HIGH)
     works = sq.bernoulli(CONFIDENCE)
 
-    def one_draw():
+    def one_simulation():
         if not sq.sample(works):
             return 0.0
         mult = (1 + sq.sample(lift)) ** ELASTICITY
         return project(frame, mult, -0.4) - base
 
-    t_nsm, res = timed(lambda: simulate(scen, post, pop, draws=draws, seed=1, n_jobs=1), 3)
+    t_nsm, res = timed(
+        lambda: simulate(scen, post, pop, simulations=simulations, seed=1, n_jobs=1), 3
+    )
     sq.set_seed(1)
-    t_sq, x_sq = timed(lambda: np.asarray(sq.sample(one_draw, n=draws)), 1)
+    t_sq, x_sq = timed(lambda: np.asarray(sq.sample(one_simulation, n=simulations)), 1)
     x_nsm = res.portfolio.north_star_change
-    row("B: projection with churn feedback", draws, t_nsm, t_sq, x_nsm, x_sq)
+    row("B: projection with churn feedback", simulations, t_nsm, t_sq, x_nsm, x_sq)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,8 @@ import itertools
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from nsm_sim.data import Population
 from nsm_sim.prioritise import (
     NO_VALUE_NOTE,
     best_portfolio,
@@ -20,66 +18,16 @@ from nsm_sim.prioritise import (
     rank,
     tail_mean,
 )
-from nsm_sim.simulate import PosteriorDraws, fixed_posterior, simulate
-from nsm_sim.spec import Initiative, MetricTree, Scenario
-
-TREE = MetricTree(name="t", north_star="nsm", inputs={"a": ["a1"], "b": []})
-SEGMENTS = ("free", "team")
-
-
-def population(value=True) -> Population:
-    frame = pd.DataFrame(
-        {
-            "segment": ["free", "free", "team", "team"],
-            "segment_idx": [0, 0, 1, 1],
-            "accounts": [100.0, 50.0, 80.0, 30.0],
-            "north_star": [1.0, 6.0, 3.0, 12.0],
-            "tenure": [3.0, 12.0, 6.0, 20.0],
-            "value": [5.0, 5.0, 20.0, 20.0] if value else [0.0] * 4,
-        }
-    )
-    return Population(SEGMENTS, frame)
-
-
-def posterior(n=40, seed=0) -> PosteriorDraws:
-    rng = np.random.default_rng(seed)
-    return PosteriorDraws(
-        segments=SEGMENTS,
-        edges=tuple(TREE.edges),
-        elasticity=rng.uniform(0.3, 0.8, (n, len(TREE.edges), 2)),
-        churn_intercept=rng.normal(-2.5, 0.2, (n, 2)),
-        churn_slope=rng.normal(-0.5, 0.1, (n, 2)),
-        tenure_slope=rng.normal(-0.2, 0.05, n),
-    )
-
-
-def scenario(initiatives, capacity=10.0, name="s") -> Scenario:
-    return Scenario(
-        name=name, model="t.yaml", horizon=8, capacity=capacity, initiatives=initiatives, tree=TREE
-    )
-
-
-def random_instance(rng, n):
-    names = [f"i{k}" for k in range(n)]
-    inis = []
-    for name in names:
-        others = [o for o in names if o != name]
-        requires = [o for o in others if rng.random() < 0.12]
-        excludes = [o for o in others if o not in requires and rng.random() < 0.12]
-        inis.append(
-            Initiative(
-                name=name,
-                target="a",
-                lift=0.1,
-                effort=float(rng.integers(1, 8)),
-                requires=requires,
-                excludes=excludes,
-            )
-        )
-    capacity = float(rng.uniform(0.2, 0.7) * sum(i.effort for i in inis))
-    scen = scenario(inis, capacity=capacity)
-    draws = rng.normal(rng.normal(1.0, 1.5, n)[:, None], rng.uniform(0.5, 4.0, n)[:, None], (n, 60))
-    return scen, draws
+from nsm_sim.simulate import fixed_posterior, simulate
+from nsm_sim.testing import (
+    SEGMENTS,
+    initiative,
+    random_portfolio_instance,
+    random_posterior,
+    scenario,
+    small_population,
+    small_tree,
+)
 
 
 def feasible_subsets(scen):
@@ -105,21 +53,21 @@ def test_integer_program_equals_brute_force(risk_aversion):
     rng = np.random.default_rng(int(risk_aversion * 10))
     for _ in range(25):
         n = int(rng.integers(2, 9))
-        scen, draws = random_instance(rng, n)
+        scen, values = random_portfolio_instance(rng, n)
         alpha = float(rng.choice([0.1, 0.25, 0.33]))
         best = -np.inf
         for mask in feasible_subsets(scen):
-            total = draws[mask].sum(axis=0)
+            total = values[mask].sum(axis=0)
             obj = total.mean()
             if risk_aversion > 0:
                 obj = obj - risk_aversion * (total.mean() - tail_mean(total, alpha))
             best = max(best, obj)
-        port = best_portfolio(scen, draws, risk_aversion=risk_aversion, alpha=alpha)
+        port = best_portfolio(scen, values, risk_aversion=risk_aversion, alpha=alpha)
         assert port.objective_value == pytest.approx(best, rel=1e-7, abs=1e-7)
         # the reported selection is feasible and achieves the optimum
         chosen = np.array([i.name in port.selected for i in scen.initiatives])
         assert any(np.array_equal(chosen, m) for m in feasible_subsets(scen))
-        total = draws[chosen].sum(axis=0)
+        total = values[chosen].sum(axis=0)
         again = total.mean() - risk_aversion * (total.mean() - tail_mean(total, alpha))
         assert again == pytest.approx(best, rel=1e-7, abs=1e-7)
         assert port.effort <= scen.capacity + 1e-9
@@ -135,16 +83,16 @@ def test_tail_mean_counts_the_boundary_draw_by_its_fraction():
 def test_fifty_initiatives_solve_quickly_and_respect_capacity():
     rng = np.random.default_rng(7)
     inis = [
-        Initiative(name=f"i{k}", target="a", lift=0.1, effort=float(rng.integers(1, 13)))
+        initiative(f"i{k}", target="a", lift=0.1, effort=float(rng.integers(1, 13)))
         for k in range(50)
     ]
     scen = scenario(inis, capacity=100)
-    draws = rng.normal(rng.uniform(-1, 5, 50)[:, None], 2.0, (50, 2000))
-    port = best_portfolio(scen, draws)
+    values = rng.normal(rng.uniform(-1, 5, 50)[:, None], 2.0, (50, 2000))
+    port = best_portfolio(scen, values)
     assert port.effort <= 100
     # an exact knapsack: no unchosen initiative fits in what is left with positive value
     left = 100 - port.effort
-    means = draws.mean(axis=1)
+    means = values.mean(axis=1)
     for k, ini in enumerate(inis):
         if ini.name not in port.selected and ini.effort <= left:
             assert means[k] <= 0
@@ -153,15 +101,15 @@ def test_fifty_initiatives_solve_quickly_and_respect_capacity():
 # --------------------------------------------------------------------------- EVPI
 
 
-def brute_evpi(draws, scen, i):
+def brute_evpi(values, scen, i):
     """E[max over portfolios with v_i known] - max over portfolios, by enumeration."""
-    means = draws.mean(axis=1)
+    means = values.mean(axis=1)
     masks = list(feasible_subsets(scen))
     base = max(means[m].sum() for m in masks)
     informed = []
-    for d in range(draws.shape[1]):
+    for d in range(values.shape[1]):
         vals = means.copy()
-        vals[i] = draws[i, d]
+        vals[i] = values[i, d]
         informed.append(max(vals[m].sum() for m in masks))
     return np.mean(informed) - base
 
@@ -169,33 +117,33 @@ def brute_evpi(draws, scen, i):
 def test_evpi_equals_brute_force_and_is_never_negative():
     rng = np.random.default_rng(3)
     for _ in range(10):
-        scen, draws = random_instance(rng, int(rng.integers(2, 7)))
-        got = evpi(draws, scen)
+        scen, values = random_portfolio_instance(rng, int(rng.integers(2, 7)))
+        got = evpi(values, scen)
         assert np.all(got >= 0)
-        for i in range(draws.shape[0]):
-            assert got[i] == pytest.approx(brute_evpi(draws, scen, i), abs=1e-9)
-        alone = evpi(draws)
-        expected = np.maximum(draws, 0).mean(axis=1) - np.maximum(draws.mean(axis=1), 0)
+        for i in range(values.shape[0]):
+            assert got[i] == pytest.approx(brute_evpi(values, scen, i), abs=1e-9)
+        alone = evpi(values)
+        expected = np.maximum(values, 0).mean(axis=1) - np.maximum(values.mean(axis=1), 0)
         assert alone == pytest.approx(expected, abs=1e-12)
 
 
 def test_evpi_is_zero_without_uncertainty_and_positive_with_it():
-    post = fixed_posterior(TREE, SEGMENTS, elasticity=0.6, churn_slope=-0.4)
+    post = fixed_posterior(small_tree(), SEGMENTS, elasticity=0.6, churn_slope=-0.4)
     scen = scenario(
         [
-            Initiative(name="known", target="a1", lift=0.05, effort=3),
-            Initiative(
-                name="unsure",
+            initiative("known", target="a1", lift=0.05, effort=3),
+            initiative(
+                "unsure",
                 target="b",
                 lift={"low": -0.1, "high": 0.15},
                 confidence=0.6,
                 effort=3,
             ),
-            Initiative(name="rival", target="b", lift=0.02, effort=4),
+            initiative("rival", target="b", lift=0.02, effort=4),
         ],
         capacity=7,
     )
-    res = simulate(scen, post, population(), simulations=400, seed=1)
+    res = simulate(scen, post, small_population(), simulations=400, seed=1)
     out = prioritise(res)
     table = out.evpi.set_index("name")
     assert table.loc["known", "evpi"] == 0.0
@@ -211,13 +159,13 @@ def test_evpi_is_zero_without_uncertainty_and_positive_with_it():
 def test_rank_sorts_by_value_per_effort_and_p_top_k_sums_to_k():
     scen = scenario(
         [
-            Initiative(name="cheap", target="a1", lift={"low": 0.01, "high": 0.05}, effort=1),
-            Initiative(name="big", target="a", lift={"low": 0.05, "high": 0.2}, effort=6),
-            Initiative(name="coin", target="b", lift=0.1, confidence=0.5, effort=2),
-            Initiative(name="bad", target="b", lift={"low": -0.1, "high": 0.0}, effort=2),
+            initiative("cheap", target="a1", lift={"low": 0.01, "high": 0.05}, effort=1),
+            initiative("big", target="a", lift={"low": 0.05, "high": 0.2}, effort=6),
+            initiative("coin", target="b", lift=0.1, confidence=0.5, effort=2),
+            initiative("bad", target="b", lift={"low": -0.1, "high": 0.0}, effort=2),
         ]
     )
-    res = simulate(scen, posterior(), population(), simulations=300, seed=2)
+    res = simulate(scen, random_posterior(), small_population(), simulations=300, seed=2)
     table = rank(res, k=2)
     assert table.value_per_effort.is_monotonic_decreasing
     assert table["p_top2"].sum() == pytest.approx(2.0)
@@ -243,8 +191,8 @@ def test_p_top_k_shares_ties():
 
 
 def test_value_falls_back_to_retained_accounts_and_says_so():
-    scen = scenario([Initiative(name="x", target="a", lift=0.1, effort=2)])
-    res = simulate(scen, posterior(), population(value=False), simulations=100)
+    scen = scenario([initiative("x", target="a", lift=0.1, effort=2)])
+    res = simulate(scen, random_posterior(), small_population(value=False), simulations=100)
     out = prioritise(res)
     assert out.quantity == "retained_accounts" and out.note == NO_VALUE_NOTE
     assert out.ranking.expected_value.iloc[0] == pytest.approx(
@@ -259,18 +207,14 @@ def test_value_falls_back_to_retained_accounts_and_says_so():
 def test_prioritise_projects_the_chosen_set_jointly_and_serialises():
     scen = scenario(
         [
-            Initiative(name="a", target="a1", lift={"low": 0.02, "high": 0.1}, effort=3),
-            Initiative(
-                name="b", target="b", lift={"low": 0.02, "high": 0.1}, effort=3, requires=["a"]
-            ),
-            Initiative(
-                name="c", target="a", lift={"low": 0.0, "high": 0.2}, effort=4, excludes=["b"]
-            ),
-            Initiative(name="d", target="nsm", lift=0.03, confidence=0.7, effort=2),
+            initiative("a", target="a1", lift={"low": 0.02, "high": 0.1}, effort=3),
+            initiative("b", target="b", lift={"low": 0.02, "high": 0.1}, effort=3, requires=["a"]),
+            initiative("c", target="a", lift={"low": 0.0, "high": 0.2}, effort=4, excludes=["b"]),
+            initiative("d", target="nsm", lift=0.03, confidence=0.7, effort=2),
         ],
         capacity=8,
     )
-    res = simulate(scen, posterior(), population(), simulations=300, seed=5)
+    res = simulate(scen, random_posterior(), small_population(), simulations=300, seed=5)
     out = prioritise(res, objective="value")
     port = out.portfolio
     assert port.effort <= 8
@@ -284,16 +228,16 @@ def test_prioritise_projects_the_chosen_set_jointly_and_serialises():
     assert {"name", "expected_value", "value_per_effort", "p_top3"} <= set(payload["ranking"][0])
     assert {"selected", "effort", "expected_value"} <= set(payload["portfolio"])
     assert {"name", "evpi"} <= set(payload["evpi"][0])
-    # risk aversion 1 maximises the tail mean (all 300 draws are within risk_draws)
+    # risk aversion 1 maximises the tail mean (all 300 simulations are within risk_simulations)
     risky = prioritise(res, risk_aversion=1.0, alpha=0.2)
     chosen = np.isin(res.names, port.selected)
     assert risky.portfolio.tail_mean >= tail_mean(res.initiatives.value[chosen].sum(0), 0.2) - 1e-9
 
 
-def test_compare_on_common_draws():
-    post, pop = posterior(), population()
-    small = scenario([Initiative(name="x", target="a", lift=0.05, confidence=0.8)], name="A")
-    large = scenario([Initiative(name="x", target="a", lift=0.10, confidence=0.8)], name="B")
+def test_compare_on_common_random_numbers():
+    post, pop = random_posterior(), small_population()
+    small = scenario([initiative("x", target="a", lift=0.05, confidence=0.8)], name="A")
+    large = scenario([initiative("x", target="a", lift=0.10, confidence=0.8)], name="B")
     a = simulate(small, post, pop, simulations=200, seed=9)
     b = simulate(large, post, pop, simulations=200, seed=9)
     table = compare(b, a).table.set_index("quantity")
@@ -308,15 +252,15 @@ def test_compare_on_common_draws():
     with pytest.raises(ValueError, match="common random numbers"):
         compare(a, simulate(large, post, pop, simulations=200, seed=10))
     with pytest.raises(ValueError, match="common random numbers"):
-        compare(a, simulate(large, posterior(seed=1), pop, simulations=200, seed=9))
+        compare(a, simulate(large, random_posterior(seed=1), pop, simulations=200, seed=9))
 
 
 def test_compare_funded_portfolios_under_each_capacity():
-    post, pop = posterior(), population()
+    post, pop = random_posterior(), small_population()
     inis = [
-        Initiative(name="big", target="a", lift=0.10, effort=6),
-        Initiative(name="small", target="a", lift=0.04, effort=3),
-        Initiative(name="tiny", target="a", lift=0.01, effort=3),
+        initiative("big", target="a", lift=0.10, effort=6),
+        initiative("small", target="a", lift=0.04, effort=3),
+        initiative("tiny", target="a", lift=0.01, effort=3),
     ]
     tight = simulate(scenario(inis, capacity=6, name="A"), post, pop, simulations=200, seed=4)
     roomy = simulate(scenario(inis, capacity=12, name="B"), post, pop, simulations=200, seed=4)

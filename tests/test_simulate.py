@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import arviz as az
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,7 +17,6 @@ from nsm_sim.errors import BundleError, DataError, SpecError
 from nsm_sim.models.retention import churn_logit
 from nsm_sim.simulate import (
     MIN_LIFT,
-    PosteriorDraws,
     fixed_posterior,
     pert_parameters,
     posterior_draws,
@@ -32,73 +29,27 @@ from nsm_sim.spec import (
     Experiment,
     ExperimentLift,
     FixedLift,
-    Initiative,
     IntervalLift,
     LogNormalLift,
-    MetricTree,
     NormalLift,
     PertLift,
-    Scenario,
     UniformLift,
-    load_tree,
+    edge_label,
+)
+from nsm_sim.testing import (
+    DEMO_SEGMENTS,
+    SEGMENTS,
+    demo_tree,
+    flat_tree,
+    initiative,
+    random_posterior,
+    scenario,
+    small_population,
+    small_tree,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-SEGMENTS = ("free", "team")
-
-# nsm <- a <- (a1, a2); nsm <- b
-TREE = MetricTree(name="t", north_star="nsm", inputs={"a": ["a1", "a2"], "b": []})
-FLAT = MetricTree(name="flat", north_star="nsm", inputs={"a": []})
-
-
-def population(segments=SEGMENTS, value=True) -> Population:
-    rows = []
-    for k, seg in enumerate(segments):
-        for level, (ns, acc, ten) in enumerate(
-            [(0.5, 40.0, 2.0), (4.0, 120.0, 10.0), (20, 60, 30)]
-        ):
-            rows.append(
-                {
-                    "segment": seg,
-                    "segment_idx": k,
-                    "accounts": acc * (k + 1),
-                    "north_star": ns * (1 + 0.3 * k),
-                    "tenure": ten + level,
-                    "value": (10.0 + 5 * k) if value else 0.0,
-                }
-            )
-    return Population(tuple(segments), pd.DataFrame(rows))
-
-
-def scenario(initiatives, tree=TREE, horizon=12, overlap=0.0) -> Scenario:
-    return Scenario(
-        name="test",
-        model="t.yaml",
-        horizon=horizon,
-        capacity=10,
-        overlap=overlap,
-        initiatives=initiatives,
-        tree=tree,
-    )
-
-
-def ini(name="x", target="a", lift=0.1, **kw) -> Initiative:
-    return Initiative(name=name, target=target, lift=lift, **kw)
-
-
-def random_posterior(tree=TREE, n=50, seed=0, hinge=True) -> PosteriorDraws:
-    rng = np.random.default_rng(seed)
-    e, s = len(tree.edges), len(SEGMENTS)
-    return PosteriorDraws(
-        segments=SEGMENTS,
-        edges=tuple(tree.edges),
-        elasticity=rng.uniform(0.2, 0.9, (n, e, s)),
-        churn_intercept=rng.normal(-2.5, 0.2, (n, s)),
-        churn_slope=rng.normal(-0.5, 0.1, (n, s)),
-        tenure_slope=rng.normal(-0.2, 0.05, n),
-        hinge_jump=rng.normal(-0.6, 0.1, n) if hinge else None,
-        hinge_tau=rng.uniform(2.0, 6.0, n) if hinge else None,
-    )
+TREE = small_tree()  # nsm <- a <- (a1, a2); nsm <- b
+FLAT = flat_tree()  # nsm <- a
 
 
 def direct_projection(pop, post, mult, horizon, d=0):
@@ -233,13 +184,15 @@ def test_confidence_zero_or_zero_lift_gives_exactly_zero_change():
     post = random_posterior()
     scen = scenario(
         [
-            ini("never", lift={"low": 0.05, "high": 0.2}, confidence=0.0),
-            ini("flat", target="a1", lift=0.0),
-            ini("tiny", target="a2", lift=1e-300, segments=["free"]),  # underflows to no effect
-            ini("nowhere", target="b", lift=0.1, segments=["team"], reach=None, start=20),
+            initiative("never", lift={"low": 0.05, "high": 0.2}, confidence=0.0),
+            initiative("flat", target="a1", lift=0.0),
+            initiative(
+                "tiny", target="a2", lift=1e-300, segments=["free"]
+            ),  # underflows to no effect
+            initiative("nowhere", target="b", lift=0.1, segments=["team"], reach=None, start=20),
         ]
     )
-    res = simulate(scen, post, population(), simulations=200, seed=1)
+    res = simulate(scen, post, small_population(), simulations=200, seed=1)
     for q in ("north_star_change", "north_star_change_pct", "retained_accounts", "value"):
         assert np.all(res.initiatives.get(q) == 0.0)
         assert np.all(res.portfolio.get(q) == 0.0)
@@ -256,8 +209,8 @@ def test_one_level_tree_matches_the_analytic_projection():
         hinge_jump=-0.8,
         hinge_tau=3.0,
     )
-    pop = population()
-    scen = scenario([ini(target="a", lift=0.2, start=2, ramp=3)], tree=FLAT, horizon=10)
+    pop = small_population()
+    scen = scenario([initiative(target="a", lift=0.2, start=2, ramp=3)], tree=FLAT, horizon=10)
     res = simulate(scen, post, pop, simulations=5, seed=0)
 
     def mult(t, s):
@@ -272,7 +225,9 @@ def test_one_level_tree_matches_the_analytic_projection():
     assert res.initiatives.north_star_change.mean() > 0
     # without a churn effect the North Star change is the closed form
     post0 = fixed_posterior(FLAT, SEGMENTS, elasticity=0.5, churn_slope=0.0, tenure_slope=0.0)
-    res0 = simulate(scenario([ini(lift=0.21)], tree=FLAT, horizon=4), post0, pop, simulations=3)
+    res0 = simulate(
+        scenario([initiative(lift=0.21)], tree=FLAT, horizon=4), post0, pop, simulations=3
+    )
     survive = (1 - expit(-3.0)) ** 3
     closed = (pop.frame.accounts * pop.frame.north_star).sum() * survive * (1.21**0.5 - 1)
     assert res0.portfolio.north_star_change == pytest.approx(np.full(3, closed), rel=1e-12)
@@ -280,9 +235,11 @@ def test_one_level_tree_matches_the_analytic_projection():
 
 
 def test_random_posterior_draws_match_the_direct_projection():
-    post = random_posterior(n=4, seed=3)
-    pop = population()
-    scen = scenario([ini("x", target="a1", lift=0.15, reach=0.6, start=1, ramp=2)], horizon=8)
+    post = random_posterior(n_draws=4, seed=3)
+    pop = small_population()
+    scen = scenario(
+        [initiative("x", target="a1", lift=0.15, reach=0.6, start=1, ramp=2)], horizon=8
+    )
     res = simulate(scen, post, pop, simulations=4, seed=2)
     for k, d in enumerate(res.posterior_index):
         path = post.elasticity[d, 0] * post.elasticity[d, 2]  # nsm<-a, a<-a1, per segment
@@ -303,8 +260,13 @@ def test_sub_input_lift_reaches_the_north_star_by_the_product_of_elasticities():
     )
     lift = 0.3
     on_nsm = math.exp(0.7 * 0.4 * math.log1p(lift)) - 1  # the same log-change of the North Star
-    scen = scenario([ini("deep", target="a1", lift=lift), ini("direct", target="nsm", lift=on_nsm)])
-    res = simulate(scen, post, population(), simulations=3)
+    scen = scenario(
+        [
+            initiative("deep", target="a1", lift=lift),
+            initiative("direct", target="nsm", lift=on_nsm),
+        ]
+    )
+    res = simulate(scen, post, small_population(), simulations=3)
     deep, direct = changes(res.initiatives, 0), changes(res.initiatives, 1)
     assert np.allclose(deep, direct, rtol=1e-12)
     # the North Star per account rises by on_nsm; lower churn adds accounts on top
@@ -313,14 +275,14 @@ def test_sub_input_lift_reaches_the_north_star_by_the_product_of_elasticities():
 
 
 def test_larger_lift_gives_larger_change_draw_by_draw():
-    post = random_posterior(n=30)
+    post = random_posterior(n_draws=30)
     scen = scenario(
         [
-            ini("small", target="a2", lift=0.05),
-            ini("large", target="a2", lift=0.1),
+            initiative("small", target="a2", lift=0.05),
+            initiative("large", target="a2", lift=0.1),
         ]
     )
-    res = simulate(scen, post, population(), simulations=300, seed=4)
+    res = simulate(scen, post, small_population(), simulations=300, seed=4)
     for q in ("north_star_change", "retained_accounts", "value"):
         small, large = res.initiatives.get(q)
         assert np.all(small > 0) and np.all(large > small)
@@ -334,12 +296,12 @@ def test_larger_lift_gives_larger_change_draw_by_draw():
     seed=st.integers(0, 2**16),
 )
 def test_changes_are_monotone_in_the_lift(lift, extra, confidence, seed):
-    # the same initiative (same name: same outcomes) with a larger lift, on the same draws
-    post = random_posterior(n=10, seed=seed % 7)
-    pop = population()
+    # the same initiative (same name: same outcomes) with a larger lift, in the same simulations
+    post = random_posterior(n_draws=10, seed=seed % 7)
+    pop = small_population()
     lo_res, hi_res = (
         simulate(
-            scenario([ini("x", target="b", lift=val, confidence=confidence)], horizon=6),
+            scenario([initiative("x", target="b", lift=val, confidence=confidence)], horizon=6),
             post,
             pop,
             simulations=40,
@@ -358,12 +320,12 @@ def test_changes_are_monotone_in_the_lift(lift, extra, confidence, seed):
 
 def test_reach_and_segments_scale_the_north_star_change():
     post = fixed_posterior(TREE, SEGMENTS, elasticity=1.0, churn_slope=0.0)
-    pop = population()
+    pop = small_population()
     scen = scenario(
         [
-            ini("all", target="nsm", lift=0.1),
-            ini("half", target="nsm", lift=0.1, reach=0.5),
-            ini("team", target="nsm", lift=0.1, segments=["team"]),
+            initiative("all", target="nsm", lift=0.1),
+            initiative("half", target="nsm", lift=0.1, reach=0.5),
+            initiative("team", target="nsm", lift=0.1, segments=["team"]),
         ],
         horizon=5,
     )
@@ -380,9 +342,10 @@ def test_reach_and_segments_scale_the_north_star_change():
 def test_joint_lifts_multiply_and_overlap_shrinks_them(overlap):
     post = fixed_posterior(TREE, SEGMENTS, elasticity=1.0, churn_slope=0.0)
     scen = scenario(
-        [ini("p", target="a", lift=0.1), ini("q", target="a", lift=0.05)], overlap=overlap
+        [initiative("p", target="a", lift=0.1), initiative("q", target="a", lift=0.05)],
+        overlap=overlap,
     )
-    res = simulate(scen, post, population(), simulations=2)
+    res = simulate(scen, post, small_population(), simulations=2)
     single = res.initiatives.north_star_change_pct[:, 0]
     assert single == pytest.approx([10.0, 5.0], rel=1e-12)  # a single lift is never shrunk
     joint_log = math.log(1.1) + (1 - overlap) * math.log(1.05)
@@ -393,10 +356,13 @@ def test_joint_lifts_multiply_and_overlap_shrinks_them(overlap):
 
 def test_ramp_shapes_the_trajectory():
     post = fixed_posterior(TREE, SEGMENTS, elasticity=1.0, churn_slope=0.0)
-    pop = population()
+    pop = small_population()
     share = np.clip((np.arange(9) - 2 + 1) / 4, 0, 1)
     res = simulate(
-        scenario([ini(target="nsm", lift=0.2, start=2, ramp=3)], horizon=9), post, pop, simulations=2
+        scenario([initiative(target="nsm", lift=0.2, start=2, ramp=3)], horizon=9),
+        post,
+        pop,
+        simulations=2,
     )
     ratio = res.portfolio_path[0] / res.baseline_path[0]
     assert ratio == pytest.approx(1.2**share, rel=1e-12)
@@ -405,7 +371,9 @@ def test_ramp_shapes_the_trajectory():
     assert len(traj) == 18 and {"q05", "q50", "q95", "mean"} <= set(traj.columns)
     # one segment only: the other keeps its baseline path
     free = simulate(
-        scenario([ini(target="nsm", lift=0.2, start=2, ramp=3, segments=["free"])], horizon=9),
+        scenario(
+            [initiative(target="nsm", lift=0.2, start=2, ramp=3, segments=["free"])], horizon=9
+        ),
         post,
         pop,
         simulations=2,
@@ -419,24 +387,24 @@ def test_ramp_shapes_the_trajectory():
 
 
 def test_same_seed_same_numbers_whatever_the_chunks_and_threads():
-    post = random_posterior(n=40)
+    post = random_posterior(n_draws=40)
     scen = scenario(
         [
-            ini("a", target="a1", lift={"low": 0.02, "high": 0.1}, confidence=0.6, ramp=2),
-            ini(
+            initiative("a", target="a1", lift={"low": 0.02, "high": 0.1}, confidence=0.6, ramp=2),
+            initiative(
                 "b",
                 target="b",
                 lift={"distribution": "pert", "low": -0.02, "mode": 0.05, "high": 0.1},
                 reach=0.7,
                 start=3,
             ),
-            ini(
+            initiative(
                 "c", target="a", lift={"low": -0.05, "high": 0.1}, segments=["team"], confidence=0.9
             ),
         ],
         overlap=0.3,
     )
-    pop = population()
+    pop = small_population()
     runs = [
         simulate(scen, post, pop, simulations=257, seed=11, chunk_size=cs, n_jobs=nj)
         for cs, nj in [(None, 1), (7, 1), (64, 2), (1000, 2)]
@@ -451,10 +419,10 @@ def test_same_seed_same_numbers_whatever_the_chunks_and_threads():
 
 
 def test_a_set_of_one_is_the_initiative_alone_and_outcomes_do_not_depend_on_the_others():
-    post = random_posterior(n=20)
-    a = ini("a", target="a1", lift={"low": 0.02, "high": 0.1}, confidence=0.5)
-    b = ini("b", target="b", lift={"low": 0.01, "high": 0.2}, confidence=0.5, start=2)
-    pop = population()
+    post = random_posterior(n_draws=20)
+    a = initiative("a", target="a1", lift={"low": 0.02, "high": 0.1}, confidence=0.5)
+    b = initiative("b", target="b", lift={"low": 0.01, "high": 0.2}, confidence=0.5, start=2)
+    pop = small_population()
     res = simulate(scenario([a, b]), post, pop, simulations=100, seed=3)
     alone = simulate(scenario([a]), post, pop, simulations=100, seed=3)
     assert np.array_equal(res.initiatives.value[0], alone.portfolio.value)
@@ -478,16 +446,18 @@ def test_a_set_of_one_is_the_initiative_alone_and_outcomes_do_not_depend_on_the_
 
 
 def test_posterior_draws_are_chosen_without_replacement_when_enough():
-    post = random_posterior(n=30)
-    scen = scenario([ini()])
-    few = simulate(scen, post, population(), simulations=30)
+    post = random_posterior(n_draws=30)
+    scen = scenario([initiative()])
+    few = simulate(scen, post, small_population(), simulations=30)
     assert sorted(few.posterior_index) == list(range(30))
-    many = simulate(scen, post, population(), simulations=100)
+    many = simulate(scen, post, small_population(), simulations=100)
     assert many.posterior_index.max() < 30
 
 
 def test_value_is_zero_without_a_value_column():
-    res = simulate(scenario([ini()]), random_posterior(), population(value=False), simulations=20)
+    res = simulate(
+        scenario([initiative()]), random_posterior(), small_population(value=False), simulations=20
+    )
     assert not res.has_value
     assert np.all(res.portfolio.value == 0)
     assert np.all(res.portfolio.retained_accounts > 0)
@@ -496,9 +466,9 @@ def test_value_is_zero_without_a_value_column():
 def test_summary_dict_and_progress():
     calls = []
     res = simulate(
-        scenario([ini("a"), ini("b", target="b", effort=2)]),
+        scenario([initiative("a"), initiative("b", target="b", effort=2)]),
         random_posterior(),
-        population(),
+        small_population(),
         simulations=50,
         chunk_size=20,
         n_jobs=1,
@@ -511,6 +481,7 @@ def test_summary_dict_and_progress():
     assert table.value_per_effort.iloc[1] == pytest.approx(table.value_mean.iloc[1] / 2)
     out = res.to_dict()
     assert [i["name"] for i in out["initiatives"]] == ["a", "b"]
+    assert (out["simulations"], out["seed"]) == (50, 0) and "draws" not in out
     for block in (*out["initiatives"], out["portfolio"]):
         for q in ("north_star_change", "north_star_change_pct", "retained_accounts", "value"):
             assert set(block[q]) == {"mean", "median", "p5", "p95", "p_positive"}
@@ -521,10 +492,10 @@ def test_summary_dict_and_progress():
 
 
 def test_posterior_draws_reads_inference_data_in_tree_order():
-    tree = load_tree(ROOT / "models" / "demo.yaml")
-    labels = [f"{p}<-{c}" for p, c in tree.edges]
+    tree = demo_tree()
+    labels = [edge_label(p, c) for p, c in tree.edges]
     rng = np.random.default_rng(0)
-    segs = ["enterprise", "free", "team"]
+    segs = list(DEMO_SEGMENTS)
     elast = rng.normal(size=(2, 5, len(labels), 3))
     idata = az.from_dict(
         posterior={
@@ -554,16 +525,18 @@ def test_posterior_draws_reads_inference_data_in_tree_order():
 
 def test_bad_inputs_raise_input_errors():
     post = random_posterior()
-    pop = population()
+    pop = small_population()
     with pytest.raises(DataError, match="north_star"):
         simulate(
-            scenario([ini()]), post, Population(SEGMENTS, pop.frame.drop(columns="north_star"))
+            scenario([initiative()]),
+            post,
+            Population(SEGMENTS, pop.frame.drop(columns="north_star")),
         )
     frame = pop.frame.copy()
     frame.loc[0, "segment"] = "gold"
     with pytest.raises(DataError, match="gold"):
-        simulate(scenario([ini()]), post, Population(SEGMENTS, frame))
+        simulate(scenario([initiative()]), post, Population(SEGMENTS, frame))
     with pytest.raises(SpecError, match=r"initiatives\[0\].segments"):
-        simulate(scenario([ini(segments=["gold"])]), post, pop)
+        simulate(scenario([initiative(segments=["gold"])]), post, pop)
     with pytest.raises(BundleError, match="do not match"):
-        simulate(scenario([ini()], tree=FLAT), post, pop)
+        simulate(scenario([initiative()], tree=FLAT), post, pop)
