@@ -1,0 +1,506 @@
+"""Checks of the definitions against the source: every problem with its field and rows.
+
+Each check names the definition's field (``metrics.revenue.column``) or the source's column,
+what is wrong, how many events (or accounts, or account-periods) and up to five of them,
+and what was expected. The queries are SQLGlot expressions run by the caller's session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlglot import exp
+
+from nsm_sim.data import MAX_EXAMPLES
+from nsm_sim.errors import hint
+from nsm_sim.events.filters import filter_columns, parse_filter
+from nsm_sim.events.load import TreeDefinitions
+from nsm_sim.events.query import col, has_offset, matches, raw
+from nsm_sim.events.schema import EndDateChurn, InactivityChurn
+
+#: Runs a query and returns its rows.
+Rows = Callable[[exp.Expression], list[tuple[Any, ...]]]
+_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
+_UNSIGNED = ("UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT")
+_TIME_TYPES = ("TIMESTAMP", "DATE", "VARCHAR")
+
+
+def is_numeric(dtype: str) -> bool:
+    """Tell whether a DuckDB type holds numbers."""
+    return dtype.startswith(_NUMERIC) or dtype in _UNSIGNED
+
+
+def _show(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "<missing>"
+    if isinstance(value, pd.Timestamp):
+        return f"{value:%Y-%m-%d}" if value == value.normalize() else value.isoformat()
+    return str(value)
+
+
+def _examples(rows: Sequence[Sequence[Any]]) -> str:
+    return ", ".join("(" + ", ".join(_show(v) for v in row) + ")" for row in rows)
+
+
+def _count_text(count: int, noun: str) -> str:
+    first = f", first {MAX_EXAMPLES}" if count > MAX_EXAMPLES else ""
+    return f"{count:,} {noun}(s){first}"
+
+
+def event_roles(td: TreeDefinitions, columns: dict[str, str]) -> dict[str, str | None]:
+    """Map each role of the event log to its column (``user_id`` None when absent)."""
+    named = td.definitions.source.columns
+    user = named.user_id if named.user_id in columns else None
+    return {
+        "timestamp": named.timestamp,
+        "account_id": named.account_id,
+        "user_id": user,
+        "event": named.event,
+    }
+
+
+def account_roles(td: TreeDefinitions) -> dict[str, str | None]:
+    """Map each role of the accounts table to its column."""
+    named = td.definitions.source.account_columns
+    return {
+        "account_id": named.account_id,
+        "segment": (named.segment or td.tree.segment) if td.tree.segment else None,
+        "started_at": named.started_at,
+        "churned_at": named.churned_at,
+    }
+
+
+def column_problems(
+    td: TreeDefinitions, events: dict[str, str], accounts: dict[str, str] | None
+) -> list[str]:
+    """Check that every column the definitions name exists, with the right type.
+
+    Parameters
+    ----------
+    td : TreeDefinitions
+    events : dict
+        The event log's columns and their DuckDB types.
+    accounts : dict or None
+        The accounts table's, when there is one.
+
+    Returns
+    -------
+    list of str
+        One line per problem.
+    """
+    defs = td.definitions
+    problems: list[str] = []
+    roles = event_roles(td, events)
+    for role, column in roles.items():
+        if column is not None and column not in events:
+            problems.append(
+                f"source.columns.{role}: the event log has no column {column!r}"
+                f"{hint(column, events)}; its columns: {', '.join(events)}"
+            )
+    stamp = roles["timestamp"]
+    if stamp in events and not events[stamp].startswith(_TIME_TYPES):
+        problems.append(
+            f"source.columns.timestamp: column {stamp!r} holds {events[stamp]}; expected "
+            "timestamps or ISO 8601 text"
+        )
+    visible = [r for r, c in roles.items() if c in events]
+    visible += [c for c in events if c not in roles.values() and c not in roles]
+    for name, metric in defs.metrics.items():
+        for role, measure in metric.measures.items():
+            where = f"metrics.{name}" + (f".{role}" if role != "value" else "")
+            if measure.aggregate == "unique_users" and roles["user_id"] is None:
+                problems.append(
+                    f"{where}.aggregate: unique_users needs the user column; the event log "
+                    f"has no column {defs.source.columns.user_id!r} (source.columns.user_id)"
+                )
+            if measure.column is not None:
+                if measure.column not in visible:
+                    problems.append(
+                        f"{where}.column: the event log has no column {measure.column!r}"
+                        f"{hint(measure.column, visible)}"
+                    )
+                elif not is_numeric(events.get(measure.column, "")):
+                    problems.append(
+                        f"{where}.column: column {measure.column!r} holds "
+                        f"{events.get(measure.column)}; expected numbers to sum"
+                    )
+            problems += _filter_problems(f"{where}.where", measure.where, visible)
+    if isinstance(defs.churn, InactivityChurn):
+        problems += _filter_problems("churn.where", defs.churn.where, visible)
+    problems += _filter_problems("exclude.events_where", defs.exclude.events_where, visible)
+    if accounts is not None:
+        a_roles = account_roles(td)
+        for role, column in a_roles.items():
+            if column is not None and column not in accounts:
+                problems.append(
+                    f"source.account_columns.{role}: the accounts table has no column "
+                    f"{column!r}{hint(column, accounts)}; its columns: {', '.join(accounts)}"
+                )
+        a_visible = [r for r, c in a_roles.items() if c in accounts]
+        a_visible += [c for c in accounts if c not in a_roles.values() and c not in a_roles]
+        where = defs.exclude.accounts_where
+        problems += _filter_problems("exclude.accounts_where", where, a_visible)
+    return problems
+
+
+def _filter_problems(field: str, where: str | None, columns: list[str]) -> list[str]:
+    if where is None:
+        return []
+    return [
+        f"{field}: no column {name!r}{hint(name, columns)}; the filter can read "
+        f"{', '.join(columns)}"
+        for name in filter_columns(parse_filter(where))
+        if name not in columns
+    ]
+
+
+def _counted(
+    rows: Rows, source: str, condition: exp.Expression, shown: list[exp.Expression]
+) -> tuple[int, list[tuple[Any, ...]]]:
+    """Count the rows of a view meeting a condition, and fetch the first few."""
+    (count,) = rows(exp.select(exp.Count(this=exp.Star())).from_(source).where(condition))[0]
+    if not count:
+        return 0, []
+    examples = rows(exp.select(*shown).from_(source).where(condition).limit(MAX_EXAMPLES))
+    return int(count), examples
+
+
+def row_problems(
+    rows: Rows, td: TreeDefinitions, types: dict[str, str], accounts: bool
+) -> list[str]:
+    """Check the events (and the accounts) row by row.
+
+    Unreadable or mixed time zones, missing accounts or names, events of accounts the
+    accounts table lacks, duplicate events, events outside an account's lifetime, and
+    accounts listed twice or ending before they start.
+
+    Parameters
+    ----------
+    rows : callable
+        Runs a SQLGlot query and returns its rows.
+    td : TreeDefinitions
+    types : dict
+        The event log's columns and their DuckDB types.
+    accounts : bool
+        Whether there is an accounts table (views ``accounts_all`` and ``accounts_kept``).
+
+    Returns
+    -------
+    list of str
+    """
+    problems: list[str] = []
+    stamp = td.definitions.source.columns.timestamp
+    shown = [col("account_id"), col(raw("timestamp")), col("event")]
+    what = "(account, timestamp, event)"
+
+    def report(field: str, condition: exp.Expression, issue: str, expected: str) -> None:
+        count, examples = _counted(rows, "events_all", condition, shown)
+        if count:
+            problems.append(
+                f"{field}: {issue} in {_count_text(count, 'event')} {what}: "
+                f"{_examples(examples)}; expected {expected}"
+            )
+
+    raw_stamp = col(raw("timestamp"))
+    report(
+        f"source.columns.timestamp (column {stamp!r})",
+        exp.and_(raw_stamp.is_(exp.null()).not_(), col("timestamp").is_(exp.null())),
+        "unreadable timestamp",
+        "an ISO 8601 timestamp such as 2025-01-06T09:30:00 (a zone offset is optional)",
+    )
+    if types.get(stamp) == "VARCHAR":
+        ((with_zone, without),) = rows(
+            exp.select(
+                exp.Filter(
+                    this=exp.Count(this=exp.Star()),
+                    expression=exp.Where(this=has_offset(raw_stamp)),
+                ),
+                exp.Filter(
+                    this=exp.Count(this=exp.Star()),
+                    expression=exp.Where(this=exp.not_(has_offset(raw_stamp))),
+                ),
+            ).from_("events_all")
+        )
+        if with_zone and without:
+            fewer = (
+                has_offset(raw_stamp) if with_zone <= without else exp.not_(has_offset(raw_stamp))
+            )
+            report(
+                f"source.columns.timestamp (column {stamp!r})",
+                fewer,
+                f"mixed time zones: {with_zone:,} timestamps carry a zone offset and "
+                f"{without:,} do not; the fewer kind is",
+                "every timestamp with its offset, or none (then calendar.timezone applies)",
+            )
+    for role in ("timestamp", "account_id", "event"):
+        column = getattr(td.definitions.source.columns, role)
+        report(
+            f"source.columns.{role} (column {column!r})",
+            col(raw(role) if role == "timestamp" else role).is_(exp.null()),
+            f"missing {role}",
+            f"a {role} in every event",
+        )
+    if accounts:
+        problems += _account_problems(rows, td)
+        known = exp.select(col("account_id")).from_("accounts_all")
+        report(
+            f"source.columns.account_id (column {td.definitions.source.columns.account_id!r})",
+            exp.and_(
+                col("account_id").is_(exp.null()).not_(),
+                exp.not_(col("account_id").isin(query=known)),
+            ),
+            "account missing from the accounts table",
+            "every account of the event log in the accounts table",
+        )
+        problems += _lifetime_problems(rows, td)
+    problems += _duplicate_problems(rows, types, td)
+    return problems
+
+
+def _account_problems(rows: Rows, td: TreeDefinitions) -> list[str]:
+    problems: list[str] = []
+    a_roles = account_roles(td)
+    shown = [col("account_id")] + [
+        col(raw(r)) for r in ("started_at", "churned_at") if a_roles[r] is not None
+    ]
+
+    def report(field: str, condition: exp.Expression, issue: str, expected: str) -> None:
+        count, examples = _counted(rows, "accounts_all", condition, shown)
+        if count:
+            problems.append(
+                f"{field}: {issue} in {_count_text(count, 'account')}: "
+                f"{_examples(examples)}; expected {expected}"
+            )
+
+    report(
+        f"source.account_columns.account_id (column {a_roles['account_id']!r})",
+        col("account_id").is_(exp.null()),
+        "missing account id",
+        "an account id in every row",
+    )
+    twice = (
+        exp.select(col("account_id"))
+        .from_("accounts_all")
+        .group_by(col("account_id"))
+        .having(exp.Count(this=exp.Star()) > exp.Literal.number(1))
+    )
+    report(
+        f"source.account_columns.account_id (column {a_roles['account_id']!r})",
+        col("account_id").isin(query=twice),
+        "account listed more than once",
+        "one row per account",
+    )
+    if a_roles["segment"] is not None:
+        report(
+            f"source.account_columns.segment (column {a_roles['segment']!r})",
+            col("segment").is_(exp.null()),
+            "missing segment",
+            "a segment label for every account",
+        )
+    for role in ("started_at", "churned_at"):
+        if a_roles[role] is None:
+            continue
+        report(
+            f"source.account_columns.{role} (column {a_roles[role]!r})",
+            exp.and_(col(raw(role)).is_(exp.null()).not_(), col(role).is_(exp.null())),
+            "unreadable date",
+            "an ISO 8601 date or timestamp, or empty",
+        )
+    if a_roles["started_at"] is not None and a_roles["churned_at"] is not None:
+        report(
+            f"source.account_columns.churned_at (column {a_roles['churned_at']!r})",
+            col("churned_at") <= col("started_at"),
+            "end on or before the start",
+            "churned_at after started_at",
+        )
+    return problems
+
+
+def _lifetime_problems(rows: Rows, td: TreeDefinitions) -> list[str]:
+    a_roles = account_roles(td)
+    bounds = []
+    if a_roles["started_at"] is not None:
+        bounds.append(("before", col("timestamp", "e") < col("started_at", "a"), "started_at"))
+    if isinstance(td.definitions.churn, EndDateChurn) and a_roles["churned_at"] is not None:
+        bounds.append(
+            ("at or after", col("timestamp", "e") >= col("churned_at", "a"), "churned_at")
+        )
+    problems: list[str] = []
+    joined = (
+        exp.select(
+            col("account_id", "e"),
+            exp.alias_(col(raw("timestamp"), "e"), "ts", quoted=True),
+            col("event", "e"),
+            *[exp.alias_(col(raw(r), "a"), r, quoted=True) for _, _, r in bounds],
+        )
+        .from_(exp.to_table("events_kept").as_("e"))
+        .join(exp.to_table("accounts_kept").as_("a"), using=["account_id"])
+    )
+    for side, condition, role in bounds:
+        source = joined.where(condition).subquery("outside")
+        (count,) = rows(exp.select(exp.Count(this=exp.Star())).from_(source))[0]
+        if not count:
+            continue
+        examples = rows(exp.select("*").from_(source).limit(MAX_EXAMPLES))
+        problems.append(
+            f"source.account_columns.{role} (column {a_roles[role]!r}): event {side} the "
+            f"account's {role} in {_count_text(count, 'event')} (account, timestamp, event, "
+            f"{role}): {_examples(examples)}; expected events only while the account is a "
+            "customer (fix the dates, or leave these events out with exclude.events_where)"
+        )
+    return problems
+
+
+def _duplicate_problems(rows: Rows, types: dict[str, str], td: TreeDefinitions) -> list[str]:
+    """Events identical in every column of the source, found by hashing each row."""
+    stored = _kept_columns(types, td)
+    row_hash = exp.alias_(exp.func("hash", *[col(c) for c in stored]), "row_hash", quoted=True)
+    twice = (
+        exp.select(col("row_hash"))
+        .from_(exp.select(row_hash).from_("events_kept").subquery("hashed"))
+        .group_by(col("row_hash"))
+        .having(exp.Count(this=exp.Star()) > exp.Literal.number(1))
+    )
+    (candidates,) = rows(exp.select(exp.Count(this=exp.Star())).from_(twice.subquery("t")))[0]
+    if not candidates:
+        return []
+    hashed = exp.select("*", row_hash).from_("events_kept").subquery("h")
+    same = (
+        exp.select(
+            *[col(c) for c in stored],
+            exp.alias_(exp.Count(this=exp.Star()), "copies", quoted=True),
+        )
+        .from_(hashed)
+        .where(col("row_hash").isin(query=twice))
+        .group_by(*[col(c) for c in stored])
+        .having(exp.Count(this=exp.Star()) > exp.Literal.number(1))
+    )
+    found = rows(
+        exp.select(exp.Count(this=exp.Star()), exp.func("sum", col("copies"))).from_(
+            same.subquery("d")
+        )
+    )[0]
+    if not found[0]:
+        return []
+    examples = rows(
+        exp.select(col("account_id"), col(raw("timestamp")), col("event"), col("copies"))
+        .from_(same.subquery("d"))
+        .order_by(col("account_id"), col(raw("timestamp")))
+        .limit(MAX_EXAMPLES)
+    )
+    return [
+        f"source.events: duplicate events: {_count_text(int(found[0]), 'event')} appear more "
+        f"than once ({int(found[1]):,} rows) (account, timestamp, event, copies): "
+        f"{_examples(examples)}; expected each event once (remove the copies at the source)"
+    ]
+
+
+def _kept_columns(types: dict[str, str], td: TreeDefinitions) -> list[str]:
+    """Return the columns of ``events_kept`` that hold the source's values as read."""
+    roles = event_roles(td, types)
+    out = [raw("timestamp")]
+    out += [r for r, c in roles.items() if c is not None and r != "timestamp"]
+    out += [c for c in types if c not in roles.values() and c not in roles]
+    return out
+
+
+def metric_problems(rows: Rows, td: TreeDefinitions, names: dict[str, int]) -> list[str]:
+    """Check that every metric (and the churn rule's activity) matches events.
+
+    Parameters
+    ----------
+    rows : callable
+        Runs a SQLGlot query and returns its rows (over the view ``events``).
+    td : TreeDefinitions
+    names : dict
+        Every event name of the kept events and its count.
+
+    Returns
+    -------
+    list of str
+    """
+    defs = td.definitions
+    problems: list[str] = []
+    targets: dict[str, Any] = {
+        f"metrics.{name}" + (f".{role}" if role != "value" else ""): measure
+        for name, metric in defs.metrics.items()
+        for role, measure in metric.measures.items()
+    }
+    if isinstance(defs.churn, InactivityChurn):
+        targets["churn"] = defs.churn
+    counted = {}
+    for field, measure in targets.items():
+        unknown = [e for e in measure.event if e not in names]
+        for e in unknown:
+            problems.append(
+                f"{field}.event: {e!r} is not an event of the source{hint(e, names)}; "
+                f"its events: {', '.join(sorted(names)[:20])}"
+            )
+        if not unknown:
+            counted[field] = measure
+    if not counted:
+        return problems
+    totals = rows(
+        exp.select(
+            *[
+                exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=matches(m)))
+                for m in counted.values()
+            ]
+        ).from_("events")
+    )[0]
+    for (field, measure), total in zip(counted.items(), totals, strict=True):
+        if total:
+            continue
+        named = sum(names[e] for e in measure.event)
+        condition = f" with {measure.where!r}" if measure.where else ""
+        problems.append(
+            f"{field}: the definition matches no event in the observed span "
+            f"(events {', '.join(measure.event)}{condition}: 0 of {named:,}); expected a "
+            "definition that matches events (check its where and the calendar)"
+        )
+    return problems
+
+
+def zero_denominator_problems(frame: pd.DataFrame, td: TreeDefinitions) -> list[str]:
+    """Ratios whose denominator is 0 in some account-periods (``zero_denominator: error``).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The built panel, with NaN where a ratio's denominator was 0.
+    td : TreeDefinitions
+
+    Returns
+    -------
+    list of str
+    """
+    problems = []
+    for name, metric in td.definitions.metrics.items():
+        if metric.measure is not None or metric.zero_denominator != "error":
+            continue
+        bad = frame[name].isna().to_numpy()
+        if not bad.any():
+            continue
+        rows = frame.loc[bad, ["account_id", "period"]].head(MAX_EXAMPLES)
+        den = metric.denominator
+        problems.append(
+            f"metrics.{name}.denominator: zero ({den.aggregate} of {', '.join(den.event)}) in "
+            f"{_count_text(int(bad.sum()), 'account-period')} (account, period): "
+            f"{_examples(rows.itertuples(index=False))}; expected a denominator above 0 in "
+            "every account-period, or zero_denominator: zero"
+        )
+    return problems
+
+
+__all__ = [
+    "account_roles",
+    "column_problems",
+    "event_roles",
+    "is_numeric",
+    "metric_problems",
+    "row_problems",
+    "zero_denominator_problems",
+]

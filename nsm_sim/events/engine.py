@@ -1,0 +1,341 @@
+"""Running metric definitions on DuckDB (embedded, no server): check the source, build the panel.
+
+:func:`build_panel` resolves the source (files or a database table), checks every column
+the definitions name, checks the events row by row and the metrics against them, then runs
+the queries of :mod:`nsm_sim.events.query` and checks the result as a panel with
+:func:`nsm_sim.data.check_frame`. Every problem is reported at once as a
+:class:`~nsm_sim.errors.DataError`; nothing is written here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+from sqlglot import exp
+
+from nsm_sim.data import Panel, check_frame
+from nsm_sim.errors import DataError, InputError, hint
+from nsm_sim.events import checks, query
+from nsm_sim.events.filters import DIALECT
+from nsm_sim.events.load import TreeDefinitions, load_definitions
+from nsm_sim.events.schema import DatabaseTable, InactivityChurn, Table
+
+#: Engines a build can run on.
+ENGINES = ("duckdb",)
+#: DuckDB's memory budget; beyond it, it spills to a temporary folder.
+MEMORY_LIMIT = "3GB"
+_KINDS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv", ".gz": "csv"}
+
+
+@dataclass(frozen=True)
+class Build:
+    """A panel built from events.
+
+    Attributes
+    ----------
+    panel : Panel
+        The checked panel.
+    statements : tuple of str
+        Every SQL statement run, in order (``--show-sql``).
+    summary : dict
+        ``events`` (read, kept, in the observed span), ``accounts``, ``rows``,
+        ``periods`` (first, last, count, kind), ``churned`` and ``censored`` accounts,
+        ``observed_until`` (the end of the data, where accounts still customers are
+        censored).
+    """
+
+    panel: Panel
+    statements: tuple[str, ...]
+    summary: dict[str, Any]
+
+
+class Session:
+    """A DuckDB connection that keeps the SQL of every statement it runs.
+
+    Parameters
+    ----------
+    memory_limit : str
+        DuckDB's memory budget.
+    threads : int or None
+        Threads (default: all cores).
+    """
+
+    def __init__(self, memory_limit: str = MEMORY_LIMIT, threads: int | None = None):
+        self._spill = tempfile.TemporaryDirectory(prefix="nsm-sim-duckdb-")
+        config: dict[str, Any] = {
+            "memory_limit": memory_limit,
+            "temp_directory": self._spill.name,
+            "preserve_insertion_order": False,
+        }
+        if threads:
+            config["threads"] = threads
+        self.con = duckdb.connect(":memory:", config=config)
+        self.statements: list[str] = []
+
+    def run(self, statement: exp.Expression) -> duckdb.DuckDBPyConnection:
+        """Run one statement, keeping its SQL."""
+        sql = statement.sql(dialect=DIALECT)
+        self.statements.append(sql)
+        return self.con.execute(sql)
+
+    def rows(self, statement: exp.Expression) -> list[tuple[Any, ...]]:
+        """Run a query and return its rows."""
+        return self.run(statement).fetchall()
+
+    def close(self) -> None:
+        """Close the connection and remove the spill folder."""
+        self.con.close()
+        self._spill.cleanup()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _reader(
+    session: Session, ref: Table, base: Path, field: str, alias: str, source: str
+) -> tuple[exp.Expression, dict[str, str]]:
+    """Resolve a table reference; return what to read from and its columns with types."""
+    if isinstance(ref, DatabaseTable):
+        path = (base / ref.database).resolve()
+        if not path.exists():
+            raise DataError(source, [f"{field}.database: file {str(path)!r} not found"])
+        session.run(query.attach(str(path), alias))
+        listed = (
+            exp.select(query.col("table_name"))
+            .from_(exp.table_("tables", db="information_schema"))
+            .where(query.col("table_catalog").eq(exp.Literal.string(alias)))
+        )
+        tables = [name for (name,) in session.rows(listed)]
+        if ref.table not in tables:
+            raise DataError(
+                source,
+                [f"{field}.table: no table {ref.table!r} in {path.name}{hint(ref.table, tables)}"],
+            )
+        reader: exp.Expression = exp.table_(ref.table, db=alias, quoted=True)
+    else:
+        patterns = [ref] if isinstance(ref, str) else list(ref)
+        files: list[str] = []
+        for pattern in patterns:
+            found = sorted(glob.glob(str(base / pattern), recursive=True))
+            if not found:
+                raise DataError(source, [f"{field}: no file matches {str(base / pattern)!r}"])
+            files += [str(Path(f).resolve()) for f in found]
+        kinds = {_KINDS.get(Path(f).suffix.lower()) for f in files}
+        if None in kinds or len(kinds) > 1:
+            raise DataError(
+                source,
+                [
+                    f"{field}: expected Parquet (.parquet) or CSV (.csv) files of one kind, got "
+                    f"{', '.join(sorted({Path(f).suffix or '(none)' for f in files}))}"
+                ],
+            )
+        reader = query.file_reader(files, kinds.pop())
+    try:
+        described = session.rows(exp.Describe(this=exp.select("*").from_(reader)))
+    except duckdb.Error as err:
+        raise DataError(source, [f"{field}: not readable: {str(err).splitlines()[0]}"]) from None
+    return reader, {name: dtype for name, dtype, *_ in described}
+
+
+def _bounds(session: Session, td: TreeDefinitions, names: dict[str, tuple]) -> query.Bounds:
+    """Find the first and last period and the end of the data."""
+    cal, period = td.definitions.calendar, td.tree.period
+    first_seen = min(v[1] for v in names.values())
+    last_seen = max(v[2] for v in names.values())
+    starts = session.rows(
+        exp.select(
+            query.period_of(query.timestamp(first_seen), period, cal.week_start),
+            query.period_of(query.timestamp(last_seen), period, cal.week_start),
+        )
+    )[0]
+    first = dt.datetime.combine(cal.start, dt.time()) if cal.start else starts[0]
+    if cal.end:
+        end_day = dt.datetime.combine(cal.end, dt.time())
+        last = session.rows(
+            exp.select(query.period_of(query.timestamp(end_day), period, cal.week_start))
+        )[0][0]
+        until = end_day + dt.timedelta(days=1)
+    else:
+        last = starts[1]
+        until = (pd.Timestamp(last) + _offset(period)).to_pydatetime()
+    windows = [m.window for m in td.definitions.metrics.values() if m.window is not None]
+    lookback = first - dt.timedelta(days=max(windows, default=0))
+    return query.Bounds(
+        first_period=first, last_period=last, observed_until=until, lookback=lookback
+    )
+
+
+def _offset(period: str) -> pd.DateOffset:
+    return pd.DateOffset(weeks=1) if period == "week" else pd.DateOffset(months=1)
+
+
+def build_panel(
+    tree: str | Path | TreeDefinitions,
+    *,
+    memory_limit: str = MEMORY_LIMIT,
+    threads: int | None = None,
+) -> Build:
+    """Build the panel of a tree file's metric definitions from its event log.
+
+    Parameters
+    ----------
+    tree : str, Path or TreeDefinitions
+        A tree file with ``source`` and ``metrics`` (see :mod:`nsm_sim.events.schema`).
+    memory_limit : str, default "3GB"
+        DuckDB's memory budget (it spills to a temporary folder beyond it).
+    threads : int, optional
+        DuckDB's threads (default: all cores).
+
+    Returns
+    -------
+    Build
+        The panel, checked by :func:`nsm_sim.data.check_frame`, the SQL run and a summary.
+
+    Raises
+    ------
+    SpecError
+        When the tree file or its definitions do not validate.
+    DataError
+        With every problem of the source against the definitions: missing columns, unknown
+        event names (with a did-you-mean), definitions matching no event, unreadable or
+        mixed time zones, events of unknown accounts, duplicate events, events outside an
+        account's lifetime, zero denominators; each with its field, column and example rows.
+    """
+    td = tree if isinstance(tree, TreeDefinitions) else load_definitions(tree)
+    with Session(memory_limit=memory_limit, threads=threads) as session:
+        frame, summary = _run(session, td)
+        statements = tuple(session.statements)
+    panel = check_frame(frame, td.tree, source=f"{td.path} (built from events)")
+    summary["rows"] = len(panel.frame)
+    return Build(panel=panel, statements=statements, summary=summary)
+
+
+def _run(session: Session, td: TreeDefinitions) -> tuple[pd.DataFrame, dict[str, Any]]:
+    defs, source = td.definitions, str(td.path)
+    zone = defs.calendar.timezone
+    events_from, event_types = _reader(
+        session, defs.source.events, td.base, "source.events", "events_db", source
+    )
+    account_types = None
+    if defs.source.accounts is not None:
+        accounts_from, account_types = _reader(
+            session, defs.source.accounts, td.base, "source.accounts", "accounts_db", source
+        )
+    problems = checks.column_problems(td, event_types, account_types)
+    if problems:
+        raise DataError(source, problems)
+    with_accounts = account_types is not None
+    roles = checks.event_roles(td, event_types)
+    session.run(query.view("events_all", query.events_all(events_from, event_types, roles, zone)))
+    if with_accounts:
+        a_roles = checks.account_roles(td)
+        accounts = query.accounts_all(accounts_from, account_types, a_roles, zone)
+        session.run(query.view("accounts_all", accounts))
+        session.run(query.view("accounts_kept", query.accounts_kept(td)))
+    session.run(query.view("events_kept", query.events_kept(td, with_accounts)))
+    problems = checks.row_problems(session.rows, td, event_types, with_accounts)
+    names = {
+        name: (count, first, last)
+        for name, count, first, last in session.rows(
+            exp.select(
+                query.col("event"),
+                exp.Count(this=exp.Star()),
+                exp.Min(this=query.col("timestamp")),
+                exp.Max(this=query.col("timestamp")),
+            )
+            .from_("events_kept")
+            .where(query.col("timestamp").is_(exp.null()).not_())
+            .where(query.col("event").is_(exp.null()).not_())
+            .group_by(query.col("event"))
+        )
+    }
+    if not names:
+        raise DataError(source, [*problems, "source.events: no events left after exclusions"])
+    bounds = _bounds(session, td, names)
+    session.run(query.view("events", query.events_in_span(td, bounds)))
+    problems += checks.metric_problems(session.rows, td, {k: v[0] for k, v in names.items()})
+    if problems:
+        raise DataError(source, problems)
+    session.run(query.view("measures", query.measures(td, bounds)))
+    session.run(query.view("lifetimes", query.lifetimes(td, bounds, with_accounts)))
+    session.run(query.view("grid", query.grid(td.tree.period)))
+    if query.windowed_metrics(td):
+        session.run(query.view("daily", query.daily(td)))
+        session.run(query.view("windowed", query.windowed(td)))
+    frame = session.run(query.panel(td)).df()
+    problems = checks.zero_denominator_problems(frame, td)
+    if problems:
+        raise DataError(source, problems)
+    summary = _summary(session, td, bounds, names, frame)
+    return frame, summary
+
+
+def _summary(
+    session: Session,
+    td: TreeDefinitions,
+    bounds: query.Bounds,
+    names: dict[str, tuple],
+    frame: pd.DataFrame,
+) -> dict[str, Any]:
+    count = exp.Count(this=exp.Star())
+    read = session.rows(exp.select(count).from_("events_all"))[0][0]
+    in_span = session.rows(exp.select(count).from_("events"))[0][0]
+    last = frame.groupby("account_id", sort=False)["period"].max()
+    churned = int(frame["churned"].sum())
+    ends = frame.loc[frame["churned"] == 0].groupby("account_id", sort=False)["period"].max()
+    censored = int((ends == pd.Timestamp(bounds.last_period)).sum())
+    churn = td.definitions.churn
+    rule = (
+        f"inactivity: {churn.periods} {td.tree.period}(s) without {', '.join(churn.event)}"
+        if isinstance(churn, InactivityChurn)
+        else "end_date: the accounts table's churned_at"
+    )
+    return {
+        "events": {
+            "read": int(read),
+            "kept": int(sum(v[0] for v in names.values())),
+            "observed": int(in_span),
+        },
+        "accounts": int(len(last)),
+        "periods": {
+            "first": f"{bounds.first_period:%Y-%m-%d}",
+            "last": f"{bounds.last_period:%Y-%m-%d}",
+            "count": int(frame["period"].nunique()),
+            "kind": td.tree.period,
+        },
+        "churn_rule": rule,
+        "churned": churned,
+        "censored": censored,
+        "observed_until": bounds.observed_until.isoformat(sep=" "),
+        "timezone": td.definitions.calendar.timezone,
+    }
+
+
+def check_engine(engine: str) -> None:
+    """Raise when ``engine`` is not one a build runs on.
+
+    Parameters
+    ----------
+    engine : str
+        The engine's name.
+
+    Raises
+    ------
+    InputError
+        Naming the engines there are.
+    """
+    if engine not in ENGINES:
+        raise InputError(
+            "--engine",
+            [f"unknown engine {engine!r}{hint(engine, ENGINES)}; expected {', '.join(ENGINES)}"],
+        )
