@@ -8,6 +8,7 @@ and what was expected. The queries are SQLGlot expressions run by the caller's s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from nsm_sim.data import MAX_EXAMPLES
 from nsm_sim.errors import hint
 from nsm_sim.events.filters import filter_columns, parse_filter
 from nsm_sim.events.load import TreeDefinitions
-from nsm_sim.events.query import col, has_offset, matches, raw
+from nsm_sim.events.query import col, count_where, has_offset, matches, raw
 from nsm_sim.events.schema import EndDateChurn, InactivityChurn
 
 #: Runs a query and returns its rows.
@@ -107,7 +108,7 @@ def column_problems(
             "timestamps or ISO 8601 text"
         )
     visible = [r for r, c in roles.items() if c in events]
-    visible += [c for c in events if c not in roles.values() and c not in roles]
+    visible += [c for c in events if c not in roles]
     for name, metric in defs.metrics.items():
         for role, measure in metric.measures.items():
             where = f"metrics.{name}" + (f".{role}" if role != "value" else "")
@@ -140,7 +141,7 @@ def column_problems(
                     f"{column!r}{hint(column, accounts)}; its columns: {', '.join(accounts)}"
                 )
         a_visible = [r for r, c in a_roles.items() if c in accounts]
-        a_visible += [c for c in accounts if c not in a_roles.values() and c not in a_roles]
+        a_visible += [c for c in accounts if c not in a_roles]
         where = defs.exclude.accounts_where
         problems += _filter_problems("exclude.accounts_where", where, a_visible)
     return problems
@@ -157,15 +158,51 @@ def _filter_problems(field: str, where: str | None, columns: list[str]) -> list[
     ]
 
 
-def _counted(
-    rows: Rows, source: str, condition: exp.Expression, shown: list[exp.Expression]
-) -> tuple[int, list[tuple[Any, ...]]]:
-    """Count the rows of a view meeting a condition, and fetch the first few."""
-    (count,) = rows(exp.select(exp.Count(this=exp.Star())).from_(source).where(condition))[0]
-    if not count:
-        return 0, []
-    examples = rows(exp.select(*shown).from_(source).where(condition).limit(MAX_EXAMPLES))
-    return int(count), examples
+@dataclass(frozen=True)
+class _Check:
+    """A condition no row should meet, and how to say that one does."""
+
+    field: str
+    condition: exp.Expression
+    issue: str
+    expected: str
+
+
+def _run_checks(
+    rows: Rows,
+    source: exp.Select,
+    shown: dict[str, exp.Expression],
+    noun: str,
+    found: list[_Check],
+) -> list[str]:
+    """Count every check's rows of ``source`` in one scan; fetch examples of those that fail."""
+    if not found:
+        return []
+    counts = rows(source.select(*[count_where(c.condition) for c in found], append=False))[0]
+    problems = []
+    for check, count in zip(found, counts, strict=True):
+        if not count:
+            continue
+        examples = rows(
+            source.select(*shown.values(), append=False).where(check.condition).limit(MAX_EXAMPLES)
+        )
+        problems.append(
+            f"{check.field}: {check.issue} in {_count_text(int(count), noun)} "
+            f"({', '.join(shown)}): {_examples(examples)}; expected {check.expected}"
+        )
+    return problems
+
+
+def _table(name: str) -> exp.Select:
+    return exp.select("*").from_(name)
+
+
+def _missing(column: exp.Expression) -> exp.Expression:
+    return column.is_(exp.null())
+
+
+def _present(column: exp.Expression) -> exp.Expression:
+    return exp.not_(column.is_(exp.null()))
 
 
 def row_problems(
@@ -173,9 +210,9 @@ def row_problems(
 ) -> list[str]:
     """Check the events (and the accounts) row by row.
 
-    Unreadable or mixed time zones, missing accounts or names, events of accounts the
-    accounts table lacks, duplicate events, events outside an account's lifetime, and
-    accounts listed twice or ending before they start.
+    Unreadable or mixed time zones, missing timestamps, accounts or names, events of
+    accounts the accounts table lacks, duplicate events, events outside an account's
+    lifetime, and accounts listed twice, without a segment or ending before they start.
 
     Parameters
     ----------
@@ -191,167 +228,154 @@ def row_problems(
     -------
     list of str
     """
-    problems: list[str] = []
-    stamp = td.definitions.source.columns.timestamp
-    shown = [col("account_id"), col(raw("timestamp")), col("event")]
-    what = "(account, timestamp, event)"
-
-    def report(field: str, condition: exp.Expression, issue: str, expected: str) -> None:
-        count, examples = _counted(rows, "events_all", condition, shown)
-        if count:
-            problems.append(
-                f"{field}: {issue} in {_count_text(count, 'event')} {what}: "
-                f"{_examples(examples)}; expected {expected}"
-            )
-
-    raw_stamp = col(raw("timestamp"))
-    report(
-        f"source.columns.timestamp (column {stamp!r})",
-        exp.and_(raw_stamp.is_(exp.null()).not_(), col("timestamp").is_(exp.null())),
-        "unreadable timestamp",
-        "an ISO 8601 timestamp such as 2025-01-06T09:30:00 (a zone offset is optional)",
-    )
-    if types.get(stamp) == "VARCHAR":
-        ((with_zone, without),) = rows(
-            exp.select(
-                exp.Filter(
-                    this=exp.Count(this=exp.Star()),
-                    expression=exp.Where(this=has_offset(raw_stamp)),
-                ),
-                exp.Filter(
-                    this=exp.Count(this=exp.Star()),
-                    expression=exp.Where(this=exp.not_(has_offset(raw_stamp))),
-                ),
-            ).from_("events_all")
+    named = td.definitions.source.columns
+    stamp = raw("timestamp")
+    shown = {"account": col("account_id"), "timestamp": col(stamp), "event": col("event")}
+    found = [
+        _Check(
+            f"source.columns.timestamp (column {named.timestamp!r})",
+            exp.and_(_present(col(stamp)), _missing(col("timestamp"))),
+            "unreadable timestamp",
+            "an ISO 8601 timestamp such as 2025-01-06T09:30:00 (a zone offset is optional)",
         )
-        if with_zone and without:
-            fewer = (
-                has_offset(raw_stamp) if with_zone <= without else exp.not_(has_offset(raw_stamp))
+    ]
+    for role, column in (("timestamp", stamp), ("account_id", "account_id"), ("event", "event")):
+        found.append(
+            _Check(
+                f"source.columns.{role} (column {getattr(named, role)!r})",
+                _missing(col(column)),
+                f"missing {role}",
+                f"a {role} in every event",
             )
-            report(
-                f"source.columns.timestamp (column {stamp!r})",
-                fewer,
-                f"mixed time zones: {with_zone:,} timestamps carry a zone offset and "
-                f"{without:,} do not; the fewer kind is",
-                "every timestamp with its offset, or none (then calendar.timezone applies)",
-            )
-    for role in ("timestamp", "account_id", "event"):
-        column = getattr(td.definitions.source.columns, role)
-        report(
-            f"source.columns.{role} (column {column!r})",
-            col(raw(role) if role == "timestamp" else role).is_(exp.null()),
-            f"missing {role}",
-            f"a {role} in every event",
         )
+    if types.get(named.timestamp) == "VARCHAR":
+        found += _zone_checks(rows, named.timestamp)
+    problems = _run_checks(rows, _table("events_all"), shown, "event", found)
     if accounts:
         problems += _account_problems(rows, td)
-        known = exp.select(col("account_id")).from_("accounts_all")
-        report(
-            f"source.columns.account_id (column {td.definitions.source.columns.account_id!r})",
-            exp.and_(
-                col("account_id").is_(exp.null()).not_(),
-                exp.not_(col("account_id").isin(query=known)),
-            ),
-            "account missing from the accounts table",
-            "every account of the event log in the accounts table",
-        )
         problems += _lifetime_problems(rows, td)
     problems += _duplicate_problems(rows, types, td)
     return problems
 
 
-def _account_problems(rows: Rows, td: TreeDefinitions) -> list[str]:
-    problems: list[str] = []
-    a_roles = account_roles(td)
-    shown = [col("account_id")] + [
-        col(raw(r)) for r in ("started_at", "churned_at") if a_roles[r] is not None
+def _zone_checks(rows: Rows, column: str) -> list[_Check]:
+    """Text timestamps: all with a zone offset, or none."""
+    offset = has_offset(col(raw("timestamp")))
+    with_zone, without = rows(
+        exp.select(count_where(offset), count_where(exp.not_(offset))).from_("events_all")
+    )[0]
+    if not (with_zone and without):
+        return []
+    return [
+        _Check(
+            f"source.columns.timestamp (column {column!r})",
+            offset if with_zone <= without else exp.not_(offset),
+            f"mixed time zones: {with_zone:,} timestamps carry a zone offset and {without:,} "
+            "do not; the fewer kind is",
+            "every timestamp with its offset, or none (then calendar.timezone applies)",
+        )
     ]
 
-    def report(field: str, condition: exp.Expression, issue: str, expected: str) -> None:
-        count, examples = _counted(rows, "accounts_all", condition, shown)
-        if count:
-            problems.append(
-                f"{field}: {issue} in {_count_text(count, 'account')}: "
-                f"{_examples(examples)}; expected {expected}"
-            )
 
-    report(
-        f"source.account_columns.account_id (column {a_roles['account_id']!r})",
-        col("account_id").is_(exp.null()),
-        "missing account id",
-        "an account id in every row",
-    )
+def _account_problems(rows: Rows, td: TreeDefinitions) -> list[str]:
+    a_roles = account_roles(td)
+    shown = {"account": col("account_id")}
+    shown.update({r: col(raw(r)) for r in ("started_at", "churned_at") if a_roles[r]})
+    column = f"source.account_columns.account_id (column {a_roles['account_id']!r})"
     twice = (
         exp.select(col("account_id"))
         .from_("accounts_all")
         .group_by(col("account_id"))
         .having(exp.Count(this=exp.Star()) > exp.Literal.number(1))
     )
-    report(
-        f"source.account_columns.account_id (column {a_roles['account_id']!r})",
-        col("account_id").isin(query=twice),
-        "account listed more than once",
-        "one row per account",
-    )
+    found = [
+        _Check(column, _missing(col("account_id")), "missing account id", "an id in every row"),
+        _Check(
+            column,
+            col("account_id").isin(query=twice),
+            "account listed more than once",
+            "one row per account",
+        ),
+    ]
     if a_roles["segment"] is not None:
-        report(
-            f"source.account_columns.segment (column {a_roles['segment']!r})",
-            col("segment").is_(exp.null()),
-            "missing segment",
-            "a segment label for every account",
+        found.append(
+            _Check(
+                f"source.account_columns.segment (column {a_roles['segment']!r})",
+                _missing(col("segment")),
+                "missing segment",
+                "a segment label for every account",
+            )
         )
     for role in ("started_at", "churned_at"):
-        if a_roles[role] is None:
-            continue
-        report(
-            f"source.account_columns.{role} (column {a_roles[role]!r})",
-            exp.and_(col(raw(role)).is_(exp.null()).not_(), col(role).is_(exp.null())),
-            "unreadable date",
-            "an ISO 8601 date or timestamp, or empty",
-        )
+        if a_roles[role] is not None:
+            found.append(
+                _Check(
+                    f"source.account_columns.{role} (column {a_roles[role]!r})",
+                    exp.and_(_present(col(raw(role))), _missing(col(role))),
+                    "unreadable date",
+                    "an ISO 8601 date or timestamp, or empty",
+                )
+            )
     if a_roles["started_at"] is not None and a_roles["churned_at"] is not None:
-        report(
-            f"source.account_columns.churned_at (column {a_roles['churned_at']!r})",
-            col("churned_at") <= col("started_at"),
-            "end on or before the start",
-            "churned_at after started_at",
+        found.append(
+            _Check(
+                f"source.account_columns.churned_at (column {a_roles['churned_at']!r})",
+                col("churned_at") <= col("started_at"),
+                "end on or before the start",
+                "churned_at after started_at",
+            )
         )
-    return problems
+    return _run_checks(rows, _table("accounts_all"), shown, "account", found)
 
 
 def _lifetime_problems(rows: Rows, td: TreeDefinitions) -> list[str]:
+    """Events of accounts the accounts table lacks, or outside an account's lifetime."""
     a_roles = account_roles(td)
-    bounds = []
+    named = td.definitions.source.columns
+    shown = {
+        "account": col("account_id", "e"),
+        "timestamp": col(raw("timestamp"), "e"),
+        "event": col("event", "e"),
+    }
+    found = [
+        _Check(
+            f"source.columns.account_id (column {named.account_id!r})",
+            exp.and_(_present(col("account_id", "e")), _missing(col("account_id", "a"))),
+            "account missing from the accounts table",
+            "every account of the event log in the accounts table",
+        )
+    ]
+    fix = "events only while the account is a customer (fix the dates, or exclude the events)"
     if a_roles["started_at"] is not None:
-        bounds.append(("before", col("timestamp", "e") < col("started_at", "a"), "started_at"))
+        shown["started_at"] = col(raw("started_at"), "a")
+        found.append(
+            _Check(
+                f"source.account_columns.started_at (column {a_roles['started_at']!r})",
+                col("timestamp", "e") < col("started_at", "a"),
+                "event before the account's started_at",
+                fix,
+            )
+        )
     if isinstance(td.definitions.churn, EndDateChurn) and a_roles["churned_at"] is not None:
-        bounds.append(
-            ("at or after", col("timestamp", "e") >= col("churned_at", "a"), "churned_at")
+        shown["churned_at"] = col(raw("churned_at"), "a")
+        found.append(
+            _Check(
+                f"source.account_columns.churned_at (column {a_roles['churned_at']!r})",
+                col("timestamp", "e") >= col("churned_at", "a"),
+                "event at or after the account's churned_at",
+                fix,
+            )
         )
-    problems: list[str] = []
     joined = (
-        exp.select(
-            col("account_id", "e"),
-            exp.alias_(col(raw("timestamp"), "e"), "ts", quoted=True),
-            col("event", "e"),
-            *[exp.alias_(col(raw(r), "a"), r, quoted=True) for _, _, r in bounds],
-        )
+        exp.select("*")
         .from_(exp.to_table("events_kept").as_("e"))
-        .join(exp.to_table("accounts_kept").as_("a"), using=["account_id"])
-    )
-    for side, condition, role in bounds:
-        source = joined.where(condition).subquery("outside")
-        (count,) = rows(exp.select(exp.Count(this=exp.Star())).from_(source))[0]
-        if not count:
-            continue
-        examples = rows(exp.select("*").from_(source).limit(MAX_EXAMPLES))
-        problems.append(
-            f"source.account_columns.{role} (column {a_roles[role]!r}): event {side} the "
-            f"account's {role} in {_count_text(count, 'event')} (account, timestamp, event, "
-            f"{role}): {_examples(examples)}; expected events only while the account is a "
-            "customer (fix the dates, or leave these events out with exclude.events_where)"
+        .join(
+            exp.to_table("accounts_all").as_("a"),
+            on=col("account_id", "e").eq(col("account_id", "a")),
+            join_type="left",
         )
-    return problems
+    )
+    return _run_checks(rows, joined, shown, "event", found)
 
 
 def _duplicate_problems(rows: Rows, types: dict[str, str], td: TreeDefinitions) -> list[str]:

@@ -40,10 +40,13 @@ class Build:
 
     Attributes
     ----------
+    frame : pandas.DataFrame
+        The panel as a file holds it: ``account_id``, ``period``, the segment column, the
+        metrics, the value column and ``churned``.
     panel : Panel
-        The checked panel.
+        The same, checked.
     statements : tuple of str
-        Every SQL statement run, in order (``--show-sql``).
+        Every SQL statement run, in order, formatted (``--show-sql``).
     summary : dict
         ``events`` (read, kept, in the observed span), ``accounts``, ``rows``,
         ``periods`` (first, last, count, kind), ``churned`` and ``censored`` accounts,
@@ -51,6 +54,7 @@ class Build:
         censored).
     """
 
+    frame: pd.DataFrame
     panel: Panel
     statements: tuple[str, ...]
     summary: dict[str, Any]
@@ -80,10 +84,9 @@ class Session:
         self.statements: list[str] = []
 
     def run(self, statement: exp.Expression) -> duckdb.DuckDBPyConnection:
-        """Run one statement, keeping its SQL."""
-        sql = statement.sql(dialect=DIALECT)
-        self.statements.append(sql)
-        return self.con.execute(sql)
+        """Run one statement, keeping its SQL (formatted)."""
+        self.statements.append(statement.sql(dialect=DIALECT, pretty=True))
+        return self.con.execute(statement.sql(dialect=DIALECT))
 
     def rows(self, statement: exp.Expression) -> list[tuple[Any, ...]]:
         """Run a query and return its rows."""
@@ -217,7 +220,7 @@ def build_panel(
         statements = tuple(session.statements)
     panel = check_frame(frame, td.tree, source=f"{td.path} (built from events)")
     summary["rows"] = len(panel.frame)
-    return Build(panel=panel, statements=statements, summary=summary)
+    return Build(frame=frame, panel=panel, statements=statements, summary=summary)
 
 
 def _run(session: Session, td: TreeDefinitions) -> tuple[pd.DataFrame, dict[str, Any]]:

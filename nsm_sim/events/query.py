@@ -162,7 +162,11 @@ def file_reader(paths: list[str], kind: str) -> exp.Expression:
 def _renamed(
     roles: dict[str, str | None], columns: dict[str, str], zone: str, times: tuple[str, ...]
 ) -> list[exp.Expression]:
-    """Select each role's column under the role's name, then the other columns as they are."""
+    """Select each role's column under the role's name, then every column under its own.
+
+    A filter can so name a column by its role (``event``) or as the source does (``name``);
+    a source column named like another role is only reachable by its role.
+    """
     out: list[exp.Expression] = []
     for role, source in roles.items():
         if source is None or source not in columns:
@@ -172,8 +176,7 @@ def _renamed(
             value = local_time(value, columns[source], zone)
             out.append(exp.alias_(col(source), raw(role), quoted=True))
         out.append(exp.alias_(value, role, quoted=True))
-    used = {s for s in roles.values() if s}
-    out += [col(c) for c in columns if c not in used and c not in roles]
+    out += [col(c) for c in columns if c not in roles]
     return out
 
 
@@ -256,6 +259,16 @@ def matches(measure: Measure | InactivityChurn) -> exp.Expression:
     return condition
 
 
+def filtered(value: exp.Expression, condition: exp.Expression) -> exp.Filter:
+    """Return ``value FILTER (WHERE condition)``."""
+    return exp.Filter(this=value, expression=exp.Where(this=condition))
+
+
+def count_where(condition: exp.Expression) -> exp.Filter:
+    """Return ``COUNT(*) FILTER (WHERE condition)``."""
+    return filtered(exp.Count(this=exp.Star()), condition)
+
+
 def aggregate(measure: Measure) -> exp.Expression:
     """Return the aggregate of a measure, filtered to its events."""
     if measure.aggregate == "count":
@@ -264,7 +277,7 @@ def aggregate(measure: Measure) -> exp.Expression:
         value = exp.Count(this=exp.Distinct(expressions=[col("user_id")]))
     else:
         value = exp.Sum(this=col(measure.column))
-    return exp.Filter(this=value, expression=exp.Where(this=matches(measure)))
+    return filtered(value, matches(measure))
 
 
 def measure_columns(metrics: dict[str, MetricDefinition]) -> dict[str, Measure]:
@@ -286,10 +299,7 @@ def measures(td: TreeDefinitions, bounds: Bounds) -> exp.Select:
     columns.append(exp.alias_(exp.Count(this=exp.Star()), ALL_EVENTS, quoted=True))
     churn = td.definitions.churn
     if isinstance(churn, InactivityChurn):
-        active = exp.Filter(
-            this=exp.Count(this=exp.Star()), expression=exp.Where(this=matches(churn))
-        )
-        columns.append(exp.alias_(active, ACTIVITY, quoted=True))
+        columns.append(exp.alias_(count_where(matches(churn)), ACTIVITY, quoted=True))
     return (
         exp.select(col("account_id"), col("period"), *columns)
         .from_("events")
@@ -364,29 +374,11 @@ def lifetimes(td: TreeDefinitions, bounds: Bounds, with_accounts: bool) -> exp.S
     """Select each account's first and last period, its segment, and whether it churned."""
     tree, defs = td.tree, td.definitions
     week_start = defs.calendar.week_start
-    first_seen = (
-        exp.select(
-            col("account_id"),
-            exp.alias_(exp.Min(this=col("period")), "first_seen", quoted=True),
-            *(
-                [
-                    exp.alias_(
-                        exp.Filter(
-                            this=exp.Max(this=col("period")),
-                            expression=exp.Where(this=col(ACTIVITY) > exp.Literal.number(0)),
-                        ),
-                        "last_active",
-                        quoted=True,
-                    )
-                ]
-                if isinstance(defs.churn, InactivityChurn)
-                else []
-            ),
-        )
-        .from_("measures")
-        .group_by(col("account_id"))
-        .subquery("seen")
-    )
+    seen = [col("account_id"), exp.alias_(exp.Min(this=col("period")), "first_seen", quoted=True)]
+    if isinstance(defs.churn, InactivityChurn):
+        active = filtered(exp.Max(this=col("period")), col(ACTIVITY) > exp.Literal.number(0))
+        seen.append(exp.alias_(active, "last_active", quoted=True))
+    first_seen = exp.select(*seen).from_("measures").group_by(col("account_id")).subquery("seen")
     if with_accounts:
         base = exp.select("*").from_("accounts_kept").subquery("a")
         start_at = (
