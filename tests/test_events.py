@@ -555,15 +555,15 @@ def test_unknown_accounts_duplicates_and_events_outside_lifetimes(case):
     bad = pd.concat([events, stray, copy, late, early], ignore_index=True)
     message = _problems(tmp, bad, accounts)
     assert (
-        "source.columns.account_id (column 'account'): account missing from the accounts table in 1 event(s)"
-        in message
+        "source.columns.account_id (column 'account'): account missing from the accounts "
+        "table in 1 event(s)" in message
     )
     assert "(zz99, " in message
     assert "source.events: duplicate events: 1 event(s) appear more than once (3 rows)" in message
     assert f"({events.iloc[5]['account']}, " in message
     assert (
-        "source.account_columns.churned_at (column 'churned_at'): event at or after the account's churned_at in 1 event(s)"
-        in message
+        "source.account_columns.churned_at (column 'churned_at'): event at or after the "
+        "account's churned_at in 1 event(s)" in message
     )
     assert f"({victim.account_id}, " in message
     assert "event before the account's started_at in 1 event(s)" in message
