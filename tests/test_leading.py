@@ -2,17 +2,17 @@
 
 import json
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from scipy.special import expit, log_expit
+from scipy.special import expit
 
 from nsm_sim import leading as L
-from nsm_sim.data import check_frame, churn_cells
+from nsm_sim.data import ChurnCells, check_frame
 from nsm_sim.errors import DataError
 from nsm_sim.leading import Effect, VerdictRule, verdict
+from nsm_sim.leading.threshold import retention_split
 from nsm_sim.synth import generate_world
 
 # --------------------------------------------------------------------------- verdict rule
@@ -172,19 +172,6 @@ def test_cross_correlation_sign_convention():
 # --------------------------------------------------------------------------- within / between
 
 
-def test_account_period_effects_equal_dummy_regression():
-    rng = np.random.default_rng(1)
-    acc = rng.integers(0, 15, 200)
-    per = rng.integers(0, 8, 200)
-    z = rng.normal(size=200) + acc * 0.3 - per * 0.2
-    a, g, r = L.account_period_effects(z, acc, per)
-    D = np.column_stack([np.eye(15)[acc], np.eye(8)[per][:, 1:]])
-    fitted = D @ np.linalg.lstsq(D, z, rcond=None)[0]
-    assert np.allclose(a + g, fitted, atol=1e-8)
-    assert np.allclose(r, z - fitted, atol=1e-8)
-    assert abs(g.mean()) < 1e-12
-
-
 def test_within_between_separates_size_from_movement():
     """Churn driven by an account's size only vs by its movements only (known truth)."""
     rng = np.random.default_rng(7)
@@ -221,83 +208,23 @@ def test_within_between_separates_size_from_movement():
     )
 
 
-# --------------------------------------------------------------------------- cells and model
-
-
-def test_cell_grid_matches_churn_cells(panel):
-    bands = (0, 4, 13, 26)
-    grid = L.cell_grid(
-        panel.frame, "projects_completed", panel.segments, bins=12, tenure_edges=bands
-    )
-    mine = grid.to_churn_cells().frame
-    theirs = churn_cells(panel, "projects_completed", bins=12, tenure_bands=bands).frame
-    keys = ["segment_idx", "tenure_band", "x"]
-    mine, theirs = (
-        mine.sort_values(keys, ignore_index=True),
-        theirs.sort_values(keys, ignore_index=True),
-    )
-    for col in ["segment_idx", "tenure_band", "at_risk", "churned"]:
-        assert np.array_equal(mine[col].to_numpy(), theirs[col].to_numpy()), col
-    for col in ["x", "log_tenure", "level"]:
-        assert np.allclose(mine[col], theirs[col]), col
-    # every row has its cell, and the cells count the rows
-    assert (grid.row_cell >= 0).all()
-    assert np.array_equal(np.bincount(grid.row_cell, minlength=len(grid.at_risk)), grid.at_risk)
-
-
-def fake_posterior(S, draws=50, seed=0, hinge=False):
-    rng = np.random.default_rng(seed)
-    post = {
-        "churn_intercept": rng.normal(-4, 0.2, (1, draws, S)),
-        "churn_slope": rng.normal(-0.5, 0.1, (1, draws, S)),
-        "tenure_slope": rng.normal(-0.1, 0.05, (1, draws)),
-    }
-    if hinge:
-        post["hinge_jump"] = rng.normal(-0.7, 0.1, (1, draws))
-        post["hinge_tau"] = rng.uniform(5, 10, (1, draws))
-    return az.from_dict(posterior=post)
-
-
-@pytest.mark.parametrize("hinge", [False, True])
-def test_account_log_likelihood_is_the_sum_of_row_bernoullis(panel, hinge):
-    f = panel.frame
-    grid = L.cell_grid(f, "projects_completed", panel.segments, bins=20)
-    idata = fake_posterior(len(panel.segments), hinge=hinge)
-    acc = pd.factorize(f["account_id"])[0]
-    y = f["churned"].to_numpy(float)
-    ll = L._account_log_lik(idata, grid, acc, y, hinge=hinge)
-    # direct: every row with its cell's covariates, draw by draw
-    c = grid.row_cell
-    post = idata.posterior
-    d = 7
-    eta = L.churn_logit(
-        grid.x[c],
-        grid.log_tenure[c],
-        post["churn_intercept"].values[0, d][grid.segment_idx[c]],
-        post["churn_slope"].values[0, d][grid.segment_idx[c]],
-        post["tenure_slope"].values[0, d],
-        post["hinge_jump"].values[0, d] if hinge else 0.0,
-        post["hinge_tau"].values[0, d] if hinge else None,
-    )
-    row_ll = y * log_expit(eta) + (1 - y) * log_expit(-eta)
-    assert np.allclose(ll[0, d], np.bincount(acc, row_ll))
-    assert ll.shape == (1, 50, acc.max() + 1)
+# --------------------------------------------------------------------------- threshold
 
 
 def test_retention_split_is_the_product_of_survival_over_the_horizon():
-    grid = L.CellGrid(
-        metric="m",
-        segments=("a",),
-        bins=2,
-        edges=np.array([]),
-        row_cell=np.array([0, 1]),
-        segment_idx=np.array([0, 0]),
-        x=np.log1p(np.array([2.0, 20.0])),
-        log_tenure=np.log1p(np.array([3.0, 3.0])),
-        level=np.array([2.0, 20.0]),
-        at_risk=np.array([10, 30]),
-        churned=np.array([1, 1]),
+    frame = pd.DataFrame(
+        {
+            "segment": ["a", "a"],
+            "segment_idx": [0, 0],
+            "tenure_band": [0, 0],
+            "log_tenure": np.log1p([3.0, 3.0]),
+            "level": [2.0, 20.0],
+            "x": np.log1p([2.0, 20.0]),
+            "at_risk": [10, 30],
+            "churned": [1, 1],
+        }
     )
+    cells = ChurnCells(metric="m", segments=("a",), frame=frame)
     draws = {
         "churn_intercept": np.array([[-3.0]]),
         "churn_slope": np.array([[-0.2]]),
@@ -305,7 +232,7 @@ def test_retention_split_is_the_product_of_survival_over_the_horizon():
         "hinge_jump": np.array([-1.0]),
         "hinge_tau": np.array([8.0]),
     }
-    above, below = L._retention_split(draws, grid, horizon=4)
+    above, below = retention_split(draws, cells, horizon=4)
 
     def survive(level):
         h = [
@@ -321,34 +248,6 @@ def test_retention_split_is_the_product_of_survival_over_the_horizon():
 
     assert above[0] == pytest.approx(survive(20.0), rel=1e-12)
     assert below[0] == pytest.approx(survive(2.0), rel=1e-12)
-
-
-def test_comparison_model_logp_is_the_binomial_of_the_cells(panel):
-    grid = L.cell_grid(panel.frame, "logins", panel.segments, bins=10)
-    model = L.build_comparison_model(grid)
-    point = model.initial_point()
-    logp = model.compile_logp(vars=[model["churn"]], sum=True)(point)
-    data = L._grid_data(grid, hinge=False)
-    S = len(panel.segments)
-    level = point["churn_level"]
-    slope = (
-        point["churn_slope_mu"] + np.exp(point["churn_slope_sigma_log__"]) * point["churn_slope_z"]
-    )
-    intercept = level - slope * data["x_centre"] - point["tenure_slope"] * data["log_tenure_centre"]
-    s = data["segment_idx"]
-    eta = intercept[s] + slope[s] * data["x"] + point["tenure_slope"] * data["log_tenure"]
-    expected = stats.binom.logpmf(data["churned"], data["at_risk"], expit(eta)).sum()
-    assert len(level) == S
-    assert logp == pytest.approx(expected, rel=1e-9)
-
-
-def test_profile_threshold_peaks_near_a_planted_step():
-    world = generate_world(3000, 40, seed=4, churn_slope=-0.3, hinge_jump=-1.2, hinge_tau=6.0)
-    p = check_frame(world.panel, world.tree)
-    prof = L.profile_threshold(L.cell_grid(p.frame, "projects_completed", p.segments, bins=80))
-    best = prof.loc[prof["log_lik"].idxmax()]
-    assert best["tau"] == pytest.approx(6.0, rel=0.15)
-    assert best["jump"] < -0.5
 
 
 # --------------------------------------------------------------------------- inputs
@@ -437,7 +336,8 @@ def test_to_dict_is_json_and_complete(validation, panel):
 def test_scores_do_not_see_rows_after_the_cutoff(panel):
     """Fits use rows before the cutoff only: altering later rows changes no training draw."""
     ns = panel.tree.north_star
-    kw = {"seed": 3, "sampling": L.Sampling(draws=100, tune=100, chains=2), "in_sample": False}
+    sampling = L.RetentionSampler(draws=100, tune=100, chains=2)
+    kw = {"seed": 3, "sampling": sampling, "in_sample": False}
     before = L.predictive_power(panel, [ns], **kw)
     f = panel.frame.copy()
     later = f["t"] >= before.cutoff
@@ -458,3 +358,21 @@ def test_scores_do_not_see_rows_after_the_cutoff(panel):
         before.predictions[ns][scored_untouched], after.predictions[ns][scored_untouched]
     )
     assert not np.array_equal(before.predictions[ns], after.predictions[ns])
+
+
+@pytest.mark.slow
+def test_a_metrics_fits_do_not_depend_on_the_others_judged(panel):
+    """Each fit's seed comes from its stage and metric: the same draws alone or among others."""
+    ns = panel.tree.north_star
+    sampling = L.RetentionSampler(draws=100, tune=100, chains=2)
+    kw = {"seed": 5, "sampling": sampling, "in_sample": False}
+    alone = L.predictive_power(panel, [ns], **kw)
+    among = L.predictive_power(panel, ["logins", ns], **kw)
+    a, b = alone.train_posteriors[ns].posterior, among.train_posteriors[ns].posterior
+    assert np.array_equal(a["churn_slope"].values, b["churn_slope"].values)
+    assert alone.scores.set_index("metric").loc[ns, "log_loss"] == pytest.approx(
+        among.scores.set_index("metric").loc[ns, "log_loss"], rel=1e-12
+    )
+    # the two metrics' fits are different models of the same rows
+    c = among.train_posteriors["logins"].posterior
+    assert not np.allclose(c["churn_slope"].values.mean(), a["churn_slope"].values.mean())

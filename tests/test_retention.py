@@ -1,14 +1,17 @@
+import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 import pytest
 from scipy import stats as sps
-from scipy.special import expit, gammaln, logsumexp
+from scipy.special import expit, gammaln, log_expit, logsumexp
 
 from nsm_sim.data import ChurnCells, check_frame, churn_cells
+from nsm_sim.data.cells import TENURE_BANDS
 from nsm_sim.models import inference
 from nsm_sim.models.retention import (
+    account_log_likelihood,
     add_retention_terms,
     build_retention_model,
     churn_logit,
@@ -16,7 +19,9 @@ from nsm_sim.models.retention import (
     expected_retention,
     hinge_bounds,
     hinge_grid,
+    retention_data,
 )
+from nsm_sim.models.sampling import Sampler
 from nsm_sim.synth import generate_world
 
 
@@ -164,6 +169,7 @@ def test_retention_terms_join_an_existing_model(panel):
     assert model.named_vars_to_dims["churn_slope"] == ("segment",)
 
 
+@pytest.mark.slow
 def test_churn_slope_interval_contains_truth(fitted, world):
     table = inference.summarise(fitted)["retention"]
     ns = world.tree.north_star
@@ -173,3 +179,152 @@ def test_churn_slope_interval_contains_truth(fitted, world):
     assert odds.iloc[0]["mean"] == pytest.approx(
         float(np.exp(fitted.idata.posterior["churn_slope_mu"]).mean()), rel=1e-9
     )
+
+
+# --------------------------------------------------------------------------- any metric, any rows
+
+
+def _at(model, point, name):
+    """A model variable's value at a point of the value variables."""
+    fn = model.compile_fn(
+        model.replace_rvs_by_values([model[name]])[0],
+        inputs=model.value_vars,
+        on_unused_input="ignore",
+        point_fn=True,
+    )
+    return fn(point)
+
+
+def _jittered(model, seed=0):
+    rng = np.random.default_rng(seed)
+    return {k: v + rng.normal(0.0, 0.3, np.shape(v)) for k, v in model.initial_point().items()}
+
+
+def test_logp_on_any_metric_is_the_binomial_of_its_cells(panel):
+    """The model's likelihood on a candidate metric's cells, by hand (intercept centred)."""
+    cells = churn_cells(panel, "logins", bins=10)
+    model = build_retention_model(cells, hinge=False)
+    point = _jittered(model)
+    got = model.compile_logp(vars=[model["churn_cells"]], sum=True)(point)
+    c = cells.frame
+    seg = c["segment_idx"].to_numpy()
+    n = c["at_risk"].to_numpy()
+    # the centring: each segment's at-risk weighted mean of x and log tenure
+    x_ref = (c["x"] * n).groupby(seg).sum().to_numpy() / np.bincount(seg, weights=n)
+    lt_ref = (c["log_tenure"] * n).groupby(seg).sum().to_numpy() / np.bincount(seg, weights=n)
+    slope = _at(model, point, "churn_slope")
+    tenure_slope = point["tenure_slope"]
+    intercept = point["churn_intercept_c"] - slope * x_ref - tenure_slope * lt_ref
+    assert np.allclose(intercept, _at(model, point, "churn_intercept"))
+    eta = intercept[seg] + slope[seg] * c["x"].to_numpy() + tenure_slope * c["log_tenure"]
+    expected = sps.binom.logpmf(c["churned"], n, expit(eta)).sum()
+    assert got == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("hinge", [False, True])
+def test_swapped_data_give_the_model_built_on_them(panel, hinge):
+    """Cells of another metric and rows put into a built model: the same logp and start."""
+    first = churn_cells(panel, bins=12)
+    early = (panel.frame["t"] < 25).to_numpy()
+    other = churn_cells(panel, "logins", rows=early, bins=40)
+    swapped = build_retention_model(first, hinge=hinge)
+    pm.set_data(retention_data(other, hinge=hinge), model=swapped)
+    fresh = build_retention_model(other, hinge=hinge)
+    for name, value in fresh.initial_point().items():
+        np.testing.assert_allclose(swapped.initial_point()[name], value, rtol=1e-12)
+    point = _jittered(fresh, seed=3)
+    assert swapped.compile_logp()(point) == pytest.approx(fresh.compile_logp()(point), rel=1e-12)
+
+
+@pytest.mark.slow
+def test_one_compiled_model_samples_new_data_as_a_fresh_one(panel):
+    first = churn_cells(panel, bins=12)
+    other = churn_cells(panel, "logins", bins=20)
+    sampler = Sampler(draws=50, tune=50, chains=2)
+    model = build_retention_model(first, hinge=False)
+    sampler.sample(model, seed=1)
+    again = sampler.sample(model, seed=1, data=retention_data(other, hinge=False))
+    fresh = Sampler(draws=50, tune=50, chains=2).sample(
+        build_retention_model(other, hinge=False), seed=1
+    )
+    for name in ("churn_slope", "tenure_slope", "churn_intercept"):
+        np.testing.assert_array_equal(again.posterior[name].values, fresh.posterior[name].values)
+
+
+def test_row_cell_maps_every_row_to_its_cell(panel):
+    f = panel.frame
+    early = (f["t"] < 20).to_numpy()
+    cells = churn_cells(panel, "revenue", rows=early, bins=15)
+    c, rc = cells.frame, cells.row_cell
+    assert (rc[~early] == -1).all() and (rc[early] >= 0).all()
+    assert np.array_equal(np.bincount(rc[early], minlength=len(c)), c["at_risk"].to_numpy())
+    churned = np.bincount(rc[early], weights=f.loc[early, "churned"], minlength=len(c))
+    assert np.array_equal(churned, c["churned"].to_numpy())
+    x = np.log1p(f.loc[early, "revenue"].to_numpy(float))
+    assert np.allclose(np.bincount(rc[early], weights=x) / c["at_risk"], c["x"])
+    seg = pd.Categorical(f["segment"], categories=list(panel.segments)).codes
+    assert np.array_equal(c["segment_idx"].to_numpy()[rc[early]], seg[early])
+    band = np.searchsorted(TENURE_BANDS, f.loc[early, "tenure"], side="right") - 1
+    assert np.array_equal(c["tenure_band"].to_numpy()[rc[early]], band)
+
+
+def test_cells_by_period_split_every_cell_by_period(panel):
+    by_period = churn_cells(panel, by_period=True)
+    pooled = churn_cells(panel)
+    c = by_period.frame
+    assert list(c.columns[:2]) == ["period", "segment"]
+    assert c["at_risk"].sum() == len(panel.frame)
+    assert (c.groupby("period")["at_risk"].sum() == panel.frame.groupby("t").size()).all()
+    # the period is one more key: each pooled cell is the union of its period cells
+    pair = pd.crosstab(by_period.row_cell, pooled.row_cell)
+    assert ((pair > 0).sum(axis=1) == 1).all()
+
+
+def _fake_posterior(segments, draws=40, seed=0, hinge=False):
+    rng = np.random.default_rng(seed)
+    post = {
+        "churn_intercept": rng.normal(-4, 0.2, (1, draws, segments)),
+        "churn_slope": rng.normal(-0.5, 0.1, (1, draws, segments)),
+        "tenure_slope": rng.normal(-0.1, 0.05, (1, draws)),
+    }
+    if hinge:
+        post["hinge_jump"] = rng.normal(-0.7, 0.1, (1, draws))
+        post["hinge_tau"] = rng.uniform(5, 10, (1, draws))
+    return az.from_dict(posterior=post).posterior
+
+
+@pytest.mark.parametrize("hinge", [False, True])
+def test_account_log_likelihood_is_the_sum_of_its_rows_bernoullis(panel, hinge):
+    f = panel.frame
+    cells = churn_cells(panel, "projects_completed", bins=20)
+    post = _fake_posterior(len(panel.segments), hinge=hinge)
+    acc = pd.factorize(f["account_id"])[0]
+    y = f["churned"].to_numpy(float)
+    ll = account_log_likelihood(post, cells, acc, y)
+    assert ll.shape == (1, 40, acc.max() + 1)
+    # direct: every row at its cell's covariates, one draw
+    c, d = cells.frame.iloc[cells.row_cell], 7
+    seg = c["segment_idx"].to_numpy()
+    eta = churn_logit(
+        c["x"].to_numpy(),
+        c["log_tenure"].to_numpy(),
+        post["churn_intercept"].values[0, d][seg],
+        post["churn_slope"].values[0, d][seg],
+        post["tenure_slope"].values[0, d],
+        post["hinge_jump"].values[0, d] if hinge else 0.0,
+        post["hinge_tau"].values[0, d] if hinge else None,
+    )
+    row_ll = y * log_expit(eta) + (1 - y) * log_expit(-eta)
+    np.testing.assert_allclose(ll[0, d], np.bincount(acc, row_ll), rtol=1e-10)
+
+
+def test_hinge_profile_peaks_at_a_planted_threshold():
+    world = generate_world(3000, 40, seed=4, churn_slope=-0.3, hinge_jump=-1.2, hinge_tau=6.0)
+    panel = check_frame(world.panel, world.tree)
+    grid = hinge_grid(churn_cells(panel, bins=80))
+    best = grid["profile"].loc[grid["profile"]["log_lik"].idxmax()]
+    assert best["tau"] == pytest.approx(6.0, rel=0.15)
+    assert best["jump"] < -0.5
+    # the chains start at the best threshold's maximum-likelihood jump, inside the kept grid
+    assert grid["start"]["hinge_jump"] == pytest.approx(best["jump"])
+    assert grid["low"].min() <= best["tau"] <= grid["high"].max()
