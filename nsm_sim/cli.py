@@ -17,7 +17,7 @@ import typer
 
 from nsm_sim.errors import DiagnosticsError, InputError
 from nsm_sim.files import dumps, write_files
-from nsm_sim.output import report, terminal
+from nsm_sim.output import notes, report, tables, terminal
 
 warnings.filterwarnings("ignore", message=".*BLAS.*", category=UserWarning)
 
@@ -32,6 +32,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+class _Command(typer.core.TyperCommand):
+    """A command whose help shows boolean flags as plain flags, without a ``<bool>`` type."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        for param in self.get_params(ctx):
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+        super().format_help(ctx, formatter)
+
+
+command = functools.partial(app.command, cls=_Command)
+
 Seed = Annotated[int, typer.Option(help="Random seed; the same seed gives the same numbers.")]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 OutDir = Annotated[
@@ -45,16 +58,28 @@ Sampler = Annotated[str, typer.Option(help="NUTS back-end: nutpie (default, fast
 TreeFile = Annotated[Path, typer.Argument(help="Metric-tree file (models/NAME.yaml).")]
 ScenarioFile = Annotated[Path, typer.Argument(help="Scenario file (scenarios/NAME.yaml).")]
 PanelFile = Annotated[Path, typer.Option("--data", help="Panel, CSV or Parquet.")]
+Verbose = Annotated[
+    bool,
+    typer.Option("--verbose", help="Also show library warnings and logs, and the lag convention."),
+]
 
 
-def _guard(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn domain errors into exit codes at the boundary, never a traceback."""
+def _guard(run: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn domain errors into exit codes at the boundary, never a traceback.
 
-    @functools.wraps(command)
+    Library warnings raised meanwhile become notes on stderr (all of them with ``--verbose``).
+    """
+
+    @functools.wraps(run)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         err = terminal.console(stderr=True)
+        verbose = bool(kwargs.get("verbose", False))
         try:
-            return command(*args, **kwargs)
+            with notes.listening(verbose) as caught:
+                try:
+                    return run(*args, **kwargs)
+                finally:
+                    notes.render_notes(err, caught, verbose)
         except InputError as exc:
             err.print(f"[bold red]error:[/] {exc.message}", markup=True, soft_wrap=True)
             raise typer.Exit(2) from None
@@ -90,7 +115,7 @@ def _now() -> str:
 # --------------------------------------------------------------------------- generate, check
 
 
-@app.command()
+@command()
 @_guard
 def generate(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the world into.")],
@@ -127,7 +152,7 @@ def _is_scenario_file(path: Path) -> bool:
         return False
 
 
-@app.command()
+@command()
 @_guard
 def check(
     spec: Annotated[Path, typer.Argument(help="A metric-tree file or a scenario file (YAML).")],
@@ -145,44 +170,31 @@ def check(
     if _is_scenario_file(spec):
         if data is not None:
             raise InputError("--data", ["--data goes with a metric-tree file, not a scenario"])
-        scenario = spec_mod.load_scenario(spec)
-        facts = {
-            "scenario": scenario.name,
-            "tree": scenario.tree.name,
-            "initiatives": len(scenario.initiatives),
-            "total_effort": sum(i.effort for i in scenario.initiatives),
-            "capacity": scenario.capacity,
-            "horizon": scenario.horizon,
-        }
-        if json:
-            _emit_json(facts)
-        else:
-            terminal.render_scenario_check(con, facts)
-        return
-    tree = spec_mod.load_tree(spec)
-    facts = {
-        "tree": tree.name,
-        "north_star": tree.north_star,
-        "nodes": list(tree.nodes),
-        "candidates": list(tree.candidates),
-    }
-    if data is None:
-        if json:
-            _emit_json(facts)
-        else:
-            terminal.render_tree_check(con, facts)
-        return
-    facts["data"] = data_mod.describe(data_mod.load_panel(data, tree))
+        facts = tables.scenario_facts(spec_mod.load_scenario(spec))
+        render = functools.partial(terminal.render_scenario_check, con, facts)
+    else:
+        tree = spec_mod.load_tree(spec)
+        facts = tables.tree_facts(tree)
+        render = functools.partial(terminal.render_tree_check, con, facts)
+        if data is not None:
+            facts["data"] = data_mod.describe(data_mod.load_panel(data, tree))
+            render = functools.partial(terminal.render_panel_check, con, data, tree.name, facts)
     if json:
         _emit_json(facts)
     else:
-        terminal.render_panel_check(con, data, tree.name, facts["data"])
+        render()
 
 
 # --------------------------------------------------------------------------- fit, validate
 
 
-@app.command()
+def _announce_first_compile(err, quiet: bool) -> None:
+    import pytensor
+
+    terminal.announce_first_compile(err, Path(pytensor.config.compiledir), quiet)
+
+
+@command()
 @_guard
 def fit(
     tree: TreeFile,
@@ -201,6 +213,7 @@ def fit(
         bool, typer.Option("--strict", help="Exit 3 when a diagnostic fails.")
     ] = False,
     json: Json = False,
+    verbose: Verbose = False,
 ) -> None:
     """Fit the driver and retention models and write a fit bundle."""
     from nsm_sim import data as data_mod
@@ -208,20 +221,25 @@ def fit(
     from nsm_sim.spec import load_tree
 
     _check_choice("--sampler", sampler, ("nutpie", "pymc"))
-    panel = data_mod.load_panel(data, load_tree(tree))
-    result = inference.fit(
-        panel,
-        within=not pooled,
-        hinge=hinge,
-        sampler=sampler,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        seed=seed,
-        progress=not json,
-    )
-    inference.save_bundle(result, out)
-    summaries = inference.summarise(result)
+    err = terminal.console(stderr=True)
+    with terminal.Stages(err, quiet=json) as stages:
+        stages.start(f"reading the panel {data}")
+        panel = data_mod.load_panel(data, load_tree(tree))
+        _announce_first_compile(err, json)
+        stages.start(f"fitting the driver and retention models ({sampler} NUTS)")
+        result = inference.fit(
+            panel,
+            within=not pooled,
+            hinge=hinge,
+            sampler=sampler,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+        )
+        stages.start(f"writing the fit bundle to {out}")
+        inference.save_bundle(result, out)
+        summaries = inference.summarise(result)
     if json:
         _emit_json(
             {
@@ -233,13 +251,11 @@ def fit(
             }
         )
     else:
-        terminal.render_fit(
-            terminal.console(), terminal.console(stderr=True), result, summaries, out
-        )
+        terminal.render_fit(terminal.console(), err, result, summaries, out)
     _enforce(result.diagnostics, strict)
 
 
-@app.command()
+@command()
 @_guard
 def validate(
     tree: TreeFile,
@@ -248,6 +264,7 @@ def validate(
     sampler: Sampler = "nutpie",
     out: OutDir = None,
     json: Json = False,
+    verbose: Verbose = False,
 ) -> None:
     """Is the North Star truly leading? Verdicts for it and every candidate, with the evidence."""
     from nsm_sim import data as data_mod
@@ -255,15 +272,19 @@ def validate(
     from nsm_sim.spec import load_tree
 
     _check_choice("--sampler", sampler, ("nutpie", "pymc"))
-    panel = data_mod.load_panel(data, load_tree(tree))
-    with terminal.console(stderr=True).status("validating (fits the churn model per metric)"):
+    err = terminal.console(stderr=True)
+    with terminal.Stages(err, quiet=json) as stages:
+        stages.start(f"reading the panel {data}")
+        panel = data_mod.load_panel(data, load_tree(tree))
+        _announce_first_compile(err, json)
+        stages.start("validating: the churn model fitted per metric")
         result = leading.validate(panel, seed=seed, sampler=sampler)
     if out is not None:
         write_files(out, report.validation_files(result))
     if json:
         _emit_json(result.to_dict())
         return
-    terminal.render_validation(terminal.console(), result)
+    terminal.render_validation(terminal.console(), result, verbose)
 
 
 # --------------------------------------------------------------------------- simulate, prioritise
@@ -276,14 +297,14 @@ def _simulate(scenario_file: Path, fit_dir: Path, simulations: int, seed: int, q
 
     scenario = load_scenario(scenario_file)
     fitted = inference.load_bundle(fit_dir, tree=scenario.tree)
-    bar, advance = terminal.progress("simulating", quiet)
-    with bar:
+    with terminal.Stages(terminal.console(stderr=True), quiet=quiet) as stages:
+        stages.start(f"simulating {scenario.name}: {simulations:,} simulations")
         return pipeline.simulate_scenario(
-            scenario, fitted, simulations=simulations, seed=seed, progress=advance
+            scenario, fitted, simulations=simulations, seed=seed, progress=stages.advance
         )
 
 
-@app.command()
+@command()
 @_guard
 def simulate(
     scenario: ScenarioFile,
@@ -292,6 +313,7 @@ def simulate(
     seed: Seed = 0,
     out: OutDir = None,
     json: Json = False,
+    verbose: Verbose = False,
 ) -> None:
     """Project each initiative and the portfolio to the North Star, retention and value."""
     result = _simulate(scenario, fit_dir, simulations, seed, json)
@@ -303,7 +325,7 @@ def simulate(
     terminal.render_simulation(terminal.console(), result)
 
 
-@app.command()
+@command()
 @_guard
 def prioritise(
     scenario: ScenarioFile,
@@ -319,6 +341,7 @@ def prioritise(
     ] = 0.0,
     out: OutDir = None,
     json: Json = False,
+    verbose: Verbose = False,
 ) -> None:
     """Rank initiatives, choose the best portfolio for the capacity, value information."""
     from nsm_sim import prioritise as prio
@@ -334,7 +357,7 @@ def prioritise(
     terminal.render_prioritisation(terminal.console(), result, plan)
 
 
-@app.command()
+@command()
 @_guard
 def compare(
     scenario_a: Annotated[Path, typer.Argument(help="Scenario A.")],
@@ -352,6 +375,7 @@ def compare(
     ] = False,
     out: OutDir = None,
     json: Json = False,
+    verbose: Verbose = False,
 ) -> None:
     """Compare two scenarios' portfolios on common simulations: side by side, P(A beats B)."""
     from nsm_sim import prioritise as prio
@@ -370,7 +394,7 @@ def compare(
 # --------------------------------------------------------------------------- report, demo
 
 
-@app.command(name="report")
+@command(name="report")
 @_guard
 def report_command(
     fit_dir: FitDir,
@@ -384,6 +408,7 @@ def report_command(
     simulations: Simulations = 4000,
     seed: Seed = 0,
     json: Json = False,
+    verbose: Verbose = False,
 ) -> None:
     """Write the HTML report (with CSV, JSON and PNG) for a fit bundle on your own data."""
     from nsm_sim import data as data_mod
@@ -391,30 +416,34 @@ def report_command(
     from nsm_sim.models import inference
     from nsm_sim.spec import load_scenario
 
-    spec = load_scenario(scenario) if scenario is not None else None
-    fitted = inference.load_bundle(fit_dir, tree=spec.tree if spec is not None else None)
-    panel = data_mod.load_panel(data, fitted.tree) if data is not None else None
-    bar, advance = terminal.progress("simulating", json)
-    with terminal.console(stderr=True).status("working") as status, bar:
+    err = terminal.console(stderr=True)
+    with terminal.Stages(err, quiet=json) as stages:
+        stages.start(f"reading the fit bundle {fit_dir}")
+        spec = load_scenario(scenario) if scenario is not None else None
+        fitted = inference.load_bundle(fit_dir, tree=spec.tree if spec is not None else None)
+        panel = data_mod.load_panel(data, fitted.tree) if data is not None else None
+        if panel is not None:
+            _announce_first_compile(err, json)
         analysis = pipeline.analyse(
             fitted,
             panel=panel,
             scenario=spec,
             simulations=simulations,
             seed=seed,
-            on_step=status.update,
-            progress=advance,
+            on_step=stages.start,
+            progress=stages.advance,
         )
-    written = write_files(out, report.report_files(analysis, generated=_now()))
+        stages.start(f"writing the report to {out}")
+        written = write_files(out, report.report_files(analysis, generated=_now()))
     if json:
         _emit_json({"out": str(out), "files": [p.name for p in written]})
         return
     con = terminal.console()
-    terminal.render_analysis(con, terminal.console(stderr=True), analysis)
+    terminal.render_analysis(con, err, analysis, verbose)
     con.print(f"Report: {out / 'report.html'} ({len(written)} files in {out}/)")
 
 
-@app.command()
+@command()
 @_guard
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("nsm-demo"),
@@ -423,6 +452,7 @@ def demo(
     simulations: Simulations = 4000,
     seed: Seed = 0,
     json: Json = False,
+    verbose: Verbose = False,
 ) -> None:
     """Run everything on the built-in synthetic world, then write the report."""
     import time
@@ -431,22 +461,19 @@ def demo(
 
     started = time.perf_counter()
     err = terminal.console(stderr=True)
-    with err.status("starting") as status:
-
-        def on_step(message: str) -> None:
-            if not json:
-                err.log(message)
-                status.update(message)
-
+    _announce_first_compile(err, json)
+    with terminal.Stages(err, quiet=json) as stages:
         analysis = pipeline.run_demo(
             out,
             accounts=accounts,
             periods=periods,
             seed=seed,
             simulations=simulations,
-            on_step=on_step,
+            on_step=stages.start,
+            progress=stages.advance,
         )
-    written = write_files(out, report.report_files(analysis, generated=_now()))
+        stages.start(f"writing the report to {out}")
+        written = write_files(out, report.report_files(analysis, generated=_now()))
     seconds = time.perf_counter() - started
     if json:
         _emit_json(
@@ -460,7 +487,7 @@ def demo(
         )
         return
     con = terminal.console()
-    terminal.render_analysis(con, err, analysis)
+    terminal.render_analysis(con, err, analysis, verbose)
     con.print(
         f"Done in {seconds:.0f} s. Report: {out / 'report.html'}; world, fit bundle, CSV, "
         f"JSON and PNG in {out}/"

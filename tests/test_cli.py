@@ -1,12 +1,19 @@
 """The command line as a user runs it: exit codes, messages, JSON, files."""
 
+import io
 import json
+import re
+import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
+import pandas as pd
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from nsm_sim.cli import app
+from nsm_sim.output import notes, terminal
 
 ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data"
@@ -91,3 +98,183 @@ def test_missing_fit_bundle_exits_2(tmp_path):
     )
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
+
+
+# --- the terminal ---------------------------------------------------------------------------
+
+DEMO_OUTPUT = (
+    DATA / "demo_output"
+)  # tables of `nsm-sim demo --accounts 1500 --periods 40 --seed 11`
+LAG_CONVENTION = "lag k > 0: the metric leads the North Star by k periods"
+
+
+def narrow_console(width=80):
+    return Console(file=io.StringIO(), width=width, highlight=False, color_system=None)
+
+
+@pytest.fixture(scope="module")
+def demo_analysis():
+    """The demo's results, read back from its CSV files (no model is fitted)."""
+
+    def read(name, **kwargs):
+        return pd.read_csv(DEMO_OUTPUT / name, **kwargs)
+
+    summary = read("simulation.csv")
+    drivers = read("drivers.csv", dtype={"calibrated_by": str}).fillna({"calibrated_by": ""})
+    drivers["segment"] = drivers["segment"].astype(object).where(drivers["segment"].notna(), None)
+    validation = SimpleNamespace(
+        metrics=read("validation_metrics.csv"),
+        threshold={"sentence": "Accounts at or above 7.37 projects_completed per week retain."},
+        settings={"lag_convention": LAG_CONVENTION},
+    )
+    portfolio = SimpleNamespace(
+        selected=("Guided onboarding", "Invite nudges", "Seat pricing page"),
+        effort=24.0,
+        capacity=30.0,
+        expected_value=793.99,
+        joint={"mean": 764.8, "p5": 99.06, "p95": 1555.4, "p_positive": 0.974},
+    )
+    plan = SimpleNamespace(
+        ranking=read("ranking.csv"),
+        evpi=read("evpi.csv"),
+        quantity="value",
+        portfolio=portfolio,
+        note=None,
+    )
+    simulation = SimpleNamespace(
+        scenario=SimpleNamespace(name="Q1 plan", horizon=13),
+        simulations=500,
+        has_value=True,
+        summary=lambda: summary,
+    )
+    fit = SimpleNamespace(diagnostics=read("diagnostics.csv"), card={})
+    return SimpleNamespace(
+        fit=fit,
+        summaries={"drivers": drivers, "retention": read("retention.csv")},
+        validation=validation,
+        simulation=simulation,
+        plan=plan,
+    )
+
+
+def test_demo_tables_fit_80_columns_without_cutting_a_name(demo_analysis):
+    con = narrow_console(80)
+    terminal.render_analysis(con, con, demo_analysis)
+    text = con.file.getvalue()
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in text
+    cells = [cell.strip() for line in lines for cell in re.split(r"[│┃]", line)]
+    names = [
+        *demo_analysis.validation.metrics["metric"],
+        *demo_analysis.plan.ranking["name"],
+        *demo_analysis.fit.diagnostics["check"],
+        *demo_analysis.summaries["drivers"]["child"],
+    ]
+    for name in names:
+        assert name in cells, name  # whole, in one cell of one line
+    for verdict in demo_analysis.validation.metrics["verdict"]:
+        assert verdict in cells
+    for heading in [
+        "Is the North Star leading?",
+        "What drives the North Star",
+        "Trust gates",
+        "Ranking by value per effort",
+        "Best portfolio",
+        "Value of perfect information",
+    ]:
+        assert heading in text
+
+
+def test_a_table_too_wide_is_folded_with_its_names_repeated(demo_analysis):
+    con = narrow_console(80)
+    terminal.render_simulation(con, demo_analysis.simulation)
+    text = con.file.getvalue()
+    headers = ["NSM", "P(>0)", "retained", "value / effort", "value (mean)"]
+    assert all(h in text for h in headers)
+    assert text.count("Seat pricing page") == 2  # the key column starts every part
+    wide = narrow_console(200)
+    terminal.render_simulation(wide, demo_analysis.simulation)
+    assert wide.file.getvalue().count("Seat pricing page") == 1
+
+
+def test_lag_convention_only_when_verbose(demo_analysis):
+    quiet, verbose = narrow_console(), narrow_console()
+    terminal.render_validation(quiet, demo_analysis.validation)
+    terminal.render_validation(verbose, demo_analysis.validation, verbose=True)
+    assert LAG_CONVENTION not in quiet.file.getvalue()
+    assert "Threshold: Accounts at or above" in quiet.file.getvalue()
+    assert LAG_CONVENTION in " ".join(verbose.file.getvalue().split())
+
+
+PARETO = (
+    "Estimated shape parameter of Pareto distribution is greater than 0.70 for one or more "
+    "samples. You should consider using a more robust model"
+)
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_library_warnings_become_notes(verbose):
+    con = narrow_console(200)
+    with warnings.catch_warnings():
+        warnings.resetwarnings()  # the filters of a plain process, not the suite's "error"
+        with notes.listening(verbose) as caught:
+            for _ in range(2):
+                warnings.warn(PARETO, UserWarning, stacklevel=1)
+            warnings.warn("a library's own worry", RuntimeWarning, stacklevel=1)
+    notes.render_notes(con, caught, verbose)
+    text = con.file.getvalue()
+    assert "LOO: Pareto k > 0.7 for some accounts in 2 leave-one-out estimate(s)" in text
+    assert "shape parameter" not in text and "test_cli.py" not in text
+    assert ("a library's own worry" in text) == verbose
+    assert ("--verbose shows them" in text) != verbose
+
+
+def test_first_compile_is_announced_once(tmp_path):
+    con = narrow_console(200)
+    terminal.announce_first_compile(con, tmp_path)
+    assert f"compiling the models once; later runs reuse them from {tmp_path}" in (
+        con.file.getvalue()
+    )
+    module = tmp_path / "tmpabc123" / "mabc.so"
+    module.parent.mkdir()
+    module.write_bytes(b"")
+    again = narrow_console(200)
+    terminal.announce_first_compile(again, tmp_path)
+    assert again.file.getvalue() == ""
+
+
+def test_stages_say_what_ran_and_how_long():
+    con = narrow_console(200)
+    with terminal.Stages(con) as stages:
+        stages.start("reading")
+        stages.start("simulating")
+        stages.advance(5, 10)
+    assert re.findall(r"^(\w+) \(\d+ s\)$", con.file.getvalue(), flags=re.M) == [
+        "reading",
+        "simulating",
+    ]
+    quiet = narrow_console(200)
+    with terminal.Stages(quiet, quiet=True) as stages:
+        stages.start("reading")
+    assert quiet.file.getvalue() == ""
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_shows_flags_as_plain_flags(command):
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "100"})
+    assert result.exit_code == 0
+    assert "<bool>" not in result.output
+    assert "--json" in result.output
+    assert ("--draws" in result.output) == (command == "fit")
+    monte_carlo = {"simulate", "prioritise", "compare", "report", "demo"}
+    assert ("--simulations" in result.output) == (command in monte_carlo)
+
+
+def test_check_prints_no_source_location_and_cuts_nothing(tmp_path):
+    out = tmp_path / "w"
+    runner.invoke(app, ["generate", "--out", str(out), "--accounts", "300", "--periods", "20"])
+    result = runner.invoke(app, ["check", str(out / "tree.yaml"), "--data", str(out / "panel.csv")])
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output and "cli.py" not in result.output
+    assert "integrations_connected" in result.output

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -54,6 +55,7 @@ def demo_dir(tmp_path_factory):
             "--seed",
             "11",
         ],
+        env={"COLUMNS": "80"},
     )
     assert result.exit_code == 0, result.output
     return out, result.output
@@ -68,6 +70,19 @@ def test_demo_prints_the_three_answers(demo_dir):
         "Value of perfect information",
     ]:
         assert heading in output
+
+
+def test_demo_says_each_stage_and_its_seconds_and_no_more(demo_dir):
+    _, output = demo_dir
+    stages = re.findall(r"^(.+) \((\d+) s\)$", output, flags=re.M)
+    said = [stage for stage, _ in stages]
+    assert said[0] == "generating the synthetic world: 1,500 accounts x 40 weeks"
+    assert "fitting the driver and retention models (NUTS)" in said
+    assert "validating the North Star against the candidates" in said
+    assert said[-1].startswith("writing the report to")
+    assert ".py:" not in output  # no source locations
+    assert "lag k > 0" not in output  # the lag convention is in the files, not the terminal
+    assert max(len(line) for line in output.splitlines()) <= 80
 
 
 def test_demo_writes_every_file(demo_dir):

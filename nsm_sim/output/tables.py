@@ -42,8 +42,15 @@ FAN_COLUMNS = {
     "q95": "p95",
 }
 
-#: Columns of the ranking shown, before the P(top k) columns.
-RANKING_COLUMNS = ["rank", "name", "effort", "expected_value", "value_per_effort", "p_positive"]
+#: Columns of the ranking shown, before the P(top k) columns, and their names for people.
+RANKING_COLUMNS = {
+    "rank": "rank",
+    "name": "initiative",
+    "effort": "effort",
+    "expected_value": "expected value",
+    "value_per_effort": "value / effort",
+    "p_positive": "P(>0)",
+}
 
 #: Order of the trust-gate statuses, best first.
 STATUS_ORDER = ("PASS", "REVIEW", "FAIL")
@@ -93,7 +100,7 @@ def drivers_view(drivers: pd.DataFrame, population: bool = False) -> pd.DataFram
     drivers : pandas.DataFrame
         The ``"drivers"`` table of :func:`nsm_sim.models.inference.summarise`.
     population : bool, default False
-        Only the population rows (no segment).
+        Only the population rows, without the (empty) segment column.
 
     Returns
     -------
@@ -101,7 +108,9 @@ def drivers_view(drivers: pd.DataFrame, population: bool = False) -> pd.DataFram
         The rows asked for; the ``calibrated_by`` column only when an experiment calibrates
         an edge.
     """
-    view = drivers[drivers["segment"].isna()] if population else drivers
+    view = drivers
+    if population:
+        view = drivers[drivers["segment"].isna()].drop(columns="segment")
     if "calibrated_by" in view and not view["calibrated_by"].astype(bool).any():
         view = view.drop(columns="calibrated_by")
     return view
@@ -149,7 +158,7 @@ def fan_frame(result: Any, plan: Any = None) -> pd.DataFrame:
 
 
 def ranking_view(plan: Any) -> pd.DataFrame:
-    """Return the ranking's headline columns and its P(top k) columns.
+    """Return the ranking's headline columns and its P(top k) columns, named for people.
 
     Parameters
     ----------
@@ -159,8 +168,9 @@ def ranking_view(plan: Any) -> pd.DataFrame:
     -------
     pandas.DataFrame
     """
-    columns = RANKING_COLUMNS + [c for c in plan.ranking.columns if c.startswith("p_top")]
-    return plan.ranking[columns]
+    top = [c for c in plan.ranking.columns if c.startswith("p_top")]
+    names = {**RANKING_COLUMNS, **{c: f"P(top {c.removeprefix('p_top')})" for c in top}}
+    return plan.ranking[list(names)].rename(columns=names)
 
 
 def comparison_view(comparison: Any) -> pd.DataFrame:
@@ -193,6 +203,46 @@ def comparison_view(comparison: Any) -> pd.DataFrame:
             "P(A beats B)": frame["p_a_beats_b"],
         }
     )
+
+
+def scenario_facts(scenario: Any) -> dict[str, Any]:
+    """Return what ``check`` says of a scenario: its name, tree, size, capacity and horizon.
+
+    Parameters
+    ----------
+    scenario : nsm_sim.spec.Scenario
+
+    Returns
+    -------
+    dict
+    """
+    return {
+        "scenario": scenario.name,
+        "tree": scenario.tree.name,
+        "initiatives": len(scenario.initiatives),
+        "total_effort": sum(i.effort for i in scenario.initiatives),
+        "capacity": scenario.capacity,
+        "horizon": scenario.horizon,
+    }
+
+
+def tree_facts(tree: Any) -> dict[str, Any]:
+    """Return what ``check`` says of a metric tree: its name, North Star, nodes, candidates.
+
+    Parameters
+    ----------
+    tree : nsm_sim.spec.MetricTree
+
+    Returns
+    -------
+    dict
+    """
+    return {
+        "tree": tree.name,
+        "north_star": tree.north_star,
+        "nodes": list(tree.nodes),
+        "candidates": list(tree.candidates),
+    }
 
 
 def panel_facts(description: Mapping[str, Any]) -> pd.DataFrame:

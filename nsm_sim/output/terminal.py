@@ -1,23 +1,43 @@
 """The terminal: rich tables on stdout, messages and progress on stderr.
 
 Every ``render_*`` function prints a result the pipeline has computed; none computes one.
+Tables fit the terminal's width (80 columns when piped): long text wraps at spaces, names
+and numbers are never cut, and a table too wide even so is folded into several tables that
+repeat its key column. ``--json`` and ``--out`` carry every column in full.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import pandas as pd
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
 from nsm_sim.output import tables
 from nsm_sim.output.format import fmt
+
+#: Text cells longer than this wrap at spaces; shorter ones, names and numbers stay whole.
+WRAP_AFTER = 32
+
+#: Width a table takes beyond its columns' content: padding of 1 each side, and borders.
+CELL_PADDING = 2
 
 
 def console(stderr: bool = False) -> Console:
@@ -35,63 +55,216 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False)
 
 
-def table(
-    frame: pd.DataFrame, title: str | None = None, *, columns: list[str] | None = None
-) -> Table:
-    """Render a DataFrame as a rich table (numbers right-aligned and formatted).
+@dataclass(frozen=True)
+class _Column:
+    """A column as shown: its header, cells, alignment and the narrowest width that cuts nothing."""
 
-    Parameters
-    ----------
-    frame : pandas.DataFrame
-    title : str, optional
-        Shown above the table, left-aligned.
-    columns : list of str, optional
-        The columns to show, in order; all of them by default.
+    header: str
+    cells: list[str]
+    numeric: bool
+    natural: int
+    narrowest: int
 
-    Returns
-    -------
-    rich.table.Table
-    """
-    shown = columns or list(frame.columns)
-    tab = Table(title=Text(title) if title else None, title_justify="left", header_style="bold")
-    for column in shown:
-        numeric = pd.api.types.is_numeric_dtype(frame[column])
-        tab.add_column(str(column), justify="right" if numeric else "left")
-    for _, row in frame[shown].iterrows():
-        tab.add_row(*(Text(fmt(row[c])) for c in shown))
+
+def _column(frame: pd.DataFrame, name: str, keep_whole: bool) -> _Column:
+    cells = [fmt(value) for value in frame[name]]
+    header = str(name).replace("_", " ")
+    numeric = pd.api.types.is_numeric_dtype(frame[name])
+    longest = max((len(cell) for cell in cells), default=0)
+    whole = keep_whole or numeric or longest <= WRAP_AFTER
+    pieces = cells if whole else [word for cell in cells for word in cell.split()]
+    narrowest = max([len(word) for word in header.split()] + [len(p) for p in pieces] + [1])
+    return _Column(header, cells, numeric, max(len(header), longest, 1), narrowest)
+
+
+def _width(columns: Sequence[_Column], widths: Sequence[int]) -> int:
+    return sum(w + CELL_PADDING for w in widths) + len(columns) + 1
+
+
+def _fit(columns: Sequence[_Column], width: int) -> list[int] | None:
+    """Return content widths that fit ``width`` and cut nothing, or None if there are none."""
+    natural = [c.natural for c in columns]
+    if _width(columns, natural) <= width:
+        return natural
+    narrowest = [c.narrowest for c in columns]
+    spare = width - _width(columns, narrowest)
+    if spare < 0:
+        return None
+    wants = [n - m for n, m in zip(natural, narrowest, strict=True)]
+    total = sum(wants)
+    return [m + (spare * w) // total for m, w in zip(narrowest, wants, strict=True)]
+
+
+def _folds(columns: Sequence[_Column], keys: int, width: int) -> list[list[int]]:
+    """Split the columns after the first ``keys`` into groups that fit beside the keys."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    key_columns = list(range(keys))
+    for index in range(keys, len(columns)):
+        trial = [columns[i] for i in [*key_columns, *current, index]]
+        if current and _fit(trial, width) is None:
+            groups.append([*key_columns, *current])
+            current = []
+        current.append(index)
+    groups.append([*key_columns, *current])
+    return groups
+
+
+def _rich_table(columns: Sequence[_Column], widths: Sequence[int] | None) -> Table:
+    tab = Table(header_style="bold")
+    for k, column in enumerate(columns):
+        tab.add_column(
+            column.header,
+            justify="right" if column.numeric else "left",
+            width=None if widths is None else widths[k],
+            overflow="fold",
+        )
+    for row in zip(*(c.cells for c in columns), strict=True):
+        tab.add_row(*(Text(cell) for cell in row))
     return tab
 
 
-def progress(label: str, quiet: bool) -> tuple[Progress, Callable[[int, int], None]]:
-    """Return a progress bar on stderr and a ``callback(done, total)`` that advances it.
+def print_table(
+    con: Console,
+    frame: pd.DataFrame,
+    title: str | None = None,
+    *,
+    columns: Sequence[str] | None = None,
+    keys: int = 1,
+) -> None:
+    """Print a DataFrame as a table that fits the console: numbers right-aligned, formatted.
 
     Parameters
     ----------
-    label : str
-        What is in progress.
-    quiet : bool
-        Show nothing.
-
-    Returns
-    -------
-    (rich.progress.Progress, callable)
-        Use the bar as a context manager around the work that calls the callback.
+    con : rich.console.Console
+    frame : pandas.DataFrame
+    title : str, optional
+        Printed above the table.
+    columns : sequence of str, optional
+        The columns to show, in order; all of them by default.
+    keys : int, default 1
+        The first ``keys`` columns name the rows: kept whole, and repeated in every part of
+        a table folded to fit the width.
     """
-    bar = Progress(
-        TextColumn(f"[bold]{escape(label)}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console(stderr=True),
-        transient=True,
-        disable=quiet,
+    shown = list(columns or frame.columns)
+    laid = [_column(frame, name, k < keys) for k, name in enumerate(shown)]
+    if title:
+        con.print(Text(title, style="bold"))
+    widths = _fit(laid, con.width)
+    if widths is not None or len(laid) <= keys + 1:
+        con.print(_rich_table(laid, widths))
+        return
+    for group in _folds(laid, keys, con.width):
+        part = [laid[i] for i in group]
+        con.print(_rich_table(part, _fit(part, con.width)))
+
+
+class _Seconds(ProgressColumn):
+    """Seconds since the task started."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.elapsed or 0:.0f} s", style="progress.elapsed")
+
+
+class _CountedBar(BarColumn):
+    """A bar, only for a task that counts its steps."""
+
+    def render(self, task: Task) -> Any:
+        return super().render(task) if task.total else Text("")
+
+
+class _Count(MofNCompleteColumn):
+    """``done/total``, only for a task that counts its steps."""
+
+    def render(self, task: Task) -> Text:
+        return super().render(task) if task.total else Text("")
+
+
+class Stages:
+    """Progress of a command on stderr: a line per stage with the seconds it took.
+
+    Use as a context manager; :meth:`start` begins a stage (and ends the one before it with
+    a line saying how long it took), :meth:`advance` moves the running stage's bar. On a
+    terminal the running stage is shown live with a spinner and its elapsed seconds.
+
+    Parameters
+    ----------
+    err : rich.console.Console
+        Standard error.
+    quiet : bool
+        Show nothing (``--json``).
+    """
+
+    def __init__(self, err: Console, quiet: bool = False):
+        self._err = err
+        self._quiet = quiet
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            _CountedBar(),
+            _Count(),
+            _Seconds(),
+            console=err,
+            transient=True,
+            disable=quiet or not err.is_terminal,
+        )
+        self._task: Any = None
+        self._label = ""
+        self._started = 0.0
+
+    def __enter__(self) -> Stages:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._end(done=kind is None)
+        self._progress.stop()
+
+    def _end(self, done: bool = True) -> None:
+        if self._task is None:
+            return
+        self._progress.remove_task(self._task)
+        self._task = None
+        if done and not self._quiet:
+            seconds = time.perf_counter() - self._started
+            self._err.print(f"{escape(self._label)} ({seconds:.0f} s)", highlight=False)
+
+    def start(self, label: str) -> None:
+        """End the running stage, if any, and start ``label``."""
+        self._end()
+        self._label = label
+        self._started = time.perf_counter()
+        self._task = self._progress.add_task(escape(label), total=None)
+
+    def advance(self, done: int, total: int) -> None:
+        """Show that the running stage has done ``done`` of ``total`` steps."""
+        if self._task is not None:
+            self._progress.update(self._task, completed=done, total=total)
+
+
+def announce_first_compile(err: Console, compiledir: Path, quiet: bool = False) -> None:
+    """Say that the models are compiled once, if the compile cache holds no module yet.
+
+    Parameters
+    ----------
+    err : rich.console.Console
+        Standard error.
+    compiledir : Path
+        PyTensor's compile directory (``pytensor.config.compiledir``).
+    quiet : bool
+        Say nothing.
+    """
+    if quiet or any(compiledir.glob("tmp*/*.so")):
+        return
+    err.print(
+        f"compiling the models once; later runs reuse them from {escape(str(compiledir))}",
+        highlight=False,
     )
-    task = bar.add_task(label, total=None)
-
-    def advance(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
-
-    return bar, advance
 
 
 # --------------------------------------------------------------------------- check
@@ -117,12 +290,13 @@ def render_tree_check(con: Console, facts: Mapping[str, Any]) -> None:
     )
 
 
-def render_panel_check(con: Console, source: Path, tree: str, description: Mapping) -> None:
+def render_panel_check(con: Console, source: Path, tree: str, facts: Mapping) -> None:
     """Print that a panel meets its tree's contract, and what it holds."""
+    description = facts["data"]
     con.print(f"[green]OK[/] {escape(str(source))} against tree {escape(repr(tree))}")
-    con.print(table(tables.panel_facts(description), "Panel"))
+    print_table(con, tables.panel_facts(description), "Panel")
     if "metrics" in description:
-        con.print(table(tables.metric_ranges(description["metrics"]), "Metric ranges"))
+        print_table(con, tables.metric_ranges(description["metrics"]), "Metric ranges")
 
 
 # --------------------------------------------------------------------------- fit
@@ -130,7 +304,7 @@ def render_panel_check(con: Console, source: Path, tree: str, description: Mappi
 
 def render_checks(con: Console, err: Console, checks: pd.DataFrame) -> None:
     """Print the trust gates, and a warning on ``err`` for each that did not pass."""
-    con.print(table(checks, "Trust gates", columns=["check", "status", "detail"]))
+    print_table(con, checks, "Trust gates", columns=["check", "status", "detail"])
     for _, row in checks[checks["status"] != "PASS"].iterrows():
         err.print(
             f"[yellow]warning:[/] {escape(str(row['check']))}: {row['status']} — "
@@ -142,9 +316,10 @@ def render_fit(
     con: Console, err: Console, fit: Any, summaries: Mapping[str, pd.DataFrame], out: Path
 ) -> None:
     """Print a fit: how it was estimated, elasticities, churn model, trust gates, bundle."""
-    con.print(f"[bold]{escape(str(fit.card.get('estimation', '')))}[/]")
-    con.print(table(tables.drivers_view(summaries["drivers"]), "Elasticities (mean, 90% interval)"))
-    con.print(table(summaries["retention"], "Churn model (mean, 90% interval)"))
+    con.print(Text(str(fit.card.get("estimation", "")), style="bold"))
+    drivers = tables.drivers_view(summaries["drivers"])
+    print_table(con, drivers, "Elasticities (mean, 90% interval)", keys=3)
+    print_table(con, summaries["retention"], "Churn model (mean, 90% interval)", keys=2)
     render_checks(con, err, fit.diagnostics)
     con.print(f"Fit bundle written to {escape(str(out))}/")
 
@@ -152,15 +327,16 @@ def render_fit(
 # --------------------------------------------------------------------------- validation
 
 
-def render_validation(con: Console, validation: Any) -> None:
-    """Print the verdicts, the reasons, the threshold and the lag convention."""
-    con.print(table(tables.validation_table(validation), "Is the North Star leading?"))
+def render_validation(con: Console, validation: Any, verbose: bool = False) -> None:
+    """Print the verdicts, the reasons and the threshold (the lag convention when verbose)."""
+    print_table(con, tables.validation_table(validation), "Is the North Star leading?", keys=2)
     for _, row in validation.metrics.iterrows():
         con.print(f"  [bold]{escape(row['metric'])}[/]: {row['verdict']} — {escape(row['why'])}")
     sentence = (validation.threshold or {}).get("sentence")
     if sentence:
         con.print(f"Threshold: {escape(sentence)}")
-    con.print(f"[dim]Timing: {escape(validation.settings.get('lag_convention', ''))}[/]")
+    if verbose:
+        con.print(f"[dim]Timing: {escape(validation.settings.get('lag_convention', ''))}[/]")
 
 
 # --------------------------------------------------------------------------- simulation
@@ -169,12 +345,11 @@ def render_validation(con: Console, validation: Any) -> None:
 def render_simulation(con: Console, result: Any) -> None:
     """Print the per-initiative outcomes of a simulation."""
     scenario = result.scenario
-    con.print(
-        table(
-            tables.simulation_table(result),
-            f"{scenario.name}: {result.simulations:,} simulations, horizon {scenario.horizon} "
-            "periods (changes against no initiative)",
-        )
+    print_table(
+        con,
+        tables.simulation_table(result),
+        f"{scenario.name}: {result.simulations:,} simulations, horizon {scenario.horizon} "
+        "periods (changes against no initiative)",
     )
     if not result.has_value:
         con.print("[dim]No value column: value is retained accounts.[/]")
@@ -183,7 +358,7 @@ def render_simulation(con: Console, result: Any) -> None:
 def render_prioritisation(con: Console, result: Any, plan: Any) -> None:
     """Print the simulation, the ranking, the chosen portfolio and the value of information."""
     render_simulation(con, result)
-    con.print(table(tables.ranking_view(plan), f"Ranking by {plan.quantity} per effort"))
+    print_table(con, tables.ranking_view(plan), f"Ranking by {plan.quantity} per effort", keys=2)
     portfolio = plan.portfolio
     con.print(
         f"[bold]Best portfolio[/] (effort {portfolio.effort:g} of {portfolio.capacity:g}): "
@@ -195,7 +370,7 @@ def render_prioritisation(con: Console, result: Any, plan: Any) -> None:
         f"together {fmt(joint.get('mean'))} (90% interval {fmt(joint.get('p5'))} to "
         f"{fmt(joint.get('p95'))}), P(>0) {fmt(joint.get('p_positive'))}"
     )
-    con.print(table(plan.evpi, "Value of perfect information: test the top one first"))
+    print_table(con, plan.evpi, "Value of perfect information: test the top one first")
     if plan.note:
         con.print(f"[dim]{escape(plan.note)}[/]")
 
@@ -208,7 +383,7 @@ def render_comparison(con: Console, comparison: Any) -> None:
         if comparison.funded
         else "each scenario's initiatives together"
     )
-    con.print(table(tables.comparison_view(comparison), f"A = {a}  vs  B = {b} ({basis})"))
+    print_table(con, tables.comparison_view(comparison), f"A = {a}  vs  B = {b} ({basis})")
     if comparison.funded:
         for side, names in zip("AB", comparison.selected, strict=True):
             con.print(f"{side} funds: {escape(', '.join(names) or 'nothing')}")
@@ -217,12 +392,12 @@ def render_comparison(con: Console, comparison: Any) -> None:
 # --------------------------------------------------------------------------- analysis
 
 
-def render_analysis(con: Console, err: Console, analysis: Any) -> None:
+def render_analysis(con: Console, err: Console, analysis: Any, verbose: bool = False) -> None:
     """Print what the report holds: verdicts, drivers, trust gates and the plan."""
     if analysis.validation is not None:
-        render_validation(con, analysis.validation)
+        render_validation(con, analysis.validation, verbose)
     drivers = tables.drivers_view(analysis.summaries["drivers"], population=True)
-    con.print(table(drivers, "What drives the North Star"))
+    print_table(con, drivers, "What drives the North Star", keys=2)
     render_checks(con, err, analysis.fit.diagnostics)
     if analysis.plan is not None:
         render_prioritisation(con, analysis.simulation, analysis.plan)
