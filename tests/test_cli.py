@@ -13,7 +13,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from nsm_sim.cli import app
-from nsm_sim.output import notes, terminal
+from nsm_sim.output import notes, tables, terminal
 
 ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data"
@@ -164,7 +164,7 @@ def test_demo_tables_fit_80_columns_without_cutting_a_name(demo_analysis):
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= 80
     assert "…" not in text
-    cells = [cell.strip() for line in lines for cell in re.split(r"[│┃]", line)]
+    cells = [cell for line in lines for cell in re.split(r"\s{2,}", line.strip())]
     names = [
         *demo_analysis.validation.metrics["metric"],
         *demo_analysis.plan.ranking["name"],
@@ -190,8 +190,8 @@ def test_a_table_too_wide_is_folded_with_its_names_repeated(demo_analysis):
     con = narrow_console(80)
     terminal.render_simulation(con, demo_analysis.simulation)
     text = con.file.getvalue()
-    headers = ["NSM", "P(>0)", "retained", "value / effort", "value (mean)"]
-    assert all(h in text for h in headers)
+    header_words = [w for h in tables.SIMULATION_COLUMNS.values() for w in h.split()]
+    assert all(word in text for word in header_words)  # every column, headers maybe wrapped
     assert text.count("Seat pricing page") == 2  # the key column starts every part
     wide = narrow_console(200)
     terminal.render_simulation(wide, demo_analysis.simulation)

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any
 
 import pandas as pd
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -36,8 +37,8 @@ from nsm_sim.output.format import fmt
 #: Text cells longer than this wrap at spaces; shorter ones, names and numbers stay whole.
 WRAP_AFTER = 32
 
-#: Width a table takes beyond its columns' content: padding of 1 each side, and borders.
-CELL_PADDING = 2
+#: Spaces between two columns of a table.
+COLUMN_GAP = 2
 
 
 def console(stderr: bool = False) -> Console:
@@ -78,21 +79,24 @@ def _column(frame: pd.DataFrame, name: str, keep_whole: bool) -> _Column:
 
 
 def _width(columns: Sequence[_Column], widths: Sequence[int]) -> int:
-    return sum(w + CELL_PADDING for w in widths) + len(columns) + 1
+    return sum(widths) + COLUMN_GAP * (len(columns) - 1)
 
 
 def _fit(columns: Sequence[_Column], width: int) -> list[int] | None:
-    """Return content widths that fit ``width`` and cut nothing, or None if there are none."""
-    natural = [c.natural for c in columns]
-    if _width(columns, natural) <= width:
-        return natural
-    narrowest = [c.narrowest for c in columns]
-    spare = width - _width(columns, narrowest)
-    if spare < 0:
-        return None
-    wants = [n - m for n, m in zip(natural, narrowest, strict=True)]
-    total = sum(wants)
-    return [m + (spare * w) // total for m, w in zip(narrowest, wants, strict=True)]
+    """Return content widths that fit ``width`` and cut nothing, or None if there are none.
+
+    Columns start at their natural width; while the table is too wide, the column with the
+    most room to give (down to its longest word, or its longest whole cell) gives one.
+    """
+    widths = [c.natural for c in columns]
+    room = [c.natural - c.narrowest for c in columns]
+    for _ in range(_width(columns, widths) - width):
+        widest = max(range(len(columns)), key=lambda i: (room[i], widths[i]))
+        if room[widest] <= 0:
+            return None
+        widths[widest] -= 1
+        room[widest] -= 1
+    return widths
 
 
 def _folds(columns: Sequence[_Column], keys: int, width: int) -> list[list[int]]:
@@ -111,7 +115,13 @@ def _folds(columns: Sequence[_Column], keys: int, width: int) -> list[list[int]]
 
 
 def _rich_table(columns: Sequence[_Column], widths: Sequence[int] | None) -> Table:
-    tab = Table(header_style="bold")
+    tab = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+        header_style="bold",
+    )
     for k, column in enumerate(columns):
         tab.add_column(
             column.header,
