@@ -264,6 +264,13 @@ def interval(values: np.ndarray, prob: float = INTERVAL_PROB) -> dict[str, float
 
 # --------------------------------------------------------------------------- randomness
 
+#: The first key of each stage's streams. One ``--seed`` reaches every stage; each stage draws
+#: only from its own children of it (``stream(seed, STAGE_FIT, k)``), so no two purposes ever
+#: share a stream, and a stage's numbers do not depend on which other stages ran.
+STAGE_FIT = 1
+STAGE_VALIDATE = 2
+STAGE_SIMULATE = 3
+
 
 def stream(seed: int, *key: int) -> np.random.Generator:
     """Return the random stream of one consumer: a child of ``SeedSequence(seed)`` by its key.
@@ -332,6 +339,9 @@ def name_key(name: str) -> int:
 
 __all__: Sequence[str] = [
     "INTERVAL_PROB",
+    "STAGE_FIT",
+    "STAGE_SIMULATE",
+    "STAGE_VALIDATE",
     "Z_90",
     "Z_99",
     "child_seed",

@@ -21,7 +21,7 @@ from nsm_sim.files import to_jsonable
 from nsm_sim.models.bundle import BUNDLE_FILES, Fit, load_bundle, save_bundle, tree_differences
 from nsm_sim.models.diagnostics import diagnose, diagnostics_summary
 from nsm_sim.models.sampling import DEFAULT_SAMPLER, sample
-from nsm_sim.numeric import child_seed, interval, stream
+from nsm_sim.numeric import STAGE_FIT, child_seed, interval, stream
 from nsm_sim.spec import MetricTree, edge_label
 
 #: Estimation notes shown with the elasticities.
@@ -199,13 +199,13 @@ def fit(
         draws=draws,
         tune=tune,
         chains=chains,
-        seed=child_seed(seed, 0),
+        seed=child_seed(seed, STAGE_FIT, 0),
         progress=progress,
     )
     t_sample = time.perf_counter() - t1
-    drawn = draw_elasticities(stats, tree, idata.posterior, seed=stream(seed, 1))
+    drawn = draw_elasticities(stats, tree, idata.posterior, seed=stream(seed, STAGE_FIT, 1))
     if hinge:
-        drawn["hinge_tau"] = draw_hinge_tau(cells, idata.posterior, seed=stream(seed, 2))
+        drawn["hinge_tau"] = draw_hinge_tau(cells, idata.posterior, seed=stream(seed, STAGE_FIT, 2))
     idata.posterior = idata.posterior.assign(drawn)
     if "constant_data" in idata.groups():  # PyMC's sampler stores the model's pm.Data
         merged = xr.merge([idata.constant_data, const], compat="override")
@@ -214,7 +214,7 @@ def fit(
     else:
         idata.add_groups({"constant_data": const})
     t2 = time.perf_counter()
-    checks = diagnose(idata, seed=stream(seed, 3))
+    checks = diagnose(idata, seed=stream(seed, STAGE_FIT, 3))
     t_diag = time.perf_counter() - t2
 
     summary = data_mod.describe(panel)
