@@ -771,7 +771,8 @@ def test_the_build_command_writes_a_panel_that_loads(synthetic, tmp_path, capsys
     target = tmp_path / "built" / "panel.csv"
     command.build(paths["tree"], out=target, show_sql=True)
     printed = capsys.readouterr()
-    assert "CREATE OR REPLACE TEMPORARY VIEW measures AS" in printed.out
+    assert "CREATE OR REPLACE TEMPORARY TABLE measures AS" in printed.out
+    assert "CREATE OR REPLACE TEMPORARY VIEW events_all AS" in printed.out
     assert "READ_PARQUET" in printed.out
     assert "churned" in printed.err and "censored at the end of the data" in printed.err
     td = load_definitions(paths["tree"])

@@ -17,21 +17,14 @@ from sqlglot import exp
 
 from nsm_sim.data import MAX_EXAMPLES
 from nsm_sim.errors import hint
-from nsm_sim.events.filters import filter_columns, parse_filter
+from nsm_sim.events.columns import account_roles, event_roles
 from nsm_sim.events.load import TreeDefinitions
-from nsm_sim.events.query import col, count_where, has_offset, matches, raw
+from nsm_sim.events.query import ACTIVITY, FIRST_EVENT, LAST_EVENT, match_counts
 from nsm_sim.events.schema import EndDateChurn, InactivityChurn
+from nsm_sim.events.sql import col, count_where, has_offset, raw
 
 #: Runs a query and returns its rows.
 Rows = Callable[[exp.Expression], list[tuple[Any, ...]]]
-_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
-_UNSIGNED = ("UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT")
-_TIME_TYPES = ("TIMESTAMP", "DATE", "VARCHAR")
-
-
-def is_numeric(dtype: str) -> bool:
-    """Tell whether a DuckDB type holds numbers."""
-    return dtype.startswith(_NUMERIC) or dtype in _UNSIGNED
 
 
 def _show(value: Any) -> str:
@@ -49,113 +42,6 @@ def _examples(rows: Sequence[Sequence[Any]]) -> str:
 def _count_text(count: int, noun: str) -> str:
     first = f", first {MAX_EXAMPLES}" if count > MAX_EXAMPLES else ""
     return f"{count:,} {noun}(s){first}"
-
-
-def event_roles(td: TreeDefinitions, columns: dict[str, str]) -> dict[str, str | None]:
-    """Map each role of the event log to its column (``user_id`` None when absent)."""
-    named = td.definitions.source.columns
-    user = named.user_id if named.user_id in columns else None
-    return {
-        "timestamp": named.timestamp,
-        "account_id": named.account_id,
-        "user_id": user,
-        "event": named.event,
-    }
-
-
-def account_roles(td: TreeDefinitions) -> dict[str, str | None]:
-    """Map each role of the accounts table to its column."""
-    named = td.definitions.source.account_columns
-    return {
-        "account_id": named.account_id,
-        "segment": (named.segment or td.tree.segment) if td.tree.segment else None,
-        "started_at": named.started_at,
-        "churned_at": named.churned_at,
-    }
-
-
-def column_problems(
-    td: TreeDefinitions, events: dict[str, str], accounts: dict[str, str] | None
-) -> list[str]:
-    """Check that every column the definitions name exists, with the right type.
-
-    Parameters
-    ----------
-    td : TreeDefinitions
-    events : dict
-        The event log's columns and their DuckDB types.
-    accounts : dict or None
-        The accounts table's, when there is one.
-
-    Returns
-    -------
-    list of str
-        One line per problem.
-    """
-    defs = td.definitions
-    problems: list[str] = []
-    roles = event_roles(td, events)
-    for role, column in roles.items():
-        if column is not None and column not in events:
-            problems.append(
-                f"source.columns.{role}: the event log has no column {column!r}"
-                f"{hint(column, events)}; its columns: {', '.join(events)}"
-            )
-    stamp = roles["timestamp"]
-    if stamp in events and not events[stamp].startswith(_TIME_TYPES):
-        problems.append(
-            f"source.columns.timestamp: column {stamp!r} holds {events[stamp]}; expected "
-            "timestamps or ISO 8601 text"
-        )
-    visible = [r for r, c in roles.items() if c in events]
-    visible += [c for c in events if c not in roles]
-    for name, metric in defs.metrics.items():
-        for role, measure in metric.measures.items():
-            where = f"metrics.{name}" + (f".{role}" if role != "value" else "")
-            if measure.aggregate == "unique_users" and roles["user_id"] is None:
-                problems.append(
-                    f"{where}.aggregate: unique_users needs the user column; the event log "
-                    f"has no column {defs.source.columns.user_id!r} (source.columns.user_id)"
-                )
-            if measure.column is not None:
-                if measure.column not in visible:
-                    problems.append(
-                        f"{where}.column: the event log has no column {measure.column!r}"
-                        f"{hint(measure.column, visible)}"
-                    )
-                elif not is_numeric(events.get(measure.column, "")):
-                    problems.append(
-                        f"{where}.column: column {measure.column!r} holds "
-                        f"{events.get(measure.column)}; expected numbers to sum"
-                    )
-            problems += _filter_problems(f"{where}.where", measure.where, visible)
-    if isinstance(defs.churn, InactivityChurn):
-        problems += _filter_problems("churn.where", defs.churn.where, visible)
-    problems += _filter_problems("exclude.events_where", defs.exclude.events_where, visible)
-    if accounts is not None:
-        a_roles = account_roles(td)
-        for role, column in a_roles.items():
-            if column is not None and column not in accounts:
-                problems.append(
-                    f"source.account_columns.{role}: the accounts table has no column "
-                    f"{column!r}{hint(column, accounts)}; its columns: {', '.join(accounts)}"
-                )
-        a_visible = [r for r, c in a_roles.items() if c in accounts]
-        a_visible += [c for c in accounts if c not in a_roles]
-        where = defs.exclude.accounts_where
-        problems += _filter_problems("exclude.accounts_where", where, a_visible)
-    return problems
-
-
-def _filter_problems(field: str, where: str | None, columns: list[str]) -> list[str]:
-    if where is None:
-        return []
-    return [
-        f"{field}: no column {name!r}{hint(name, columns)}; the filter can read "
-        f"{', '.join(columns)}"
-        for name in filter_columns(parse_filter(where))
-        if name not in columns
-    ]
 
 
 @dataclass(frozen=True)
@@ -208,11 +94,10 @@ def _present(column: exp.Expression) -> exp.Expression:
 def row_problems(
     rows: Rows, td: TreeDefinitions, types: dict[str, str], accounts: bool
 ) -> list[str]:
-    """Check the events (and the accounts) row by row.
+    """Check the events (and the accounts) row by row, one scan of each table.
 
-    Unreadable or mixed time zones, missing timestamps, accounts or names, events of
-    accounts the accounts table lacks, duplicate events, events outside an account's
-    lifetime, and accounts listed twice, without a segment or ending before they start.
+    Unreadable or mixed time zones, missing timestamps, accounts or names; accounts listed
+    twice, without a segment, with unreadable dates or ending before they start.
 
     Parameters
     ----------
@@ -253,8 +138,6 @@ def row_problems(
     problems = _run_checks(rows, _table("events_all"), shown, "event", found)
     if accounts:
         problems += _account_problems(rows, td)
-        problems += _lifetime_problems(rows, td)
-    problems += _duplicate_problems(rows, types, td)
     return problems
 
 
@@ -328,7 +211,43 @@ def _account_problems(rows: Rows, td: TreeDefinitions) -> list[str]:
     return _run_checks(rows, _table("accounts_all"), shown, "account", found)
 
 
-def _lifetime_problems(rows: Rows, td: TreeDefinitions) -> list[str]:
+def lifetime_problems(rows: Rows, td: TreeDefinitions) -> list[str]:
+    """Check the observed events' accounts: in the accounts table, and customers then.
+
+    Read first from the table ``measures`` (each account-period's first and last event);
+    only when something is wrong are the events themselves scanned, to count and show them.
+
+    Parameters
+    ----------
+    rows : callable
+        Runs a SQLGlot query and returns its rows.
+    td : TreeDefinitions
+
+    Returns
+    -------
+    list of str
+    """
+    a_roles = account_roles(td)
+    quick = [_missing(col("account_id", "a"))]
+    if a_roles["started_at"] is not None:
+        quick.append(col(FIRST_EVENT, "m") < col("started_at", "a"))
+    if isinstance(td.definitions.churn, EndDateChurn) and a_roles["churned_at"] is not None:
+        quick.append(col(LAST_EVENT, "m") >= col("churned_at", "a"))
+    seen = (
+        exp.select(*[count_where(c) for c in quick])
+        .from_(exp.to_table("measures").as_("m"))
+        .join(
+            exp.to_table("accounts_all").as_("a"),
+            on=col("account_id", "m").eq(col("account_id", "a")),
+            join_type="left",
+        )
+    )
+    if not any(rows(seen)[0]):
+        return []
+    return _events_outside_lifetimes(rows, td)
+
+
+def _events_outside_lifetimes(rows: Rows, td: TreeDefinitions) -> list[str]:
     """Events of accounts the accounts table lacks, or outside an account's lifetime."""
     a_roles = account_roles(td)
     named = td.definitions.source.columns
@@ -368,7 +287,7 @@ def _lifetime_problems(rows: Rows, td: TreeDefinitions) -> list[str]:
         )
     joined = (
         exp.select("*")
-        .from_(exp.to_table("events_kept").as_("e"))
+        .from_(exp.to_table("events").as_("e"))
         .join(
             exp.to_table("accounts_all").as_("a"),
             on=col("account_id", "e").eq(col("account_id", "a")),
@@ -378,8 +297,24 @@ def _lifetime_problems(rows: Rows, td: TreeDefinitions) -> list[str]:
     return _run_checks(rows, joined, shown, "event", found)
 
 
-def _duplicate_problems(rows: Rows, types: dict[str, str], td: TreeDefinitions) -> list[str]:
-    """Events identical in every column of the source, found by hashing each row."""
+def duplicate_problems(rows: Rows, types: dict[str, str], td: TreeDefinitions) -> list[str]:
+    """Check that no event appears twice: identical in every column of the source.
+
+    Rows are grouped by a hash of all their columns; rows sharing a hash are then
+    compared column by column, so a hash collision is never reported.
+
+    Parameters
+    ----------
+    rows : callable
+        Runs a SQLGlot query and returns its rows.
+    types : dict
+        The event log's columns and their DuckDB types.
+    td : TreeDefinitions
+
+    Returns
+    -------
+    list of str
+    """
     stored = _kept_columns(types, td)
     row_hash = exp.alias_(exp.func("hash", *[col(c) for c in stored]), "row_hash", quoted=True)
     twice = (
@@ -437,7 +372,8 @@ def metric_problems(rows: Rows, td: TreeDefinitions, names: dict[str, int]) -> l
     Parameters
     ----------
     rows : callable
-        Runs a SQLGlot query and returns its rows (over the view ``events``).
+        Runs a SQLGlot query and returns its rows (over the table ``measures``, when every
+        event name is known).
     td : TreeDefinitions
     names : dict
         Every event name of the kept events and its count.
@@ -448,35 +384,33 @@ def metric_problems(rows: Rows, td: TreeDefinitions, names: dict[str, int]) -> l
     """
     defs = td.definitions
     problems: list[str] = []
-    targets: dict[str, Any] = {
-        f"metrics.{name}" + (f".{role}" if role != "value" else ""): measure
+    counts = match_counts(defs.metrics)
+    targets: dict[str, tuple[Any, str]] = {
+        f"metrics.{name}" + (f".{role}" if role != "value" else ""): (
+            measure,
+            counts[f"{name}__{role}"],
+        )
         for name, metric in defs.metrics.items()
         for role, measure in metric.measures.items()
     }
     if isinstance(defs.churn, InactivityChurn):
-        targets["churn"] = defs.churn
-    counted = {}
-    for field, measure in targets.items():
-        unknown = [e for e in measure.event if e not in names]
-        for e in unknown:
-            problems.append(
-                f"{field}.event: {e!r} is not an event of the source{hint(e, names)}; "
-                f"its events: {', '.join(sorted(names)[:20])}"
-            )
-        if not unknown:
-            counted[field] = measure
-    if not counted:
-        return problems
+        targets["churn"] = (defs.churn, ACTIVITY)
+    unknown = set()
+    for field, (measure, _) in targets.items():
+        for e in measure.event:
+            if e not in names:
+                unknown.add(field)
+                problems.append(
+                    f"{field}.event: {e!r} is not an event of the source{hint(e, names)}; "
+                    f"its events: {', '.join(sorted(names)[:20])}"
+                )
     totals = rows(
-        exp.select(
-            *[
-                exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=matches(m)))
-                for m in counted.values()
-            ]
-        ).from_("events")
+        exp.select(*[exp.func("sum", col(column)) for _, column in targets.values()]).from_(
+            "measures"
+        )
     )[0]
-    for (field, measure), total in zip(counted.items(), totals, strict=True):
-        if total:
+    for (field, (measure, _)), total in zip(targets.items(), totals, strict=True):
+        if total or field in unknown:
             continue
         named = sum(names[e] for e in measure.event)
         condition = f" with {measure.where!r}" if measure.where else ""
@@ -520,10 +454,8 @@ def zero_denominator_problems(frame: pd.DataFrame, td: TreeDefinitions) -> list[
 
 
 __all__ = [
-    "account_roles",
-    "column_problems",
-    "event_roles",
-    "is_numeric",
+    "duplicate_problems",
+    "lifetime_problems",
     "metric_problems",
     "row_problems",
     "zero_denominator_problems",

@@ -22,7 +22,7 @@ from sqlglot import exp
 
 from nsm_sim.data import Panel, check_frame
 from nsm_sim.errors import DataError, InputError, hint
-from nsm_sim.events import checks, query
+from nsm_sim.events import checks, columns, query, sql
 from nsm_sim.events.filters import DIALECT
 from nsm_sim.events.load import TreeDefinitions, load_definitions
 from nsm_sim.events.schema import DatabaseTable, InactivityChurn, Table
@@ -112,11 +112,11 @@ def _reader(
         path = (base / ref.database).resolve()
         if not path.exists():
             raise DataError(source, [f"{field}.database: file {str(path)!r} not found"])
-        session.run(query.attach(str(path), alias))
+        session.run(sql.attach(str(path), alias))
         listed = (
-            exp.select(query.col("table_name"))
+            exp.select(sql.col("table_name"))
             .from_(exp.table_("tables", db="information_schema"))
-            .where(query.col("table_catalog").eq(exp.Literal.string(alias)))
+            .where(sql.col("table_catalog").eq(exp.Literal.string(alias)))
         )
         tables = [name for (name,) in session.rows(listed)]
         if ref.table not in tables:
@@ -142,7 +142,7 @@ def _reader(
                     f"{', '.join(sorted({Path(f).suffix or '(none)' for f in files}))}"
                 ],
             )
-        reader = query.file_reader(files, kinds.pop())
+        reader = sql.file_reader(files, kinds.pop())
     try:
         described = session.rows(exp.Describe(this=exp.select("*").from_(reader)))
     except duckdb.Error as err:
@@ -157,15 +157,15 @@ def _bounds(session: Session, td: TreeDefinitions, names: dict[str, tuple]) -> q
     last_seen = max(v[2] for v in names.values())
     starts = session.rows(
         exp.select(
-            query.period_of(query.timestamp(first_seen), period, cal.week_start),
-            query.period_of(query.timestamp(last_seen), period, cal.week_start),
+            sql.period_of(sql.timestamp(first_seen), period, cal.week_start),
+            sql.period_of(sql.timestamp(last_seen), period, cal.week_start),
         )
     )[0]
     first = dt.datetime.combine(cal.start, dt.time()) if cal.start else starts[0]
     if cal.end:
         end_day = dt.datetime.combine(cal.end, dt.time())
         last = session.rows(
-            exp.select(query.period_of(query.timestamp(end_day), period, cal.week_start))
+            exp.select(sql.period_of(sql.timestamp(end_day), period, cal.week_start))
         )[0][0]
         until = end_day + dt.timedelta(days=1)
     else:
@@ -176,6 +176,21 @@ def _bounds(session: Session, td: TreeDefinitions, names: dict[str, tuple]) -> q
     return query.Bounds(
         first_period=first, last_period=last, observed_until=until, lookback=lookback
     )
+
+
+def _zone_offsets(
+    session: Session, source: exp.Expression, dtype: str, roles: dict, zone: str
+) -> list[tuple[int, int]] | None:
+    """Return the zone's offsets over the span of timestamps with a zone (else None)."""
+    if dtype != sql.TZ_TYPE:
+        return None
+    if zone == "UTC":
+        return [(0, 0)]
+    stamp = sql.col(roles["timestamp"])
+    first, last = session.rows(exp.select(exp.Min(this=stamp), exp.Max(this=stamp)).from_(source))[
+        0
+    ]
+    return None if first is None else sql.zone_offsets(zone, first, last)
 
 
 def _offset(period: str) -> pd.DateOffset:
@@ -234,47 +249,57 @@ def _run(session: Session, td: TreeDefinitions) -> tuple[pd.DataFrame, dict[str,
         accounts_from, account_types = _reader(
             session, defs.source.accounts, td.base, "source.accounts", "accounts_db", source
         )
-    problems = checks.column_problems(td, event_types, account_types)
+    problems = columns.column_problems(td, event_types, account_types)
     if problems:
         raise DataError(source, problems)
     with_accounts = account_types is not None
-    roles = checks.event_roles(td, event_types)
-    session.run(query.view("events_all", query.events_all(events_from, event_types, roles, zone)))
+    roles = columns.event_roles(td, event_types)
+    offsets = _zone_offsets(session, events_from, event_types[roles["timestamp"]], roles, zone)
+    everything = query.events_all(events_from, event_types, roles, zone, offsets)
+    session.run(sql.view("events_all", everything))
     if with_accounts:
-        a_roles = checks.account_roles(td)
+        a_roles = columns.account_roles(td)
         accounts = query.accounts_all(accounts_from, account_types, a_roles, zone)
-        session.run(query.view("accounts_all", accounts))
-        session.run(query.view("accounts_kept", query.accounts_kept(td)))
-    session.run(query.view("events_kept", query.events_kept(td, with_accounts)))
+        session.run(sql.view("accounts_all", accounts))
+        session.run(sql.view("accounts_kept", query.accounts_kept(td)))
+    session.run(sql.view("events_kept", query.events_kept(td, with_accounts)))
     problems = checks.row_problems(session.rows, td, event_types, with_accounts)
     names = {
         name: (count, first, last)
         for name, count, first, last in session.rows(
             exp.select(
-                query.col("event"),
+                sql.col("event"),
                 exp.Count(this=exp.Star()),
-                exp.Min(this=query.col("timestamp")),
-                exp.Max(this=query.col("timestamp")),
+                exp.Min(this=sql.col("timestamp")),
+                exp.Max(this=sql.col("timestamp")),
             )
             .from_("events_kept")
-            .where(query.col("timestamp").is_(exp.null()).not_())
-            .where(query.col("event").is_(exp.null()).not_())
-            .group_by(query.col("event"))
+            .where(sql.col("timestamp").is_(exp.null()).not_())
+            .where(sql.col("event").is_(exp.null()).not_())
+            .group_by(sql.col("event"))
         )
     }
     if not names:
         raise DataError(source, [*problems, "source.events: no events left after exclusions"])
     bounds = _bounds(session, td, names)
-    session.run(query.view("events", query.events_in_span(td, bounds)))
+    session.run(sql.view("events", query.events_in_span(td, bounds)))
+    # every aggregate in one scan, kept as a table (one row per account-period)
+    session.run(
+        sql.view(
+            "measures", query.measures(td, bounds, users=roles["user_id"] is not None), kind="TABLE"
+        )
+    )
     problems += checks.metric_problems(session.rows, td, {k: v[0] for k, v in names.items()})
+    if with_accounts:
+        problems += checks.lifetime_problems(session.rows, td)
+    problems += checks.duplicate_problems(session.rows, event_types, td)
     if problems:
         raise DataError(source, problems)
-    session.run(query.view("measures", query.measures(td, bounds)))
-    session.run(query.view("lifetimes", query.lifetimes(td, bounds, with_accounts)))
-    session.run(query.view("grid", query.grid(td.tree.period)))
+    session.run(sql.view("lifetimes", query.lifetimes(td, bounds, with_accounts)))
+    session.run(sql.view("grid", query.grid(td.tree.period), kind="TABLE"))
     if query.windowed_metrics(td):
-        session.run(query.view("daily", query.daily(td)))
-        session.run(query.view("windowed", query.windowed(td)))
+        session.run(sql.view("daily", query.daily(td)))
+        session.run(sql.view("windowed", query.windowed(td), kind="TABLE"))
     frame = session.run(query.panel(td)).df()
     problems = checks.zero_denominator_problems(frame, td)
     if problems:
@@ -290,9 +315,10 @@ def _summary(
     names: dict[str, tuple],
     frame: pd.DataFrame,
 ) -> dict[str, Any]:
-    count = exp.Count(this=exp.Star())
-    read = session.rows(exp.select(count).from_("events_all"))[0][0]
-    in_span = session.rows(exp.select(count).from_("events"))[0][0]
+    read = session.rows(exp.select(exp.Count(this=exp.Star())).from_("events_all"))[0][0]
+    in_span = session.rows(
+        exp.select(exp.func("sum", sql.col(query.ALL_EVENTS))).from_("measures")
+    )[0][0]
     last = frame.groupby("account_id", sort=False)["period"].max()
     churned = int(frame["churned"].sum())
     ends = frame.loc[frame["churned"] == 0].groupby("account_id", sort=False)["period"].max()

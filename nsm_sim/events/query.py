@@ -14,14 +14,14 @@ The views, in order:
     without the excluded accounts and events;
 ``events``
     the kept events inside the observed span, with their ``period``;
-``measures``
+``measures`` (a table)
     one row per account and period with events: every aggregate of every metric (one
     scan, each aggregate with its own ``FILTER``);
-``daily``, ``windowed``
-    per account and day, for metrics over a rolling window;
-``lifetimes``, ``grid``
+``lifetimes``, ``grid`` (a table)
     each account's first and last period and whether it churned; one row per account
     and period while it is a customer;
+``daily``, ``windowed`` (a table)
+    per account and day, for metrics over a rolling window;
 
 and the panel: the grid joined with the aggregates, thresholds and ratios applied.
 """
@@ -35,17 +35,25 @@ from sqlglot import exp
 
 from nsm_sim.events.filters import parse_filter
 from nsm_sim.events.load import TreeDefinitions
-from nsm_sim.events.schema import WEEKDAYS, InactivityChurn, Measure, MetricDefinition
+from nsm_sim.events.schema import InactivityChurn, Measure, MetricDefinition
+from nsm_sim.events.sql import (
+    col,
+    count_where,
+    days,
+    filtered,
+    local_time,
+    period_of,
+    raw,
+    step,
+    string,
+    timestamp,
+)
 
-#: Text timestamps that end with a zone offset (``Z``, ``+02``, ``+02:00``, ``-0500``).
-OFFSET_PATTERN = r"(Z|[+-]\d\d(:?\d\d)?)$"
-#: A Monday: weekly periods are counted from it (shifted to the calendar's week start).
-_WEEK_ORIGIN = dt.datetime(2000, 1, 3)
 #: Hidden aggregates of ``measures``: every event, and the churn rule's activity.
 ALL_EVENTS = "__events"
 ACTIVITY = "__activity"
-_TZ_TYPE = "TIMESTAMP WITH TIME ZONE"
-_NAIVE_TYPES = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE")
+FIRST_EVENT = "__first_event"
+LAST_EVENT = "__last_event"
 
 
 @dataclass(frozen=True)
@@ -71,96 +79,12 @@ class Bounds:
     lookback: dt.datetime
 
 
-def col(name: str, table: str | None = None) -> exp.Column:
-    """Return a quoted column reference."""
-    return exp.column(name, table=table, quoted=True)
-
-
-def _string(value: str) -> exp.Literal:
-    return exp.Literal.string(value)
-
-
-def timestamp(value: dt.datetime) -> exp.Cast:
-    """Return a ``TIMESTAMP`` literal."""
-    return exp.cast(_string(value.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
-
-
-def _days(n: int) -> exp.Interval:
-    return exp.Interval(this=_string(str(n)), unit=exp.Var(this="DAY"))
-
-
-def step(period: str, n: int = 1) -> exp.Interval:
-    """Return the interval of ``n`` periods (weeks or months)."""
-    if period == "week":
-        return _days(7 * n)
-    return exp.Interval(this=_string(str(n)), unit=exp.Var(this="MONTH"))
-
-
-def week_origin(week_start: str) -> dt.datetime:
-    """Return a day on which weekly periods start."""
-    return _WEEK_ORIGIN + dt.timedelta(days=WEEKDAYS.index(week_start))
-
-
-def period_of(value: exp.Expression, period: str, week_start: str) -> exp.Expression:
-    """Return the start of the period holding a local timestamp."""
-    if period == "week":
-        return exp.DateBin(this=_days(7), expression=value, unit=timestamp(week_origin(week_start)))
-    return exp.TimestampTrunc(this=value, unit=exp.Var(this="MONTH"))
-
-
-def local_time(column: exp.Expression, dtype: str, zone: str) -> exp.Expression:
-    """Return a column's timestamps as local times of ``zone`` (NULL where unreadable).
-
-    Timestamps with a zone are converted; those without one are taken as local times;
-    text is read as ISO 8601, converted when it ends with an offset.
-    """
-    naive = exp.DataType.Type.TIMESTAMP
-    if dtype == _TZ_TYPE:
-        return exp.Anonymous(this="timezone", expressions=[_string(zone), column])
-    if dtype in _NAIVE_TYPES:
-        return exp.cast(column, naive)
-    aware = exp.TryCast(this=column, to=exp.DataType.build("TIMESTAMPTZ"))
-    converted = exp.Anonymous(this="timezone", expressions=[_string(zone), aware])
-    return (
-        exp.case()
-        .when(has_offset(column), converted)
-        .else_(exp.TryCast(this=column, to=exp.DataType.build(naive)))
-    )
-
-
-def has_offset(column: exp.Expression) -> exp.Expression:
-    """Return the condition that a text timestamp ends with a zone offset."""
-    return exp.RegexpLike(this=column, expression=_string(OFFSET_PATTERN))
-
-
-def view(name: str, select: exp.Expression) -> exp.Create:
-    """Return ``CREATE OR REPLACE TEMPORARY VIEW name AS select``."""
-    return exp.Create(
-        this=exp.to_table(name),
-        kind="VIEW",
-        replace=True,
-        expression=select,
-        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-    )
-
-
-def attach(path: str, alias: str) -> exp.Attach:
-    """Return ``ATTACH 'path' AS alias (READ_ONLY)``."""
-    return exp.Attach(
-        this=exp.alias_(_string(path), alias),
-        expressions=[exp.AttachOption(this=exp.Var(this="READ_ONLY"))],
-    )
-
-
-def file_reader(paths: list[str], kind: str) -> exp.Expression:
-    """Return ``read_parquet([...], union_by_name = TRUE)`` (or ``read_csv``) of files."""
-    named = exp.EQ(this=exp.column("union_by_name"), expression=exp.true())
-    files = exp.Array(expressions=[_string(p) for p in paths])
-    return exp.Anonymous(this=f"read_{kind}", expressions=[files, named])
-
-
 def _renamed(
-    roles: dict[str, str | None], columns: dict[str, str], zone: str, times: tuple[str, ...]
+    roles: dict[str, str | None],
+    columns: dict[str, str],
+    zone: str,
+    times: tuple[str, ...],
+    offsets: list[tuple[int, int]] | None = None,
 ) -> list[exp.Expression]:
     """Select each role's column under the role's name, then every column under its own.
 
@@ -173,23 +97,22 @@ def _renamed(
             continue
         value: exp.Expression = col(source)
         if role in times:
-            value = local_time(value, columns[source], zone)
+            value = local_time(value, columns[source], zone, offsets)
             out.append(exp.alias_(col(source), raw(role), quoted=True))
         out.append(exp.alias_(value, role, quoted=True))
     out += [col(c) for c in columns if c not in roles]
     return out
 
 
-def raw(role: str) -> str:
-    """Return the name under which a time column is kept as the source wrote it."""
-    return f"__raw_{role}"
-
-
 def events_all(
-    source: exp.Expression, columns: dict[str, str], roles: dict[str, str | None], zone: str
+    source: exp.Expression,
+    columns: dict[str, str],
+    roles: dict[str, str | None],
+    zone: str,
+    offsets: list[tuple[int, int]] | None = None,
 ) -> exp.Select:
     """Select the event log, its role columns renamed, timestamps local to ``zone``."""
-    return exp.select(*_renamed(roles, columns, zone, ("timestamp",))).from_(source)
+    return exp.select(*_renamed(roles, columns, zone, ("timestamp",), offsets)).from_(source)
 
 
 def accounts_all(
@@ -205,7 +128,7 @@ def _excluded_ids(td: TreeDefinitions) -> exp.Expression | None:
     if not ids:
         return None
     as_text = exp.cast(col("account_id"), exp.DataType.Type.VARCHAR)
-    return as_text.isin(*[_string(i) for i in ids])
+    return as_text.isin(*[string(i) for i in ids])
 
 
 def accounts_kept(td: TreeDefinitions) -> exp.Select:
@@ -253,20 +176,10 @@ def events_in_span(td: TreeDefinitions, bounds: Bounds) -> exp.Select:
 
 def matches(measure: Measure | InactivityChurn) -> exp.Expression:
     """Return the condition an event meets to count in a measure."""
-    condition = col("event").isin(*[_string(e) for e in measure.event])
+    condition = col("event").isin(*[string(e) for e in measure.event])
     if measure.where:
         condition = exp.and_(condition, exp.paren(parse_filter(measure.where)))
     return condition
-
-
-def filtered(value: exp.Expression, condition: exp.Expression) -> exp.Filter:
-    """Return ``value FILTER (WHERE condition)``."""
-    return exp.Filter(this=value, expression=exp.Where(this=condition))
-
-
-def count_where(condition: exp.Expression) -> exp.Filter:
-    """Return ``COUNT(*) FILTER (WHERE condition)``."""
-    return filtered(exp.Count(this=exp.Star()), condition)
 
 
 def aggregate(measure: Measure) -> exp.Expression:
@@ -290,21 +203,110 @@ def measure_columns(metrics: dict[str, MetricDefinition]) -> dict[str, Measure]:
     }
 
 
-def measures(td: TreeDefinitions, bounds: Bounds) -> exp.Select:
-    """Select one row per account and period with events: every aggregate, in one scan."""
-    columns = [
-        exp.alias_(aggregate(m), name, quoted=True)
-        for name, m in measure_columns(td.definitions.metrics).items()
-    ]
-    columns.append(exp.alias_(exp.Count(this=exp.Star()), ALL_EVENTS, quoted=True))
+def matched(column: str) -> str:
+    """Return the name of the hidden count of the events an aggregate column matched."""
+    return f"__n_{column}"
+
+
+def match_counts(metrics: dict[str, MetricDefinition]) -> dict[str, str]:
+    """Map each aggregate (``metric__role``) to the column of ``measures`` counting its events.
+
+    A count is its own; a distinct count, a sum or a windowed metric has a hidden one.
+    """
+    return {
+        f"{name}__{role}": (
+            f"{name}__{role}"
+            if measure.aggregate == "count" and metric.window is None
+            else matched(f"{name}__{role}")
+        )
+        for name, metric in metrics.items()
+        for role, measure in metric.measures.items()
+    }
+
+
+def _sum(name: str) -> exp.Expression:
+    return exp.func("sum", col(name))
+
+
+def measures(td: TreeDefinitions, bounds: Bounds, users: bool) -> exp.Select:
+    """Select one row per account and period with events: every aggregate, in one scan.
+
+    Beside the aggregates: the count of events each matched (see :func:`match_counts`),
+    every event, the first and last event's time, and the churn rule's activity. Distinct
+    users are counted apart, in two steps over their events only (per account, period and
+    user, then per account and period): faster than ``COUNT(DISTINCT ...)`` beside the
+    other aggregates.
+
+    Parameters
+    ----------
+    td : TreeDefinitions
+    bounds : Bounds
+    users : bool
+        Whether the event log has a user column.
+    """
+    metrics = td.definitions.metrics
+    values = measure_columns(metrics)
+    every = {
+        f"{name}__{role}": m
+        for name, metric in metrics.items()
+        for role, m in metric.measures.items()
+    }
+    distinct = {n: m for n, m in values.items() if m.aggregate == "unique_users"} if users else {}
+    wanted = {name: aggregate(m) for name, m in values.items() if name not in distinct}
+    wanted |= {
+        column: count_where(matches(every[key]))
+        for key, column in match_counts(metrics).items()
+        if column != key
+    }
+    wanted |= {
+        ALL_EVENTS: exp.Count(this=exp.Star()),
+        FIRST_EVENT: exp.Min(this=col("timestamp")),
+        LAST_EVENT: exp.Max(this=col("timestamp")),
+    }
     churn = td.definitions.churn
     if isinstance(churn, InactivityChurn):
-        columns.append(exp.alias_(count_where(matches(churn)), ACTIVITY, quoted=True))
-    return (
-        exp.select(col("account_id"), col("period"), *columns)
+        wanted[ACTIVITY] = count_where(matches(churn))
+    # an aggregate wanted twice (a count that is also a ratio's numerator) is computed once
+    first_of: dict[str, str] = {}
+    same = {name: first_of.setdefault(value.sql(), name) for name, value in wanted.items()}
+    keys = [col("account_id"), col("period")]
+    in_span = col("period") >= timestamp(bounds.first_period)
+    per_period = (
+        exp.select(*keys)
+        .select(*[exp.alias_(v, n, quoted=True) for n, v in wanted.items() if same[n] == n])
         .from_("events")
-        .where(col("period") >= timestamp(bounds.first_period))
-        .group_by(col("account_id"), col("period"))
+        .where(in_span)
+        .group_by(*keys)
+    )
+    copies = [exp.alias_(col(same[n]), n, quoted=True) for n in wanted if same[n] != n]
+    if copies:
+        per_period = exp.select("*", *copies).from_(per_period.subquery("once"))
+    if not distinct:
+        return per_period
+    per_user = (
+        exp.select(*keys, col("user_id"))
+        .select(
+            *[
+                exp.alias_(exp.func("bool_or", matches(m)), n, quoted=True)
+                for n, m in distinct.items()
+            ]
+        )
+        .from_("events")
+        .where(in_span)
+        .where(exp.not_(col("user_id").is_(exp.null())))
+        .where(exp.or_(*[matches(m) for m in distinct.values()]))
+        .group_by(*keys, col("user_id"))
+    )
+    users_per_period = (
+        exp.select(*keys)
+        .select(*[exp.alias_(count_where(col(n)), n, quoted=True) for n in distinct])
+        .from_(per_user.subquery("per_user"))
+        .group_by(*keys)
+    )
+    return (
+        exp.select(exp.column(exp.Star(), table="m"), *[col(n, "u") for n in distinct])
+        .from_(per_period.subquery("m"))
+        .join(users_per_period.subquery("u"), using=["account_id", "period"], join_type="left")
     )
 
 
@@ -325,7 +327,7 @@ def daily(td: TreeDefinitions) -> exp.Select:
             *[exp.alias_(aggregate(m.measure), n, quoted=True) for n, m in windowed.items()],
         )
         .from_("events")
-        .where(col("event").isin(*[_string(e) for e in names]))
+        .where(col("event").isin(*[string(e) for e in names]))
         .group_by(col("account_id"), col("day"))
     )
 
@@ -333,7 +335,7 @@ def daily(td: TreeDefinitions) -> exp.Select:
 def period_end_day(period: str, table: str | None = None) -> exp.Expression:
     """Return the last day of a grid row's period."""
     after = exp.Add(this=col("period", table), expression=step(period))
-    return exp.cast(exp.Sub(this=after, expression=_days(1)), exp.DataType.Type.DATE)
+    return exp.cast(exp.Sub(this=after, expression=days(1)), exp.DataType.Type.DATE)
 
 
 def windowed(td: TreeDefinitions) -> exp.Select:
@@ -355,7 +357,7 @@ def windowed(td: TreeDefinitions) -> exp.Select:
     for name, metric in metrics.items():
         frame = exp.WindowSpec(
             kind="RANGE",
-            start=_days(metric.window - 1),
+            start=days(metric.window - 1),
             start_side="PRECEDING",
             end="CURRENT ROW",
         )
@@ -404,7 +406,7 @@ def lifetimes(td: TreeDefinitions, bounds: Bounds, with_accounts: bool) -> exp.S
         churned = exp.and_(churned_at.is_(exp.null()).not_(), churned_at <= observed)
         before = exp.Sub(
             this=churned_at,
-            expression=exp.Interval(this=_string("1"), unit=exp.Var(this="MICROSECOND")),
+            expression=exp.Interval(this=string("1"), unit=exp.Var(this="MICROSECOND")),
         )
         end_if_churned = period_of(before, tree.period, week_start)
     churned = exp.func("coalesce", churned, exp.false())
