@@ -32,6 +32,9 @@ from nsm_sim.errors import hint
 #: docstring for the choice.
 TENURE_BANDS = (0, 1, 2, 4, 8, 13, 26, 52, 104)
 
+#: Levels of the metric per cell grid (quantile bins when it takes more distinct values).
+LEVEL_BINS = 30
+
 
 @dataclass(frozen=True)
 class ChurnCells:
@@ -97,7 +100,7 @@ def churn_cells(
     metric: str | None = None,
     *,
     rows: np.ndarray | pd.Series | None = None,
-    bins: int = 30,
+    bins: int = LEVEL_BINS,
     tenure_bands: tuple[int, ...] = TENURE_BANDS,
     by_period: bool = False,
 ) -> ChurnCells:
@@ -112,7 +115,7 @@ def churn_cells(
     rows : array_like of bool, optional
         Rows of ``panel.frame`` to use (e.g. the earlier periods only, for fitting before
         scoring on later ones); all rows by default. The level bins come from these rows.
-    bins : int, default 30
+    bins : int, default :data:`LEVEL_BINS`
         Levels of the metric: each distinct value when there are at most ``bins`` of them
         (exact), else ``bins`` quantile bins of the selected rows.
     tenure_bands : tuple of int, default :data:`TENURE_BANDS`

@@ -26,6 +26,7 @@ from scipy import stats
 from scipy.special import expit
 
 from nsm_sim.data import Panel, churn_cells
+from nsm_sim.data.cells import LEVEL_BINS
 from nsm_sim.errors import DataError
 from nsm_sim.leading.effects import segment_tenure_design
 from nsm_sim.leading.posterior import (
@@ -194,7 +195,7 @@ def predictive_power(
     seed: int = 0,
     sampling: RetentionSampler | None = None,
     train_share: float = 0.7,
-    bins: int = 32,
+    bins: int = LEVEL_BINS,
     in_sample: bool = True,
 ) -> PredictivePower:
     """Fit the retention model on each metric before the cutoff and score it after.
@@ -212,7 +213,7 @@ def predictive_power(
         Sampler settings and the compiled models; a new one with the defaults when omitted.
     train_share : float, default 0.7
         The cutoff is the period index ``round(train_share * periods)``.
-    bins : int, default 32
+    bins : int, default :data:`~nsm_sim.data.cells.LEVEL_BINS`
         Metric bins of the churn cells (edges from the training rows for the training fit).
     in_sample : bool, default True
         Also fit on all rows and compute PSIS-LOO over accounts.

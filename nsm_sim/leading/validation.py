@@ -20,12 +20,13 @@ import arviz as az
 import pandas as pd
 
 from nsm_sim.data import Panel
+from nsm_sim.data.cells import LEVEL_BINS
 from nsm_sim.errors import DataError
 from nsm_sim.files import to_jsonable
 from nsm_sim.leading.effects import within_between
 from nsm_sim.leading.posterior import RetentionSampler
 from nsm_sim.leading.predictive import check_metrics, cutoff_rows, predictive_power
-from nsm_sim.leading.threshold import threshold_fit
+from nsm_sim.leading.threshold import THRESHOLD_BINS, threshold_fit
 from nsm_sim.leading.timing import LAG_CONVENTION, cross_correlations, granger
 from nsm_sim.leading.verdict import VerdictRule, rank_and_judge, summary_text
 
@@ -147,8 +148,8 @@ def validate(
     progress: bool = False,
     lags: int = 4,
     train_share: float = 0.7,
-    bins: int = 32,
-    hinge_bins: int = 80,
+    bins: int = LEVEL_BINS,
+    hinge_bins: int = THRESHOLD_BINS,
     rule: VerdictRule | None = None,
     sampling: RetentionSampler | None = None,
 ) -> Validation:
@@ -178,10 +179,10 @@ def validate(
         Lags of the Granger regressions and of the cross-correlations.
     train_share : float, default 0.7
         Share of periods used to fit the predictive models; the rest are scored.
-    bins : int, default 32
-        Metric bins of the cell grids of the metric comparison.
-    hinge_bins : int, default 80
-        Metric bins of the North Star's grid for the threshold.
+    bins : int, default :data:`~nsm_sim.data.cells.LEVEL_BINS`
+        Level bins of each metric's churn cells in the metric comparison (the fit's).
+    hinge_bins : int, default :data:`~nsm_sim.leading.threshold.THRESHOLD_BINS`
+        Level bins of the North Star's churn cells for the threshold.
     rule : VerdictRule, optional
         Verdict thresholds.
     sampling : RetentionSampler, optional
