@@ -300,8 +300,9 @@ def _events_outside_lifetimes(rows: Rows, td: TreeDefinitions) -> list[str]:
 def duplicate_problems(rows: Rows, types: dict[str, str], td: TreeDefinitions) -> list[str]:
     """Check that no event appears twice: identical in every column of the source.
 
-    Rows are grouped by a hash of all their columns; rows sharing a hash are then
-    compared column by column, so a hash collision is never reported.
+    Rows of the whole log are grouped by a hash of all their columns (without the cost of
+    the exclusions); only when some share a hash are the kept rows sharing it compared
+    column by column, so neither a hash collision nor an excluded event is reported.
 
     Parameters
     ----------
@@ -319,7 +320,7 @@ def duplicate_problems(rows: Rows, types: dict[str, str], td: TreeDefinitions) -
     row_hash = exp.alias_(exp.func("hash", *[col(c) for c in stored]), "row_hash", quoted=True)
     twice = (
         exp.select(col("row_hash"))
-        .from_(exp.select(row_hash).from_("events_kept").subquery("hashed"))
+        .from_(exp.select(row_hash).from_("events_all").subquery("hashed"))
         .group_by(col("row_hash"))
         .having(exp.Count(this=exp.Star()) > exp.Literal.number(1))
     )
