@@ -51,17 +51,15 @@ DEFAULT_SAMPLER = SAMPLERS[0]
 # --------------------------------------------------------------------------- compile + sample
 
 
-def compile_nutpie(model, *, jitter_exclude=()):
+def compile_nutpie(model):
     """Compile a PyMC model for nutpie with PyTensor's C backend (cached across processes).
 
     Parameters
     ----------
     model : pymc.Model
-        The model.
-    jitter_exclude : iterable of str, default ()
-        Free variables that every chain starts at their initial value, besides those given an
-        explicit ``initval`` in the model (all others get nutpie's usual uniform(-1, 1)
-        jitter on the unconstrained scale).
+        The model. Free variables given an explicit ``initval`` start there in every chain
+        (a data container as ``initval`` is read when the chains start); all others get
+        nutpie's usual uniform(-1, 1) jitter on the unconstrained scale.
 
     Returns
     -------
@@ -74,13 +72,11 @@ def compile_nutpie(model, *, jitter_exclude=()):
     from pymc.initial_point import make_initial_point_fn
     from pymc.pytensorf import compile as compile_pymc
 
-    # variables given an explicit initial value start there in every chain
     explicit = {rv.name for rv, v in model.rvs_to_initial_values.items() if v is not None}
-    exclude = set(jitter_exclude) | explicit
     ip_fn = make_initial_point_fn(
         model=model,
         return_transformed=True,
-        jitter_rvs={v for v in model.free_RVs if v.name not in exclude},
+        jitter_rvs={v for v in model.free_RVs if v.name not in explicit},
     )
     point = ip_fn(0)
     value_vars = [model.rvs_to_values[v] for v in model.free_RVs]
