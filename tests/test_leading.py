@@ -12,7 +12,7 @@ from nsm_sim import leading as L
 from nsm_sim.data import ChurnCells, check_frame
 from nsm_sim.errors import DataError
 from nsm_sim.leading import Effect, VerdictRule, verdict
-from nsm_sim.leading.threshold import retention_split
+from nsm_sim.leading.hinge import retention_split
 from nsm_sim.synth import generate_world
 
 # --------------------------------------------------------------------------- verdict rule

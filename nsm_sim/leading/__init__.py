@@ -9,14 +9,15 @@ For the North Star and each candidate metric M, four kinds of evidence, each in 
    metrics and cross-correlations of within-account changes with the North Star.
 3. **Within vs between** (:mod:`~nsm_sim.leading.effects`): does churn move with M within an
    account, or only across accounts?
-4. **Threshold** (:mod:`~nsm_sim.leading.threshold`): a hinge in the North Star's retention
+4. **Threshold** (:mod:`~nsm_sim.leading.hinge`): a hinge in the North Star's retention
    model against none.
 
-:mod:`~nsm_sim.leading.verdict` reads them into LEADING, COINCIDENT, LAGGING, VANITY or NO
+:mod:`~nsm_sim.leading.rule` reads them into LEADING, COINCIDENT, LAGGING, VANITY or NO
 SIGNAL and ranks the metrics; :func:`validate` (:mod:`~nsm_sim.leading.validation`) runs it all.
 """
 
 from nsm_sim.leading.effects import within_between
+from nsm_sim.leading.hinge import threshold
 from nsm_sim.leading.posterior import RetentionSampler
 from nsm_sim.leading.predictive import (
     PredictivePower,
@@ -26,10 +27,7 @@ from nsm_sim.leading.predictive import (
     log_loss,
     predictive_power,
 )
-from nsm_sim.leading.threshold import threshold
-from nsm_sim.leading.timing import LAG_CONVENTION, cross_correlations, granger
-from nsm_sim.leading.validation import Validation, validate
-from nsm_sim.leading.verdict import (
+from nsm_sim.leading.rule import (
     VERDICTS,
     Effect,
     Verdict,
@@ -38,6 +36,8 @@ from nsm_sim.leading.verdict import (
     rank_and_judge,
     verdict,
 )
+from nsm_sim.leading.timing import LAG_CONVENTION, cross_correlations, granger
+from nsm_sim.leading.validation import Validation, validate
 
 __all__ = [
     "LAG_CONVENTION",

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from nsm_sim.leading.verdict import Effect
+from nsm_sim.leading.rule import Effect
 from nsm_sim.numeric import logistic_map, two_way_effects
 
 

@@ -8,7 +8,7 @@ correlations of within-account changes (first differences of ``log1p``, period m
 pooled over accounts) at lags ``-L..L`` with a ``+-1.96/sqrt(n)`` band
 (:func:`cross_correlations`). Sign convention (:data:`LAG_CONVENTION`): **lag k > 0: the
 metric leads the North Star by k periods** (its change at ``t - k`` correlates with the North
-Star's change at ``t``); lag k < 0: it follows it. :func:`nsm_sim.leading.verdict.precedence`
+Star's change at ``t``); lag k < 0: it follows it. :func:`nsm_sim.leading.rule.precedence`
 reads who precedes whom from the Granger table.
 """
 

@@ -4,8 +4,8 @@
 :mod:`~nsm_sim.leading.timing` (panel Granger, cross-correlations),
 :mod:`~nsm_sim.leading.effects` (within vs between accounts),
 :mod:`~nsm_sim.leading.predictive` (out-of-time scores, PSIS-LOO) and
-:mod:`~nsm_sim.leading.threshold` (the North Star's hinge), and judges each metric by the
-rule of :mod:`~nsm_sim.leading.verdict`. Every churn model of a run is the one retention model
+:mod:`~nsm_sim.leading.hinge` (the North Star's hinge), and judges each metric by the
+rule of :mod:`~nsm_sim.leading.rule`. Every churn model of a run is the one retention model
 of :mod:`nsm_sim.models.retention`, compiled once per structure and sampled on each metric's
 cells in turn (:class:`~nsm_sim.leading.posterior.RetentionSampler`).
 """
@@ -24,11 +24,11 @@ from nsm_sim.data.cells import LEVEL_BINS
 from nsm_sim.errors import DataError
 from nsm_sim.files import to_jsonable
 from nsm_sim.leading.effects import within_between
+from nsm_sim.leading.hinge import THRESHOLD_BINS, threshold_fit
 from nsm_sim.leading.posterior import RetentionSampler
 from nsm_sim.leading.predictive import check_metrics, cutoff_rows, predictive_power
-from nsm_sim.leading.threshold import THRESHOLD_BINS, threshold_fit
+from nsm_sim.leading.rule import VerdictRule, rank_and_judge, summary_text
 from nsm_sim.leading.timing import LAG_CONVENTION, cross_correlations, granger
-from nsm_sim.leading.verdict import VerdictRule, rank_and_judge, summary_text
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,7 @@ def validate(
         Share of periods used to fit the predictive models; the rest are scored.
     bins : int, default :data:`~nsm_sim.data.cells.LEVEL_BINS`
         Level bins of each metric's churn cells in the metric comparison (the fit's).
-    hinge_bins : int, default :data:`~nsm_sim.leading.threshold.THRESHOLD_BINS`
+    hinge_bins : int, default :data:`~nsm_sim.leading.hinge.THRESHOLD_BINS`
         Level bins of the North Star's churn cells for the threshold.
     rule : VerdictRule, optional
         Verdict thresholds.

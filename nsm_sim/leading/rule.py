@@ -1,4 +1,4 @@
-"""Verdict: one metric's evidence read by a fixed rule, the metrics ranked, the summary.
+"""Rule: each metric's evidence read into a verdict, the metrics ranked, the summary.
 
 Verdict rule
 ------------

@@ -1,4 +1,4 @@
-"""Threshold: a step in churn at a level of the North Star, and what the step means.
+"""Hinge: the threshold, a step in churn at a level of the North Star, and what it means.
 
 The North Star's retention model with a hinge at ``tau`` (:mod:`nsm_sim.models.retention`:
 ``tau`` integrated out over the grid of :func:`~nsm_sim.models.retention.hinge_grid`, chains
