@@ -13,7 +13,8 @@ The likelihood is a Binomial over cells (segment x tenure band x metric level) f
 then holds rows with one ``x`` and one tenure), binned otherwise; ``tests/test_retention.py``
 measures the binning error against the per-row Bernoulli fit. Every input of the model is a
 data container (:func:`retention_data`), starting values included, so a model compiled once
-samples the cells of another metric or of other rows after :func:`set_retention_data`.
+samples the cells of another metric or of other rows once their :func:`retention_data` are
+set into it (``pm.set_data``; :class:`nsm_sim.models.sampling.Sampler` does it).
 :func:`account_log_likelihood` gives the log-likelihood of each account's rows under a
 posterior, for leave-one-account-out comparisons.
 
