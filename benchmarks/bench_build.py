@@ -38,7 +38,14 @@ INTERNAL = 3
 WEEKS = 52
 START = pd.Timestamp("2025-01-06")
 CHUNK = 5_000_000
-NAMES = ["project_completed", "project_created", "login", "invite_sent", "board_shared", "invoice_paid"]
+NAMES = [
+    "project_completed",
+    "project_created",
+    "login",
+    "invite_sent",
+    "board_shared",
+    "invoice_paid",
+]
 SHARES = [0.15, 0.15, 0.45, 0.1, 0.13, 0.02]
 PLATFORMS = ["web", "ios", "android"]
 _US = 1_000_000
@@ -53,23 +60,37 @@ TREE = {
     "candidates": ["revenue", "completion_rate", "teams_3_in_30d"],
     "source": {
         "events": "events/*.parquet",
-        "columns": {"timestamp": "ts", "account_id": "account_id", "user_id": "user_id",
-                    "event": "event"},
+        "columns": {
+            "timestamp": "ts",
+            "account_id": "account_id",
+            "user_id": "user_id",
+            "event": "event",
+        },
         "accounts": "accounts.parquet",
-        "account_columns": {"segment": "plan", "started_at": "created_at",
-                            "churned_at": "churned_at"},
+        "account_columns": {
+            "segment": "plan",
+            "started_at": "created_at",
+            "churned_at": "churned_at",
+        },
     },
-    "calendar": {"timezone": "UTC", "start": START.date(),
-                 "end": (START + pd.Timedelta(days=7 * WEEKS - 1)).date()},
+    "calendar": {
+        "timezone": "UTC",
+        "start": START.date(),
+        "end": (START + pd.Timedelta(days=7 * WEEKS - 1)).date(),
+    },
     "metrics": {
         "projects_completed": {"event": "project_completed"},
-        "active_users": {"event": ["project_completed", "project_created", "board_shared"],
-                         "aggregate": "unique_users"},
+        "active_users": {
+            "event": ["project_completed", "project_created", "board_shared"],
+            "aggregate": "unique_users",
+        },
         "mobile_logins": {"event": "login", "where": "platform IN ('ios', 'android')"},
         "revenue": {"event": "invoice_paid", "aggregate": "sum", "column": "amount"},
-        "completion_rate": {"numerator": {"event": "project_completed"},
-                            "denominator": {"event": "project_created"},
-                            "zero_denominator": "zero"},
+        "completion_rate": {
+            "numerator": {"event": "project_completed"},
+            "denominator": {"event": "project_created"},
+            "zero_denominator": "zero",
+        },
         "teams_3_in_30d": {"event": "project_completed", "at_least": 3, "window": "30 days"},
     },
     "exclude": {"accounts_where": "internal"},
@@ -94,8 +115,9 @@ def _accounts(seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
             "account_id": [f"acct_{i:05d}" for i in range(n)],
             "plan": np.asarray(["free", "team", "enterprise"])[rng.integers(0, 3, n)],
             "created_at": (START + pd.to_timedelta(joins, "us")).tz_localize("UTC"),
-            "churned_at": pd.Series(START + pd.to_timedelta(ends, "us")).dt.tz_localize(
-                "UTC").where(churned),
+            "churned_at": pd.Series(START + pd.to_timedelta(ends, "us"))
+            .dt.tz_localize("UTC")
+            .where(churned),
             "internal": np.arange(n) >= ACCOUNTS,
         }
     )
@@ -123,7 +145,9 @@ def generate(events: int, seed: int = 0) -> Path:
         order = np.argsort(ts, kind="stable")
         who, ts = who[order], ts[order]
         kind = rng.choice(len(NAMES), n, p=SHARES)
-        amount = np.where(kind == NAMES.index("invoice_paid"), np.round(rng.gamma(2, 40, n), 2), np.nan)
+        amount = np.where(
+            kind == NAMES.index("invoice_paid"), np.round(rng.gamma(2, 40, n), 2), np.nan
+        )
         table = pa.table(
             {
                 "ts": pa.array(START.value // 1000 + ts, pa.timestamp("us", tz="UTC")),
@@ -131,7 +155,8 @@ def generate(events: int, seed: int = 0) -> Path:
                 "user_id": pa.array(who.astype(np.int64) * 16 + rng.integers(0, 12, n)),
                 "event": pa.DictionaryArray.from_arrays(pa.array(kind, pa.int8()), names),
                 "platform": pa.DictionaryArray.from_arrays(
-                    pa.array(rng.integers(0, 3, n), pa.int8()), platforms),
+                    pa.array(rng.integers(0, 3, n), pa.int8()), platforms
+                ),
                 "amount": pa.array(amount, from_pandas=True),
             }
         )
@@ -151,8 +176,9 @@ def build_pandas(folder: Path) -> pd.DataFrame:
     """The same aggregation in pandas (no checks of the source)."""
     accounts = pd.read_parquet(folder / "accounts.parquet")
     accounts = accounts[~accounts["internal"]]
-    frame = pd.read_parquet(folder / "events", columns=["ts", "account_id", "user_id", "event",
-                                                        "platform", "amount"])
+    frame = pd.read_parquet(
+        folder / "events", columns=["ts", "account_id", "user_id", "event", "platform", "amount"]
+    )
     frame = frame[frame["account_id"].isin(accounts["account_id"])]
     ts = frame["ts"].dt.tz_localize(None)
     day = ts.dt.normalize()
@@ -160,18 +186,26 @@ def build_pandas(folder: Path) -> pd.DataFrame:
     event = frame["event"].astype(str)
     done = event == "project_completed"
     key = ["account_id", "period"]
-    grouped = pd.DataFrame(
-        {
-            "projects_completed": done.astype(np.int64),
-            "mobile_logins": ((event == "login") & frame["platform"].isin(["ios", "android"])).astype(np.int64),
-            "revenue": frame["amount"].where(event == "invoice_paid", 0.0),
-            "created": (event == "project_created").astype(np.int64),
-            "account_id": frame["account_id"].astype(str),
-            "period": frame["period"],
-        }
-    ).groupby(key, sort=False).sum()
+    grouped = (
+        pd.DataFrame(
+            {
+                "projects_completed": done.astype(np.int64),
+                "mobile_logins": (
+                    (event == "login") & frame["platform"].isin(["ios", "android"])
+                ).astype(np.int64),
+                "revenue": frame["amount"].where(event == "invoice_paid", 0.0),
+                "created": (event == "project_created").astype(np.int64),
+                "account_id": frame["account_id"].astype(str),
+                "period": frame["period"],
+            }
+        )
+        .groupby(key, sort=False)
+        .sum()
+    )
     building = frame[event.isin(["project_completed", "project_created", "board_shared"])]
-    users = building.groupby([building["account_id"].astype(str), building["period"]])["user_id"].nunique()
+    users = building.groupby([building["account_id"].astype(str), building["period"]])[
+        "user_id"
+    ].nunique()
     # the grid from the accounts' lifetimes
     last = START + pd.Timedelta(days=7 * (WEEKS - 1))
     created = accounts["created_at"].dt.tz_localize(None)
@@ -196,7 +230,10 @@ def build_pandas(folder: Path) -> pd.DataFrame:
         grid[name] = grouped[name].reindex(index).fillna(0).to_numpy(float)
     grid["active_users"] = users.reindex(index).fillna(0).to_numpy(float)
     grid["completion_rate"] = np.where(
-        grid["created"] > 0, grid["projects_completed"] / grid["created"].where(grid["created"] > 0, 1), 0.0)
+        grid["created"] > 0,
+        grid["projects_completed"] / grid["created"].where(grid["created"] > 0, 1),
+        0.0,
+    )
     # rolling 30 days: daily counts per account, cumulative, read at each period's last day
     daily = frame.loc[done].groupby([frame.loc[done, "account_id"].astype(str), day[done]]).size()
     codes = {a: i for i, a in enumerate(accounts["account_id"])}
@@ -210,8 +247,18 @@ def build_pandas(folder: Path) -> pd.DataFrame:
     g_idx = grid["account_id"].map(codes).to_numpy()
     window = cumulative[g_idx, end_day] - cumulative[g_idx, end_day - 30]
     grid["teams_3_in_30d"] = (window >= 3).astype(float)
-    columns = ["account_id", "period", "plan", "projects_completed", "active_users",
-               "mobile_logins", "revenue", "completion_rate", "teams_3_in_30d", "churned"]
+    columns = [
+        "account_id",
+        "period",
+        "plan",
+        "projects_completed",
+        "active_users",
+        "mobile_logins",
+        "revenue",
+        "completion_rate",
+        "teams_3_in_30d",
+        "churned",
+    ]
     return grid[columns]
 
 
@@ -221,17 +268,29 @@ def measure(engine: str, events: int) -> dict:
     started = time.perf_counter()
     frame = (build_duckdb if engine == "duckdb" else build_pandas)(folder)
     wall = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak = usage.ru_maxrss / 1024
     if os.environ.get("NSM_SIM_BENCH_KEEP"):
         frame.to_parquet(Path(os.environ["NSM_SIM_BENCH_KEEP"]), index=False)
-    return {"engine": engine, "events": events, "wall": wall, "peak_mb": peak, "rows": len(frame)}
+    cpu = usage.ru_utime + usage.ru_stime
+    return {
+        "engine": engine,
+        "events": events,
+        "wall": wall,
+        "cpu": cpu,
+        "peak_mb": peak,
+        "rows": len(frame),
+    }
 
 
 def run(engine: str, events: int, keep: Path | None = None) -> dict:
     env = {**os.environ, **({"NSM_SIM_BENCH_KEEP": str(keep)} if keep else {})}
     out = subprocess.run(
         [sys.executable, __file__, "--one", engine, str(events)],
-        check=True, capture_output=True, text=True, env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -239,8 +298,9 @@ def run(engine: str, events: int, keep: Path | None = None) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=float, nargs="+", default=[1e6, 1e7, 1e8])
-    parser.add_argument("--pandas-up-to", type=float, default=1e7,
-                        help="largest size also built with pandas")
+    parser.add_argument(
+        "--pandas-up-to", type=float, default=1e7, help="largest size also built with pandas"
+    )
     parser.add_argument("--fresh", action="store_true", help="write the event logs again")
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -250,11 +310,15 @@ def main() -> None:
     import duckdb
     import sqlglot
 
-    print(f"duckdb {duckdb.__version__}, sqlglot {sqlglot.__version__}, pandas {pd.__version__}; "
-          f"{ACCOUNTS:,} accounts x {WEEKS} weeks; load average before: {os.getloadavg()[0]:.2f}\n")
-    print("| events | Parquet (MB) | generate (s) | rows | DuckDB build (s) | DuckDB peak (MB) "
-          "| pandas (s) | pandas peak (MB) | budget |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        f"duckdb {duckdb.__version__}, sqlglot {sqlglot.__version__}, pandas {pd.__version__}; "
+        f"{ACCOUNTS:,} accounts x {WEEKS} weeks; load average before: {os.getloadavg()[0]:.2f}\n"
+    )
+    print(
+        "| events | Parquet (MB) | generated (s) | rows | DuckDB build (s) | DuckDB CPU (s) "
+        "| DuckDB peak (MB) | pandas (s) | pandas peak (MB) | budget |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for size in args.sizes:
         events = int(size)
         folder = ROOT / f"events_{events}"
@@ -263,23 +327,35 @@ def main() -> None:
 
             shutil.rmtree(folder)
         started = time.perf_counter()
+        fresh = not (folder / "tree.yaml").exists()
         generate(events)
-        made = time.perf_counter() - started
+        made = f"{time.perf_counter() - started:.0f}" if fresh else "kept"
         mb = sum(p.stat().st_size for p in (folder / "events").iterdir()) / 2**20
         small = size == min(args.sizes)
         ours = run("duckdb", events, ROOT / "duckdb.parquet" if small else None)
-        theirs = run("pandas", events, ROOT / "pandas.parquet" if small else None) if size <= args.pandas_up_to else None
+        theirs = (
+            run("pandas", events, ROOT / "pandas.parquet" if small else None)
+            if size <= args.pandas_up_to
+            else None
+        )
         if small and theirs:
-            a = pd.read_parquet(ROOT / "duckdb.parquet").sort_values(["account_id", "period"], ignore_index=True)
-            b = pd.read_parquet(ROOT / "pandas.parquet").sort_values(["account_id", "period"], ignore_index=True)
+            a = pd.read_parquet(ROOT / "duckdb.parquet").sort_values(
+                ["account_id", "period"], ignore_index=True
+            )
+            b = pd.read_parquet(ROOT / "pandas.parquet").sort_values(
+                ["account_id", "period"], ignore_index=True
+            )
             pd.testing.assert_frame_equal(a, b, check_dtype=False, check_exact=False, rtol=1e-12)
         budget = ""
         if events >= 100_000_000:
             ok = ours["wall"] < 120 and ours["peak_mb"] < 4096
             budget = f"< 120 s, < 4,096 MB: {'ok' if ok else 'MISSED'}"
-        pandas_cols = (f"{theirs['wall']:.1f} | {theirs['peak_mb']:,.0f}" if theirs else "not run | ")
-        print(f"| {events:,} | {mb:,.0f} | {made:.1f} | {ours['rows']:,} | {ours['wall']:.1f} | "
-              f"{ours['peak_mb']:,.0f} | {pandas_cols} | {budget} |", flush=True)
+        pandas_cols = f"{theirs['wall']:.1f} | {theirs['peak_mb']:,.0f}" if theirs else "not run | "
+        print(
+            f"| {events:,} | {mb:,.0f} | {made} | {ours['rows']:,} | {ours['wall']:.1f} | "
+            f"{ours['cpu']:.1f} | {ours['peak_mb']:,.0f} | {pandas_cols} | {budget} |",
+            flush=True,
+        )
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -32,7 +32,18 @@ def _panel_writer(build: Build, suffix: str):
     return lambda p: frame.to_parquet(p, index=False)
 
 
-def _summary_line(summary: dict[str, Any]) -> str:
+def summary_line(summary: dict[str, Any]) -> str:
+    """Say in one line what a build made (for ``build`` and ``check``).
+
+    Parameters
+    ----------
+    summary : dict
+        :attr:`nsm_sim.events.engine.Build.summary`.
+
+    Returns
+    -------
+    str
+    """
     events, periods = summary["events"], summary["periods"]
     return (
         f"{summary['rows']:,} account-periods of {summary['accounts']:,} accounts x "
@@ -86,7 +97,7 @@ def build(
 
     where = f" to {out}" if out is not None else ""
     terminal.console(stderr=show_sql).print(
-        f"Built{where}: {_summary_line(result.summary)}", soft_wrap=True
+        f"Built{where}: {summary_line(result.summary)}", soft_wrap=True
     )
 
 
