@@ -224,10 +224,6 @@ def match_counts(metrics: dict[str, MetricDefinition]) -> dict[str, str]:
     }
 
 
-def _sum(name: str) -> exp.Expression:
-    return exp.func("sum", col(name))
-
-
 def measures(td: TreeDefinitions, bounds: Bounds, users: bool) -> exp.Select:
     """Select one row per account and period with events: every aggregate, in one scan.
 
