@@ -799,3 +799,26 @@ def test_the_build_command_refuses_what_it_cannot_do(synthetic, tmp_path):
     plain.write_text(yaml.safe_dump(tree_part(yaml.safe_load(paths["tree"].read_text()))))
     with pytest.raises(InputError, match="defines no metrics from events"):
         command.panel_for(plain, None)
+
+
+def test_account_ids_of_different_types_are_matched_as_text(tmp_path, log):
+    events, accounts = log
+    numbered = {a: i for i, a in enumerate(accounts["account_id"])}
+    events = events.assign(account=events["account"].map(numbered).astype("int64"))
+    accounts = accounts.assign(account_id=accounts["account_id"].map(numbered).astype(str))
+    write_log(tmp_path, events, accounts)
+    built = build_panel(tree_file(tmp_path, {}))
+    expected = reference_grid(accounts)
+    attach(
+        expected,
+        "projects",
+        per_period(events[events["name"] == "project_completed"].astype({"account": str})),
+    )
+    assert_same(built.frame, expected, ["projects", "churned"])
+
+
+def test_a_query_the_engine_refuses_is_a_message_not_a_traceback(case):
+    tmp, events, accounts = case
+    path = tree_file(tmp, {"odd": {"event": "login", "where": "platform = 3"}})
+    with pytest.raises(DataError, match="the query engine refused a query: Conversion Error"):
+        build_panel(path)

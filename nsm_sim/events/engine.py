@@ -65,13 +65,16 @@ class Session:
 
     Parameters
     ----------
+    source : str
+        What the queries read (named when the engine refuses one).
     memory_limit : str
         DuckDB's memory budget.
     threads : int or None
         Threads (default: all cores).
     """
 
-    def __init__(self, memory_limit: str = MEMORY_LIMIT, threads: int | None = None):
+    def __init__(self, source: str, memory_limit: str = MEMORY_LIMIT, threads: int | None = None):
+        self.source = source
         self._spill = tempfile.TemporaryDirectory(prefix="nsm-sim-duckdb-")
         config: dict[str, Any] = {
             "memory_limit": memory_limit,
@@ -84,9 +87,22 @@ class Session:
         self.statements: list[str] = []
 
     def run(self, statement: exp.Expression) -> duckdb.DuckDBPyConnection:
-        """Run one statement, keeping its SQL (formatted)."""
+        """Run one statement, keeping its SQL (formatted).
+
+        Raises
+        ------
+        DataError
+            When DuckDB refuses it (a filter comparing text with a number, say).
+        """
         self.statements.append(statement.sql(dialect=DIALECT, pretty=True))
-        return self.con.execute(statement.sql(dialect=DIALECT))
+        try:
+            return self.con.execute(statement.sql(dialect=DIALECT))
+        except duckdb.Error as err:
+            reason = str(err).splitlines()[0]
+            raise DataError(
+                self.source,
+                [f"the query engine refused a query: {reason} (--show-sql prints the queries)"],
+            ) from None
 
     def rows(self, statement: exp.Expression) -> list[tuple[Any, ...]]:
         """Run a query and return its rows."""
@@ -145,8 +161,9 @@ def _reader(
         reader = sql.file_reader(files, kinds.pop())
     try:
         described = session.rows(exp.Describe(this=exp.select("*").from_(reader)))
-    except duckdb.Error as err:
-        raise DataError(source, [f"{field}: not readable: {str(err).splitlines()[0]}"]) from None
+    except DataError as err:
+        reason = err.problems[0].removeprefix("the query engine refused a query: ")
+        raise DataError(source, [f"{field}: not readable: {reason}"]) from None
     return reader, {name: dtype for name, dtype, *_ in described}
 
 
@@ -230,7 +247,7 @@ def build_panel(
         account's lifetime, zero denominators; each with its field, column and example rows.
     """
     td = tree if isinstance(tree, TreeDefinitions) else load_definitions(tree)
-    with Session(memory_limit=memory_limit, threads=threads) as session:
+    with Session(str(td.path), memory_limit=memory_limit, threads=threads) as session:
         frame, summary = _run(session, td)
         statements = tuple(session.statements)
     panel = check_frame(frame, td.tree, source=f"{td.path} (built from events)")
@@ -254,12 +271,16 @@ def _run(session: Session, td: TreeDefinitions) -> tuple[pd.DataFrame, dict[str,
         raise DataError(source, problems)
     with_accounts = account_types is not None
     roles = columns.event_roles(td, event_types)
+    a_roles = columns.account_roles(td)
+    # account ids read as text on both sides when their types differ (text and numbers)
+    as_text = with_accounts and (
+        event_types[roles["account_id"]] != account_types[a_roles["account_id"]]
+    )
     offsets = _zone_offsets(session, events_from, event_types[roles["timestamp"]], roles, zone)
-    everything = query.events_all(events_from, event_types, roles, zone, offsets)
+    everything = query.events_all(events_from, event_types, roles, zone, offsets, as_text)
     session.run(sql.view("events_all", everything))
     if with_accounts:
-        a_roles = columns.account_roles(td)
-        accounts = query.accounts_all(accounts_from, account_types, a_roles, zone)
+        accounts = query.accounts_all(accounts_from, account_types, a_roles, zone, as_text)
         session.run(sql.view("accounts_all", accounts))
         session.run(sql.view("accounts_kept", query.accounts_kept(td)))
     session.run(sql.view("events_kept", query.events_kept(td, with_accounts)))

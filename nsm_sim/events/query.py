@@ -85,6 +85,7 @@ def _renamed(
     zone: str,
     times: tuple[str, ...],
     offsets: list[tuple[int, int]] | None = None,
+    ids_as_text: bool = False,
 ) -> list[exp.Expression]:
     """Select each role's column under the role's name, then every column under its own.
 
@@ -99,6 +100,8 @@ def _renamed(
         if role in times:
             value = local_time(value, columns[source], zone, offsets)
             out.append(exp.alias_(col(source), raw(role), quoted=True))
+        if role == "account_id" and ids_as_text:
+            value = exp.cast(value, exp.DataType.Type.VARCHAR)
         out.append(exp.alias_(value, role, quoted=True))
     out += [col(c) for c in columns if c not in roles]
     return out
@@ -110,17 +113,23 @@ def events_all(
     roles: dict[str, str | None],
     zone: str,
     offsets: list[tuple[int, int]] | None = None,
+    ids_as_text: bool = False,
 ) -> exp.Select:
     """Select the event log, its role columns renamed, timestamps local to ``zone``."""
-    return exp.select(*_renamed(roles, columns, zone, ("timestamp",), offsets)).from_(source)
+    renamed = _renamed(roles, columns, zone, ("timestamp",), offsets, ids_as_text)
+    return exp.select(*renamed).from_(source)
 
 
 def accounts_all(
-    source: exp.Expression, columns: dict[str, str], roles: dict[str, str | None], zone: str
+    source: exp.Expression,
+    columns: dict[str, str],
+    roles: dict[str, str | None],
+    zone: str,
+    ids_as_text: bool = False,
 ) -> exp.Select:
     """Select the accounts table, its role columns renamed, dates local to ``zone``."""
     times = ("started_at", "churned_at")
-    return exp.select(*_renamed(roles, columns, zone, times)).from_(source)
+    return exp.select(*_renamed(roles, columns, zone, times, None, ids_as_text)).from_(source)
 
 
 def _excluded_ids(td: TreeDefinitions) -> exp.Expression | None:
