@@ -110,7 +110,8 @@ class AccountColumns(_Closed):
     segment : str or None
         The segment label; defaults to the tree's segment column.
     started_at : str or None
-        When the account became a customer; without it an account starts at its first event.
+        When the account became a customer; without it (or where it is empty) an account
+        starts at its first event, or at the first period when it has none.
     churned_at : str or None
         When it stopped being one (empty while it still is); needed by ``churn.rule: end_date``.
     """
