@@ -1,10 +1,17 @@
-"""Lifts: how an initiative (or a past experiment) moves its metric, as a distribution."""
+"""Lifts: how an initiative (or a past experiment) moves its metric, as a distribution.
+
+Every number of a lift is finite, and no lift can take a metric down by 100 % or more (a
+lower end at or below -100 % is refused). :func:`lift_span` gives a lift's 5th and 95th
+percentiles, which :class:`~nsm_sim.spec.Initiative` holds to a plausible range.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -15,10 +22,25 @@ from pydantic import (
 
 from nsm_sim.spec.base import Fraction, _Closed
 
+#: The standard normal's 95th percentile.
+_Z_95 = 1.6448536269514722
+
 # --------------------------------------------------------------------------- lifts
 
 
-class IntervalLift(_Closed):
+class _Finite(_Closed):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _above_minus_one(value: float, field: str) -> None:
+    if value <= -1.0:
+        raise ValueError(
+            f"{field}: {value:.4g} is a fall of 100% or more, which no metric can have; "
+            "expected above -100%"
+        )
+
+
+class IntervalLift(_Finite):
     """A 90 % interval of the relative lift if the initiative works.
 
     Log-normal when both ends are positive, normal otherwise.
@@ -35,8 +57,13 @@ class IntervalLift(_Closed):
             raise ValueError(f"must not be below low ({low:g}), got {high:g}")
         return high
 
+    @model_validator(mode="after")
+    def _possible(self) -> IntervalLift:
+        _above_minus_one(self.low, "low")
+        return self
 
-class NormalLift(_Closed):
+
+class NormalLift(_Finite):
     """A normal relative lift."""
 
     distribution: Literal["normal"]
@@ -44,7 +71,7 @@ class NormalLift(_Closed):
     sd: Fraction = Field(ge=0.0)
 
 
-class LogNormalLift(_Closed):
+class LogNormalLift(_Finite):
     """A log-normal relative lift: ``log(lift) ~ Normal(log(median), sigma)``."""
 
     distribution: Literal["lognormal"]
@@ -52,7 +79,7 @@ class LogNormalLift(_Closed):
     sigma: float = Field(ge=0.0)
 
 
-class BetaLift(_Closed):
+class BetaLift(_Finite):
     """A relative lift ``scale * Beta(alpha, beta)``."""
 
     distribution: Literal["beta"]
@@ -60,8 +87,13 @@ class BetaLift(_Closed):
     beta: float = Field(gt=0.0)
     scale: Fraction = 1.0
 
+    @model_validator(mode="after")
+    def _possible(self) -> BetaLift:
+        _above_minus_one(self.scale, "scale")
+        return self
 
-class UniformLift(_Closed):
+
+class UniformLift(_Finite):
     """A uniform relative lift on ``[low, high]``."""
 
     distribution: Literal["uniform"]
@@ -70,8 +102,13 @@ class UniformLift(_Closed):
 
     _ordered = field_validator("high")(IntervalLift._ordered.__func__)
 
+    @model_validator(mode="after")
+    def _possible(self) -> UniformLift:
+        _above_minus_one(self.low, "low")
+        return self
 
-class PertLift(_Closed):
+
+class PertLift(_Finite):
     """A PERT relative lift: a scaled Beta with the given minimum, mode and maximum."""
 
     distribution: Literal["pert"]
@@ -86,6 +123,7 @@ class PertLift(_Closed):
                 f"expected low <= mode <= high with low < high, got "
                 f"{self.low:g}, {self.mode:g}, {self.high:g}"
             )
+        _above_minus_one(self.low, "low")
         return self
 
 
@@ -115,10 +153,15 @@ class ExperimentLift(_Closed):
     experiment: Experiment
 
 
-class FixedLift(_Closed):
+class FixedLift(_Finite):
     """A lift known exactly."""
 
     value: Fraction
+
+    @model_validator(mode="after")
+    def _possible(self) -> FixedLift:
+        _above_minus_one(self.value, "value")
+        return self
 
 
 def _lift_kind(value: Any) -> str:
@@ -151,6 +194,75 @@ Lift = Annotated[
 
 
 def _coerce_lift(value: Any) -> Any:
-    if isinstance(value, int | float | str):
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
         return {"value": value}
     return value
+
+
+def _beta_span(alpha: float, beta: float) -> tuple[float, float]:
+    from scipy.stats import beta as beta_distribution
+
+    low, high = beta_distribution.ppf([0.05, 0.95], alpha, beta)
+    return float(low), float(high)
+
+
+def _lognormal_quantile(log_median: float, z: float) -> float:
+    exponent = log_median + z
+    return math.inf if exponent > 700 else math.exp(exponent)
+
+
+def lift_span(lift: Any) -> tuple[float, float]:
+    """Return a lift's 5th and 95th percentiles (bounds on them for a measured experiment).
+
+    Parameters
+    ----------
+    lift : Lift
+        Any lift model.
+
+    Returns
+    -------
+    tuple of float
+        ``(p5, p95)`` of the relative lift; for an :class:`ExperimentLift`, a lower bound of
+        its 5th percentile and an upper bound of its 95th (from the 2.5th and 97.5th
+        percentiles of the two conversion rates).
+
+    Examples
+    --------
+    >>> lift_span(IntervalLift(low=0.02, high=0.1))
+    (0.02, 0.1)
+    >>> lift_span(FixedLift(value=0.05))
+    (0.05, 0.05)
+    """
+    if isinstance(lift, IntervalLift):
+        return lift.low, lift.high
+    if isinstance(lift, FixedLift):
+        return lift.value, lift.value
+    if isinstance(lift, NormalLift):
+        return lift.mean - _Z_95 * lift.sd, lift.mean + _Z_95 * lift.sd
+    if isinstance(lift, LogNormalLift):
+        log_median = math.log(lift.median)
+        spread = _Z_95 * lift.sigma
+        return (
+            _lognormal_quantile(log_median, -spread),
+            _lognormal_quantile(log_median, spread),
+        )
+    if isinstance(lift, UniformLift):
+        width = lift.high - lift.low
+        return lift.low + 0.05 * width, lift.low + 0.95 * width
+    if isinstance(lift, BetaLift):
+        low, high = (lift.scale * q for q in _beta_span(lift.alpha, lift.beta))
+        return min(low, high), max(low, high)
+    if isinstance(lift, PertLift):
+        span = lift.high - lift.low
+        a = 1 + 4 * (lift.mode - lift.low) / span
+        b = 1 + 4 * (lift.high - lift.mode) / span
+        low, high = _beta_span(a, b)
+        return lift.low + span * low, lift.low + span * high
+    if isinstance(lift, ExperimentLift):
+        from scipy.stats import beta as beta_distribution
+
+        c, t = lift.experiment.control, lift.experiment.treatment
+        control = beta_distribution.ppf([0.025, 0.975], 1 + c.conversions, 1 + c.n - c.conversions)
+        treated = beta_distribution.ppf([0.025, 0.975], 1 + t.conversions, 1 + t.n - t.conversions)
+        return float(treated[0] / control[1] - 1.0), float(treated[1] / control[0] - 1.0)
+    raise TypeError(f"not a lift: {lift!r}")
