@@ -8,13 +8,20 @@ once, each with its column, the count and up to five offending ``(account, perio
 
 * columns: ``account_id``, ``period``, ``churned``, the tree's segment column (if it names
   one), every metric of the tree and every candidate, the value column; nothing else;
-* metric and value columns: numbers, finite, not missing, ``>= 0``;
+* metric and value columns: numbers, finite, not missing, ``>= 0`` and below ``1e15``;
 * ``churned``: 0 or 1, and 1 only on an account's last row (no rows after a churn);
 * ``period``: an ISO 8601 date (``2025-01-06``); one row per account and period;
 * the grid: weekly periods lie a multiple of 7 days from the first period of the panel;
   monthly periods fall on the same day of the month as the first period (use the 1st, or
   any day up to the 28th); an account's rows are consecutive periods (no gaps);
-* at least 50 accounts and 8 periods, enough to fit.
+* coverage: every period from the first to the last holds rows (a stray date far from the
+  others is named);
+* enough to fit: at least 50 accounts and 8 periods; some accounts churn and some are still
+  customers in the last period; every metric of the tree and every candidate varies.
+
+An account whose rows stop before the last period without ``churned = 1`` is not refused
+(it is taken as lost to follow-up, censored) but named in :attr:`Panel.warnings`, which
+:func:`describe` passes on to the fit's card and from there to every use of the fit.
 """
 
 from __future__ import annotations
@@ -56,6 +63,9 @@ class Panel:
         The period grid, first to last.
     fingerprint : str
         A hash of the panel's content.
+    warnings : tuple of str
+        What the check found doubtful without refusing it (accounts that vanish before the
+        last period without churning), one line each with its rows.
     """
 
     frame: pd.DataFrame
@@ -64,11 +74,14 @@ class Panel:
     segments: tuple[str, ...]
     periods: pd.DatetimeIndex
     fingerprint: str
+    warnings: tuple[str, ...] = ()
 
 
 #: Smallest panel that can be fitted.
 MIN_ACCOUNTS = 50
 MIN_PERIODS = 8
+#: Metric and value columns hold numbers below this (their sums must stay finite).
+MAX_VALUE = 1e15
 #: Offending rows named per problem.
 MAX_EXAMPLES = 5
 #: Columns the checked frame derives; no metric may use these names.
@@ -104,19 +117,40 @@ def load_panel(path: str | Path, tree: MetricTree) -> Panel:
     if not path.exists():
         raise DataError(source, ["file not found"])
     suffix = path.suffix.lower()
+    if path.is_dir():
+        raise DataError(source, ["is a folder; expected a .csv or .parquet file"])
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise DataError(source, [f"expected a .csv or .parquet file, got {suffix or 'none'!r}"])
+    kind = "CSV" if suffix == ".csv" else "Parquet"
     try:
         if suffix == ".csv":
             text_columns = {"account_id": "str", **({tree.segment: "str"} if tree.segment else {})}
-            frame = pd.read_csv(path, dtype=text_columns)
-        elif suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
+            frame = pd.read_csv(path, dtype=text_columns, encoding="utf-8")
         else:
-            raise DataError(source, [f"expected a .csv or .parquet file, got {suffix or 'none'!r}"])
-    except DataError:
-        raise
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        kind = "CSV" if suffix == ".csv" else "Parquet"
-        raise DataError(source, [f"not a readable {kind} file: {exc}"]) from None
+            frame = pd.read_parquet(path)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            source,
+            [
+                f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x}: another encoding, or a "
+                "binary file); expected a CSV file saved as UTF-8"
+            ],
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise DataError(
+            source,
+            [
+                "not a readable CSV file (it is empty); expected a header row and one row per "
+                "account-period"
+            ],
+        ) from None
+    except MemoryError:
+        raise DataError(source, ["too large to read into the memory available"]) from None
+    except Exception as exc:  # noqa: BLE001 - the readers raise many kinds; all mean the same
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(source, [f"not a readable {kind} file ({first})"]) from None
+    if not isinstance(frame.columns, pd.Index) or frame.columns.nlevels != 1:
+        raise DataError(source, ["not a flat table; expected one header row of column names"])
     return check_frame(frame, tree, source=source)
 
 
@@ -157,6 +191,7 @@ class _Reporter:
     def __init__(self, frame: pd.DataFrame):
         self.frame = frame
         self.problems: list[str] = []
+        self.warnings: list[str] = []
 
     def row(self, i: int) -> str:
         f = self.frame
@@ -164,16 +199,21 @@ class _Reporter:
         per = _format_period(f["period"].iat[i]) if "period" in f else "?"
         return f"({acct}, {per})"
 
-    def rows(self, column: str, what: str, where: np.ndarray, expected: str) -> None:
+    def text(self, column: str, what: str, where: np.ndarray, expected: str) -> str | None:
         idx = np.flatnonzero(where) if where.dtype == bool else np.asarray(where)
         if idx.size == 0:
-            return
+            return None
         shown = ", ".join(self.row(int(i)) for i in idx[:MAX_EXAMPLES])
         first = f", first {MAX_EXAMPLES}" if idx.size > MAX_EXAMPLES else ""
-        self.problems.append(
+        return (
             f"{column}: {what} in {idx.size} row(s){first} (account, period): {shown}; "
             f"expected {expected}"
         )
+
+    def rows(self, column: str, what: str, where: np.ndarray, expected: str) -> None:
+        text = self.text(column, what, where, expected)
+        if text:
+            self.problems.append(text)
 
     def add(self, text: str) -> None:
         self.problems.append(text)
@@ -235,7 +275,7 @@ def check_frame(frame: pd.DataFrame, tree: MetricTree, source: str = "<frame>") 
     Returns
     -------
     Panel
-        Sorted by account then period; see :class:`Panel`.
+        Sorted by account then period, with the check's warnings; see :class:`Panel`.
 
     Raises
     ------
@@ -302,6 +342,12 @@ def check_frame(frame: pd.DataFrame, tree: MetricTree, source: str = "<frame>") 
         report.rows(m, "missing value", np.isnan(v) & ~non_numeric, want)
         report.rows(m, "infinite value", np.isinf(v), want)
         report.rows(m, "negative value", v < 0, want)
+        report.rows(
+            m,
+            f"value of {MAX_VALUE:.0e} or more",
+            np.isfinite(v) & (v >= MAX_VALUE),
+            f"a number below {MAX_VALUE:.0e} (a count or an amount per account and period)",
+        )
     churned = np.zeros(n)
     churn_ok = np.zeros(n, dtype=bool)
     if "churned" in frame:
@@ -323,7 +369,8 @@ def check_frame(frame: pd.DataFrame, tree: MetricTree, source: str = "<frame>") 
     codes = np.full(n, -1, dtype=np.int64)
     codes[ok] = pd.factorize(accounts[ok], sort=True)[0]
     t = np.full(n, -1, dtype=np.int64)
-    periods = pd.DatetimeIndex([], dtype="datetime64[us]")
+    n_periods = 0
+    first_stamp = pd.Timestamp(0)
     unique_key = ok.copy()
     if ok.any():
         key = pd.DataFrame({"a": codes[ok], "p": periods_us[ok]})
@@ -385,29 +432,37 @@ def check_frame(frame: pd.DataFrame, tree: MetricTree, source: str = "<frame>") 
         )
 
         n_periods = int(t[on_grid].max()) + 1 if on_grid.any() else 0
-        if tree.period == "week":
-            periods = pd.DatetimeIndex(
-                first_stamp + pd.to_timedelta(7 * np.arange(n_periods), unit="D")
-            ).as_unit("us")
-        else:
-            periods = pd.DatetimeIndex(
-                [first_stamp + pd.DateOffset(months=k) for k in range(n_periods)]
-            ).as_unit("us")
-    # size, judged on the rows whose key is readable (unreadable keys are reported above)
+        sound = not (dup.any() or (ok & ~on_grid).any() or gap.any() or not churn_ok[ok].all())
+        if sound:
+            _check_coverage(report, t, churned, order, last, (first_stamp, tree.period, n_periods))
     n_accounts = int(accounts[acct_ok].nunique()) if "account_id" in frame else 0
+    # size, judged on the rows whose key is readable (unreadable keys are reported above)
     if has_keys and (acct_ok.any() or n == 0) and n_accounts < MIN_ACCOUNTS:
         report.add(
             f"account_id: only {n_accounts} account(s); expected at least {MIN_ACCOUNTS} "
             "accounts to fit"
         )
-    if has_keys and (ok.any() or n == 0) and len(periods) < MIN_PERIODS:
-        span = f" ({periods[0]:%Y-%m-%d} to {periods[-1]:%Y-%m-%d})" if len(periods) else ""
+    if has_keys and (ok.any() or n == 0) and n_periods < MIN_PERIODS:
+        span = (
+            f" ({first_stamp:%Y-%m-%d} to {_period_date(first_stamp, tree.period, n_periods - 1)})"
+            if n_periods
+            else ""
+        )
         report.add(
-            f"period: only {len(periods)} period(s){span}; expected at least {MIN_PERIODS} "
+            f"period: only {n_periods} period(s){span}; expected at least {MIN_PERIODS} "
             f"{tree.period}ly periods to fit"
         )
+    for m in tree.metrics:
+        v = values.get(m)
+        if v is not None and n and not np.isnan(v).any() and v.min() == v.max():
+            report.add(
+                f"{m}: the same value ({v[0]:g}) in all {n:,} rows; a metric that never changes "
+                "carries no information (its elasticity and its effect on churn cannot be "
+                "estimated); expected values that vary"
+            )
     if report.problems:
         raise DataError(source, report.problems)
+    periods = _period_index(first_stamp, tree.period, n_periods)
 
     # the checked panel
     order = np.lexsort((periods_us, codes))
@@ -439,7 +494,85 @@ def check_frame(frame: pd.DataFrame, tree: MetricTree, source: str = "<frame>") 
         segments=tuple(sorted(str(s) for s in pd.unique(segment))),
         periods=periods,
         fingerprint=_fingerprint(out),
+        warnings=tuple(report.warnings),
     )
+
+
+def _period_date(first: pd.Timestamp, kind: str, k: int) -> str:
+    """Return the date of period ``k`` of the grid starting at ``first`` (``YYYY-MM-DD``)."""
+    if kind == "week":
+        return str(np.datetime64(first.date(), "D") + 7 * int(k))
+    months = first.month - 1 + int(k)
+    return f"{first.year + months // 12:04d}-{months % 12 + 1:02d}-{first.day:02d}"
+
+
+def _period_index(first: pd.Timestamp, kind: str, n_periods: int) -> pd.DatetimeIndex:
+    if kind == "week":
+        return pd.DatetimeIndex(
+            first + pd.to_timedelta(7 * np.arange(n_periods), unit="D")
+        ).as_unit("us")
+    return pd.DatetimeIndex([first + pd.DateOffset(months=k) for k in range(n_periods)]).as_unit(
+        "us"
+    )
+
+
+def _check_coverage(
+    report: _Reporter,
+    t: np.ndarray,
+    churned: np.ndarray,
+    order: np.ndarray,
+    last: np.ndarray,
+    grid: tuple[pd.Timestamp, str, int],
+) -> None:
+    """Stray dates, accounts that vanish without churn, and panels with no churn or no survivor.
+
+    ``order`` holds every row sorted by account then period (a sound grid: no duplicate, no
+    gap, every date on the grid) and ``last`` marks each account's last row in it.
+    """
+    first, kind, n_periods = grid
+    rows_t = t[order]
+    empty = np.flatnonzero(np.bincount(rows_t, minlength=n_periods) == 0)
+    if empty.size:
+        breaks = np.flatnonzero(np.diff(empty) > 1)
+        starts = np.r_[empty[0], empty[breaks + 1]]
+        ends = np.r_[empty[breaks], empty[-1]]
+        k = int(np.argmax(ends - starts))
+        before, after = order[rows_t < starts[k]], order[rows_t > ends[k]]
+        report.rows(
+            "period",
+            f"date cut off from the other rows by {empty.size:,} period(s) without any row "
+            f"({_period_date(first, kind, starts[k])} to {_period_date(first, kind, ends[k])}"
+            f"{' and others' if starts.size > 1 else ''})",
+            after if after.size <= before.size else before,
+            "rows in every period from the first to the last (a date typed wrong, or rows "
+            "from another export?)",
+        )
+        return
+    last_rows = order[last]
+    end = _period_date(first, kind, n_periods - 1)
+    vanished = report.text(
+        "churned",
+        f"last row of an account that stops before the last period {end} with churned = 0",
+        last_rows[(t[last_rows] < n_periods - 1) & (churned[last_rows] == 0)],
+        "rows up to the last period while an account is a customer, and churned = 1 on its "
+        "last row if it left; these accounts are taken as lost to follow-up (censored), not "
+        "as churn",
+    )
+    if vanished:
+        report.warnings.append(vanished)
+    if not churned[last_rows].any():
+        report.add(
+            f"churned: no account churns (churned = 1 on none of the {last_rows.size:,} "
+            "accounts' last rows); the churn model needs churn to estimate retention; expected "
+            "churned = 1 on the last row of each account that left"
+        )
+    at_end = t[last_rows] == n_periods - 1
+    if at_end.any() and churned[last_rows[at_end]].all():
+        report.add(
+            f"churned: every account of the last period {end} churns, so none is still a "
+            "customer and there is no population to project; expected the accounts still "
+            "customers to have churned = 0 in the last period"
+        )
 
 
 def _fingerprint(frame: pd.DataFrame) -> str:
@@ -463,8 +596,9 @@ def describe(panel: Panel) -> dict[str, Any]:
         ``source``, ``fingerprint``, ``rows``, ``accounts``, ``periods`` (``first``,
         ``last``, ``count``, ``kind``), ``segments`` (accounts per segment), ``churn``
         (``events``, ``account_periods``, ``rate_per_period``, ``accounts_churned``,
-        ``share_of_accounts_churned``, ``accounts_alive_at_end``) and ``metrics`` (``min``,
-        ``median``, ``max`` per metric, and ``role``: north_star, input, candidate or value).
+        ``share_of_accounts_churned``, ``accounts_alive_at_end``), ``metrics`` (``min``,
+        ``median``, ``max`` per metric, and ``role``: north_star, input, candidate or value)
+        and ``warnings`` (:attr:`Panel.warnings`).
     """
     f = panel.frame
     tree = panel.tree
@@ -511,4 +645,5 @@ def describe(panel: Panel) -> dict[str, Any]:
             "accounts_alive_at_end": alive_end,
         },
         "metrics": metrics,
+        "warnings": list(panel.warnings),
     }
