@@ -2,11 +2,17 @@
 
 A bundle holds ``posterior.nc`` (the InferenceData, with the data the diagnostics need),
 ``card.json`` (the tree, fingerprints of tree and data, versions, seed, sampler settings,
-diagnostics) and ``population.csv`` (the accounts alive at the end, for the projection).
+diagnostics), ``population.csv`` (the accounts alive at the end, for the projection) and
+``manifest.json``, written last: the size and SHA-256 of each of the three. A bundle is
+written whole or not at all (:func:`nsm_sim.files.write_files`), and :func:`load_bundle`
+refuses one whose files do not match its manifest (files of two fits mixed, or changed
+after the fit). A loaded fit says what its users must be told (:attr:`Fit.warnings`): trust
+gates it failed, and what the check of its panel found doubtful.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -51,18 +57,79 @@ class Fit:
     population: data_mod.Population
     diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
 
+    @property
+    def failed_gates(self) -> list[str]:
+        """The trust gates the fit failed (status FAIL), by name."""
+        if "status" not in self.diagnostics:
+            return []
+        failed = self.diagnostics[self.diagnostics["status"] == "FAIL"]
+        return [str(name) for name in failed["check"]]
 
-#: Files of a fit bundle.
+    @property
+    def warnings(self) -> list[str]:
+        """What every use of the fit must say: failed trust gates, doubts about its panel."""
+        out = []
+        if self.failed_gates:
+            out.append(
+                f"the fit failed its trust gates ({', '.join(self.failed_gates)}): its "
+                "elasticities and churn model, and everything projected from them, are not to "
+                "be trusted; see the fit's diagnostics (diagnostics.csv in the report)"
+            )
+        out += [f"the fit's panel: {text}" for text in (self.panel or {}).get("warnings", [])]
+        return out
+
+
+#: Files of a fit bundle, apart from its manifest.
 BUNDLE_FILES = ("posterior.nc", "card.json", "population.csv")
+
+#: The bundle's manifest: size and SHA-256 of each of :data:`BUNDLE_FILES`, written last.
+MANIFEST = "manifest.json"
+
+#: Version of the manifest's layout.
+MANIFEST_FORMAT = 1
+
+
+def _digest(path: Path) -> dict[str, int | str]:
+    sha = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            sha.update(block)
+    return {"bytes": path.stat().st_size, "sha256": sha.hexdigest()}
+
+
+def _write_manifest(path: Path) -> None:
+    folder = path.parent
+    files = {name: _digest(folder / name) for name in BUNDLE_FILES}
+    path.write_text(dumps({"format": MANIFEST_FORMAT, "files": files}) + "\n", encoding="utf-8")
+
+
+def _manifest_problems(folder: Path) -> list[str]:
+    """Files of the bundle that do not match its manifest (or a manifest that is not one)."""
+    redo = "fit again to write a whole bundle"
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        listed = manifest["files"]
+        if not isinstance(listed, dict):
+            raise TypeError("files is not a mapping")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return [f"{MANIFEST}: damaged ({exc.__class__.__name__}: {exc}); {redo}"]
+    problems = []
+    for name in BUNDLE_FILES:
+        if listed.get(name) != _digest(folder / name):
+            problems.append(
+                f"{name}: does not match {MANIFEST} (changed after the fit, or taken from "
+                f"another fit); {redo}"
+            )
+    return problems
 
 
 def save_bundle(fit: Fit, out_dir: str | os.PathLike) -> Path:
-    """Write a fit bundle: ``posterior.nc``, ``card.json`` and ``population.csv``.
+    """Write a fit bundle: ``posterior.nc``, ``card.json``, ``population.csv``, ``manifest.json``.
 
-    Everything is written into a temporary folder beside ``out_dir`` first. A new
-    ``out_dir`` is then created by one rename; into an existing one each file is moved by
-    ``os.replace`` (the card last), so no file is ever half-written and other files in the
-    folder are left alone. A failure leaves ``out_dir`` as it was.
+    Written by :func:`nsm_sim.files.write_files`: the whole bundle, its manifest last, is
+    built beside ``out_dir`` and put in place in one step, so ``out_dir`` holds the old
+    bundle or the new one, never a mix; other files in the folder are kept. A failure
+    leaves ``out_dir`` as it was.
 
     Parameters
     ----------
@@ -83,8 +150,8 @@ def save_bundle(fit: Fit, out_dir: str | os.PathLike) -> Path:
             "posterior.nc": lambda path: fit.idata.to_netcdf(str(path)),
             "population.csv": fit.population.frame,
             "card.json": dumps(fit.card),
+            MANIFEST: _write_manifest,
         },
-        last=("card.json",),
     )
     return out
 
@@ -141,18 +208,28 @@ def load_bundle(directory: str | os.PathLike, tree: MetricTree | None = None) ->
     Raises
     ------
     BundleError
-        A file is missing or damaged, or the bundle's tree differs from ``tree`` (the message
-        names the nodes that differ).
+        A file is missing, damaged or does not match the manifest, or the bundle's tree
+        differs from ``tree`` (the message names the nodes that differ).
     """
     d = Path(directory)
     source = str(d)
     if not d.is_dir():
         raise BundleError(source, ["not a folder (expected a fit bundle written by `nsm-sim fit`)"])
-    missing = [n for n in BUNDLE_FILES if not (d / n).is_file()]
+    missing = [n for n in (*BUNDLE_FILES, MANIFEST) if not (d / n).is_file()]
     if missing:
-        raise BundleError(source, [f"{n}: missing" for n in missing])
+        raise BundleError(
+            source,
+            [f"{n}: missing" for n in missing]
+            + [
+                "expected a whole fit bundle written by `nsm-sim fit` (this version writes a "
+                f"{MANIFEST}); fit again"
+            ],
+        )
+    problems = _manifest_problems(d)
+    if problems:
+        raise BundleError(source, problems)
     try:
-        card = json.loads((d / "card.json").read_text())
+        card = json.loads((d / "card.json").read_text(encoding="utf-8"))
         bundle_tree = MetricTree.model_validate(card["tree"])
     except Exception as exc:  # noqa: BLE001 - any damage is reported the same way
         raise BundleError(
