@@ -9,7 +9,7 @@ it out.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,8 @@ class Analysis:
         The scenario's projection (needs a scenario).
     plan : nsm_sim.prioritise.Prioritisation or None
         Ranking, portfolio and value of information.
+    files : list of Path
+        The files written (by :func:`run_demo`; empty otherwise).
     """
 
     fit: Any
@@ -52,6 +54,7 @@ class Analysis:
     validation: Any = None
     simulation: Any = None
     plan: Any = None
+    files: list[Path] = field(default_factory=list)
 
 
 def _quiet(_: str) -> None:
@@ -174,13 +177,16 @@ def run_demo(
     seed: int = 0,
     simulations: int = 4000,
     fit_options: dict[str, Any] | None = None,
+    generated: str | None = None,
     on_step: StepCallback = _quiet,
     progress: ProgressCallback | None = None,
 ) -> Analysis:
-    """Generate the synthetic world, fit, validate, simulate and prioritise the demo scenario.
+    """Generate the synthetic world, fit, validate, simulate, prioritise, write the report.
 
-    The world (panel, tree, truth) is written to ``out/world`` and the fit bundle to
-    ``out/fit``; the caller writes the report (see :func:`nsm_sim.output.report.report_files`).
+    Everything is written into ``out`` at once, whole or not at all
+    (:func:`nsm_sim.files.staged`): the world (panel, tree, truth) in ``out/world``, the fit
+    bundle in ``out/fit`` and the report's files (:func:`nsm_sim.output.report.report_files`)
+    in ``out``. A run that fails or is killed leaves ``out`` as it was.
 
     Parameters
     ----------
@@ -192,32 +198,42 @@ def run_demo(
         Monte Carlo simulations.
     fit_options : dict, optional
         Extra keyword arguments of :func:`nsm_sim.models.inference.fit` (draws, tune, chains).
+    generated : str, optional
+        Time stamp printed in the report's footer.
     on_step, progress : callable
         As in :func:`analyse`.
 
     Returns
     -------
     Analysis
-        With every part filled.
+        With every part filled, and the report's files in ``files``.
     """
     from nsm_sim import data, synth
+    from nsm_sim.files import staged
     from nsm_sim.models import inference
+    from nsm_sim.output import report
     from nsm_sim.spec import load_scenario
 
     out = Path(out)
-    on_step(f"generating the synthetic world: {accounts:,} accounts x {periods} weeks")
-    world = synth.generate_world(accounts=accounts, periods=periods, seed=seed)
-    paths = synth.write_world(world, out / "world")
-    panel = data.load_panel(paths["panel"], world.tree)
-    on_step("fitting the driver and retention models (NUTS)")
-    fit = inference.fit(panel, seed=seed, progress=False, **(fit_options or {}))
-    inference.save_bundle(fit, out / "fit")
-    return analyse(
-        fit,
-        panel=panel,
-        scenario=load_scenario(demo_scenario_path()),
-        simulations=simulations,
-        seed=seed,
-        on_step=on_step,
-        progress=progress,
-    )
+    with staged(out) as stage:
+        on_step(f"generating the synthetic world: {accounts:,} accounts x {periods} weeks")
+        world = synth.generate_world(accounts=accounts, periods=periods, seed=seed)
+        panel_file = synth.write_world(world, stage.path / "world")["panel"]
+        panel = replace(
+            data.load_panel(panel_file, world.tree), source=str(out / "world" / panel_file.name)
+        )
+        on_step("fitting the driver and retention models (NUTS)")
+        fit = inference.fit(panel, seed=seed, progress=False, **(fit_options or {}))
+        inference.save_bundle(fit, stage.path / "fit")
+        analysis = analyse(
+            fit,
+            panel=panel,
+            scenario=load_scenario(demo_scenario_path()),
+            simulations=simulations,
+            seed=seed,
+            on_step=on_step,
+            progress=progress,
+        )
+        on_step(f"writing the report to {out}")
+        analysis.files = stage.write(report.report_files(analysis, generated=generated))
+    return analysis

@@ -16,7 +16,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.markup import escape
 
 #: Loggers of the libraries the models run on; quiet unless ``--verbose``.
 LIBRARY_LOGGERS = ("pymc", "pytensor", "arviz", "nutpie", "numba")
@@ -96,4 +95,4 @@ def render_notes(err: Console, caught: Sequence[warnings.WarningMessage], verbos
         return
     for (category, text), count in others.items():
         times = f" (x{count})" if count > 1 else ""
-        err.print(f"warning: {category}: {escape(text)}{times}", highlight=False)
+        err.print(f"warning: {category}: {text}{times}", highlight=False, markup=False)

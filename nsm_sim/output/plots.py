@@ -8,7 +8,9 @@ the metric names of the tree.
 
 Each figure copes with the awkward cases a real fit produces: a single segment, one metric,
 missing (NaN) interval ends, a threshold that was not estimated, or an empty frame (then the
-figure says there is nothing to show instead of raising).
+figure says there is nothing to show instead of raising). Names from a user's files (segments,
+initiatives) are drawn as plain text, never as mathtext, and shortened to
+:data:`LABEL_LENGTH` characters.
 """
 
 from __future__ import annotations
@@ -37,6 +39,32 @@ _SCENARIO_COLOURS = {
     "chosen portfolio": "#2ca02c",
 }
 _POPULATION = "#222222"
+
+#: Longest name drawn in a figure; longer ones are shortened with an ellipsis.
+LABEL_LENGTH = 60
+
+
+def plain(name: object) -> str:
+    r"""Return a name as figure text: shortened, and with ``$`` drawn as itself (no mathtext).
+
+    Parameters
+    ----------
+    name : object
+        A name from a user's file.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> print(plain("cost $x^$"))
+    cost \$x^\$
+    """
+    text = str(name)
+    if len(text) > LABEL_LENGTH:
+        text = text[: LABEL_LENGTH - 1] + "\u2026"
+    return text.replace("$", r"\$")
 
 
 def segment_colours(segments: Sequence[object]) -> dict[str, str]:
@@ -159,7 +187,7 @@ def elasticity_forest(drivers: pd.DataFrame, north_star: str) -> Figure:
             colour, lw, ms, label = _POPULATION, 3.0, 8.0, "population"
         else:
             name = str(seg)
-            colour, lw, ms, label = colours[name], 1.2, 4.0, name
+            colour, lw, ms, label = colours[name], 1.2, 4.0, plain(name)
             y += seg_offset[name]
         if np.isfinite(low[row]) and np.isfinite(high[row]):
             ax.hlines(y, low[row], high[row], color=colour, lw=lw)
@@ -242,7 +270,7 @@ def retention_by_level(
         order = np.argsort(_floats(part, "level"), kind="stable")
         x = _floats(part, "level")[order]
         colour = _POPULATION if name is None else colours[name]
-        label = "all accounts" if name is None else name
+        label = "all accounts" if name is None else plain(name)
         lo, hi = _floats(part, "low")[order], _floats(part, "high")[order]
         band = np.isfinite(x) & np.isfinite(lo) & np.isfinite(hi)
         if band.any():
@@ -392,7 +420,7 @@ def north_star_fan(trajectory: pd.DataFrame, north_star: str) -> Figure:
             ax.fill_between(x[outer], q["p5"][outer], q["p95"][outer], color=colour, alpha=0.12)
         if inner.any():
             ax.fill_between(x[inner], q["p25"][inner], q["p75"][inner], color=colour, alpha=0.25)
-        ax.plot(x, q["p50"], color=colour, lw=2.0, label=f"{scenario} (median, 50% and 90%)")
+        ax.plot(x, q["p50"], color=colour, lw=2.0, label=f"{plain(scenario)} (median, 50% and 90%)")
     ax.grid(color="0.92")
     ax.legend(loc="best", fontsize="small", frameon=False)
     return fig
@@ -426,8 +454,8 @@ def value_distribution(draws: Mapping[str, np.ndarray], quantity: str) -> Figure
     fig_height = max(FIGSIZE[1], 1.0 + 0.55 * len(draws))
     fig = _new_figure((FIGSIZE[0], min(fig_height, 14.0)))
     ax = fig.add_subplot()
-    ax.set_title(f"{quantity}: change vs baseline per initiative")
-    ax.set_xlabel(f"change in {quantity} vs baseline")
+    ax.set_title(f"{plain(quantity)}: change vs baseline per initiative")
+    ax.set_xlabel(f"change in {plain(quantity)} vs baseline")
     values = {}
     for name, arr in draws.items():
         flat = np.asarray(arr, dtype=float).ravel()
@@ -443,7 +471,7 @@ def value_distribution(draws: Mapping[str, np.ndarray], quantity: str) -> Figure
     for y, name in enumerate(order):
         v = values[name]
         if v.size == 0:
-            labels.append(f"{name}\nno finite draws")
+            labels.append(f"{plain(name)}\nno finite draws")
             continue
         q1, q5, q25, q75, q95, q99 = np.quantile(v, [0.01, 0.05, 0.25, 0.75, 0.95, 0.99])
         lo_all.append(q1)
@@ -460,7 +488,7 @@ def value_distribution(draws: Mapping[str, np.ndarray], quantity: str) -> Figure
         ax.hlines(y, q5, q95, color="#1f77b4", lw=1.2)
         ax.hlines(y, q25, q75, color="#1f77b4", lw=4.0)
         ax.plot([v.mean()], [y], "o", color="white", mec="#1f77b4", ms=6, zorder=3)
-        labels.append(f"{name}\nP(>0) = {np.mean(v > 0):.0%}")
+        labels.append(f"{plain(name)}\nP(>0) = {np.mean(v > 0):.0%}")
     ax.axvline(0.0, color="0.3", lw=0.8, ls="--")
     ax.set_yticks(np.arange(len(order)), labels, fontsize="small")
     ax.set_ylim(len(order) - 0.5, -0.5)
@@ -498,7 +526,7 @@ def evpi_bars(evpi: pd.DataFrame, unit: str) -> Figure:
     fig = _new_figure((FIGSIZE[0], min(max(FIGSIZE[1], 1.0 + 0.4 * len(evpi)), 14.0)))
     ax = fig.add_subplot()
     ax.set_title("Which uncertainty is worth an experiment first")
-    ax.set_xlabel(f"expected value of perfect information ({unit})")
+    ax.set_xlabel(f"expected value of perfect information ({plain(unit)})")
     if evpi.empty:
         _nothing_to_show(ax)
         return fig
@@ -508,7 +536,7 @@ def evpi_bars(evpi: pd.DataFrame, unit: str) -> Figure:
     y = np.arange(len(order))
     shown = np.nan_to_num(values[order], nan=0.0)
     ax.barh(y, shown, color="#1f77b4", height=0.6)
-    ax.set_yticks(y, names[order])
+    ax.set_yticks(y, [plain(name) for name in names[order]])
     ax.set_ylim(len(order) - 0.5, -0.5)
     for yi, v in zip(y, values[order], strict=True):
         text = "-" if not np.isfinite(v) else f"{v:,.3g}"

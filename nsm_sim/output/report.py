@@ -7,6 +7,7 @@ the pipeline has not computed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from nsm_sim.output import html, plots, tables
@@ -56,6 +57,23 @@ def assumptions(tree: Any) -> str:
     return ASSUMPTIONS.format(calibration=calibration)
 
 
+def validation_payload(validation: Any) -> dict[str, Any]:
+    """Return a validation's JSON without its wall-clock timings (results only).
+
+    The same panel and seed give the same payload byte for byte; how long each step took
+    is not a result (``nsm-sim validate`` prints it on stderr).
+
+    Parameters
+    ----------
+    validation : nsm_sim.leading.Validation
+
+    Returns
+    -------
+    dict
+    """
+    return {k: v for k, v in validation.to_dict().items() if k != "timings"}
+
+
 def validation_files(validation: Any) -> dict[str, Any]:
     """CSV, JSON and PNG files of a validation.
 
@@ -70,7 +88,7 @@ def validation_files(validation: Any) -> dict[str, Any]:
     """
     convention = validation.settings.get("lag_convention", "")
     return {
-        "validation.json": validation.to_dict(),
+        "validation.json": validation_payload(validation),
         "validation_metrics.csv": validation.metrics,
         "validation_timing.csv": validation.timing,
         "cross_correlations.csv": validation.cross_correlations,
@@ -81,13 +99,33 @@ def validation_files(validation: Any) -> dict[str, Any]:
     }
 
 
-def simulation_files(result: Any, plan: Any = None) -> dict[str, Any]:
+def with_warnings(payload: Any, warnings: Sequence[str]) -> dict[str, Any]:
+    """Return a result's JSON with the warnings of the fit it came from (``warnings`` key).
+
+    Parameters
+    ----------
+    payload : dict
+        A result's ``to_dict()``.
+    warnings : sequence of str
+        :attr:`nsm_sim.models.bundle.Fit.warnings`.
+
+    Returns
+    -------
+    dict
+        ``payload`` with ``"warnings"`` (a list, empty when there is nothing to say).
+    """
+    return {**payload, "warnings": list(warnings)}
+
+
+def simulation_files(result: Any, plan: Any = None, warnings: Sequence[str] = ()) -> dict[str, Any]:
     """CSV, JSON and PNG files of a simulation (the fan chart with ``plan``'s portfolio).
 
     Parameters
     ----------
     result : nsm_sim.simulate.SimulationResult
     plan : nsm_sim.prioritise.Prioritisation, optional
+    warnings : sequence of str, default ()
+        The fit's warnings, written into ``simulation.json``.
 
     Returns
     -------
@@ -99,7 +137,7 @@ def simulation_files(result: Any, plan: Any = None) -> dict[str, Any]:
     quantity = "value" if result.has_value else "retained_accounts"
     outcomes = dict(zip(result.names, result.initiatives.get(quantity), strict=True))
     return {
-        "simulation.json": result.to_dict(),
+        "simulation.json": with_warnings(result.to_dict(), warnings),
         "simulation.csv": result.summary(),
         "trajectory.csv": fan,
         "north_star_fan.png": plots.north_star_fan(fan, north_star),
@@ -107,13 +145,15 @@ def simulation_files(result: Any, plan: Any = None) -> dict[str, Any]:
     }
 
 
-def prioritisation_files(result: Any, plan: Any) -> dict[str, Any]:
+def prioritisation_files(result: Any, plan: Any, warnings: Sequence[str] = ()) -> dict[str, Any]:
     """CSV, JSON and PNG files of a prioritisation, with its simulation's.
 
     Parameters
     ----------
     result : nsm_sim.simulate.SimulationResult
     plan : nsm_sim.prioritise.Prioritisation
+    warnings : sequence of str, default ()
+        The fit's warnings, written into ``simulation.json`` and ``prioritise.json``.
 
     Returns
     -------
@@ -121,8 +161,8 @@ def prioritisation_files(result: Any, plan: Any) -> dict[str, Any]:
         File name to content.
     """
     return {
-        **simulation_files(result, plan),
-        "prioritise.json": plan.to_dict(),
+        **simulation_files(result, plan, warnings),
+        "prioritise.json": with_warnings(plan.to_dict(), warnings),
         "ranking.csv": plan.ranking,
         "evpi.csv": plan.evpi,
         "evpi.png": plots.evpi_bars(plan.evpi, plan.quantity),
@@ -272,12 +312,20 @@ def report_files(analysis: Any, *, generated: str | None = None) -> dict[str, An
         ),
     }
     sections = []
+    if fit.warnings:
+        sections.append(
+            html.Section(
+                "Read this first",
+                "The fit behind this report has problems that its numbers do not show.",
+                [html.Callout(text, "FAIL") for text in fit.warnings],
+            )
+        )
     if validation is not None:
         files.update(validation_files(validation))
         sections.append(_leading_section(validation, north_star, files))
     sections.append(_drivers_section(analysis, files))
     if analysis.plan is not None:
-        files.update(prioritisation_files(analysis.simulation, analysis.plan))
+        files.update(prioritisation_files(analysis.simulation, analysis.plan, fit.warnings))
         sections.append(_funding_section(analysis.simulation, analysis.plan, files))
     sections.append(_details_section(analysis))
     sections.append(html.Section("Assumptions", "", [html.Text(assumptions(tree))]))

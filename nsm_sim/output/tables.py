@@ -264,6 +264,27 @@ def panel_facts(description: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["what", "value"]).astype({"value": "object"})
 
 
+def metric_definitions(metrics: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Return one row per metric definition: the metric, its definition in words, its owner.
+
+    Parameters
+    ----------
+    metrics : mapping
+        The ``"metrics"`` part of :func:`nsm_sim.events.command.check_events`.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    return pd.DataFrame(
+        [
+            {"metric": name, "definition": facts.get("definition"), "owner": facts.get("owner")}
+            for name, facts in metrics.items()
+        ],
+        columns=["metric", "definition", "owner"],
+    )
+
+
 def metric_ranges(metrics: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """Return one row per metric of a panel's description.
 

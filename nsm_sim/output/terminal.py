@@ -1,6 +1,8 @@
 """The terminal: rich tables on stdout, messages and progress on stderr.
 
 Every ``render_*`` function prints a result the pipeline has computed; none computes one.
+Text is never read as console markup: names, paths and messages from a user's files print as
+they are (styles are applied to :class:`rich.text.Text` parts only).
 Tables fit the terminal's width (80 columns when piped): long text wraps at spaces, names
 and numbers are never cut, and a table too wide even so is folded into several tables that
 repeat its key column. ``--json`` and ``--out`` carry every column in full.
@@ -53,7 +55,7 @@ def console(stderr: bool = False) -> Console:
     -------
     rich.console.Console
     """
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, markup=False, emoji=False)
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ def _rich_table(columns: Sequence[_Column], widths: Sequence[int] | None) -> Tab
     )
     for k, column in enumerate(columns):
         tab.add_column(
-            column.header,
+            Text(column.header),
             justify="right" if column.numeric else "left",
             width=None if widths is None else widths[k],
             overflow="fold",
@@ -242,7 +244,7 @@ class Stages:
         self._task = None
         if done and not self._quiet:
             seconds = time.perf_counter() - self._started
-            self._err.print(f"{escape(self._label)} ({seconds:.0f} s)", highlight=False)
+            self._err.print(Text(f"{self._label} ({seconds:.0f} s)"))
 
     def start(self, label: str) -> None:
         """End the running stage, if any, and start ``label``."""
@@ -271,10 +273,21 @@ def announce_first_compile(err: Console, compiledir: Path, quiet: bool = False) 
     """
     if quiet or any(compiledir.glob("tmp*/*.so")):
         return
-    err.print(
-        f"compiling the models once; later runs reuse them from {escape(str(compiledir))}",
-        highlight=False,
-    )
+    err.print(Text(f"compiling the models once; later runs reuse them from {compiledir}"))
+
+
+def render_warnings(err: Console, warnings: Sequence[str]) -> None:
+    """Print each warning on its own line, after ``warning:``.
+
+    Parameters
+    ----------
+    err : rich.console.Console
+        Standard error.
+    warnings : sequence of str
+        A fit's or a panel's warnings.
+    """
+    for text in warnings:
+        err.print(Text.assemble(("warning:", "yellow"), f" {text}"), soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- check
@@ -283,10 +296,12 @@ def announce_first_compile(err: Console, compiledir: Path, quiet: bool = False) 
 def render_scenario_check(con: Console, facts: Mapping[str, Any]) -> None:
     """Print that a scenario file is valid, with its size and capacity."""
     con.print(
-        f"[green]OK[/] scenario {escape(repr(facts['scenario']))} on tree "
-        f"{escape(repr(facts['tree']))}: {facts['initiatives']} initiatives, total effort "
-        f"{facts['total_effort']:g} for capacity {facts['capacity']:g}, horizon "
-        f"{facts['horizon']} periods"
+        Text.assemble(
+            ("OK", "green"),
+            f" scenario {facts['scenario']!r} on tree {facts['tree']!r}: "
+            f"{facts['initiatives']} initiatives, total effort {facts['total_effort']:g} for "
+            f"capacity {facts['capacity']:g}, horizon {facts['horizon']} periods",
+        )
     )
 
 
@@ -294,16 +309,34 @@ def render_tree_check(con: Console, facts: Mapping[str, Any]) -> None:
     """Print that a metric tree is valid: its North Star, inputs and candidates."""
     candidates = ", ".join(facts["candidates"]) or "none"
     con.print(
-        f"[green]OK[/] tree {escape(repr(facts['tree']))}: North Star "
-        f"{escape(repr(facts['north_star']))}, {len(facts['nodes']) - 1} inputs, "
-        f"candidates: {escape(candidates)}"
+        Text.assemble(
+            ("OK", "green"),
+            f" tree {facts['tree']!r}: North Star {facts['north_star']!r}, "
+            f"{len(facts['nodes']) - 1} inputs, candidates: {candidates}",
+        )
     )
+
+
+def render_events_check(con: Console, facts: Mapping[str, Any]) -> None:
+    """Print that a tree's metric definitions build a panel from its events, and how."""
+    render_tree_check(con, facts)
+    built = facts["events"]
+    periods = built["periods"]
+    con.print(
+        Text(
+            f"Its events build {built['rows']:,} account-periods of {built['accounts']:,} "
+            f"accounts x {periods['count']} {periods['kind']}s ({periods['first']} to "
+            f"{periods['last']}); churn by {built['churn_rule']}: {built['churned']:,} "
+            f"churned, {built['censored']:,} censored at the end"
+        )
+    )
+    print_table(con, tables.metric_definitions(built["metrics"]), "Metric definitions")
 
 
 def render_panel_check(con: Console, source: Path, tree: str, facts: Mapping) -> None:
     """Print that a panel meets its tree's contract, and what it holds."""
     description = facts["data"]
-    con.print(f"[green]OK[/] {escape(str(source))} against tree {escape(repr(tree))}")
+    con.print(Text.assemble(("OK", "green"), f" {source} against tree {tree!r}"))
     print_table(con, tables.panel_facts(description), "Panel")
     if "metrics" in description:
         print_table(con, tables.metric_ranges(description["metrics"]), "Metric ranges")
@@ -317,8 +350,10 @@ def render_checks(con: Console, err: Console, checks: pd.DataFrame) -> None:
     print_table(con, checks, "Trust gates", columns=["check", "status", "detail"])
     for _, row in checks[checks["status"] != "PASS"].iterrows():
         err.print(
-            f"[yellow]warning:[/] {escape(str(row['check']))}: {row['status']} — "
-            f"{escape(str(row.get('detail', '')))}"
+            Text.assemble(
+                ("warning:", "yellow"),
+                f" {row['check']}: {row['status']} — {row.get('detail', '')}",
+            )
         )
 
 
@@ -331,7 +366,7 @@ def render_fit(
     print_table(con, drivers, "Elasticities (mean, 90% interval)", keys=3)
     print_table(con, summaries["retention"], "Churn model (mean, 90% interval)", keys=2)
     render_checks(con, err, fit.diagnostics)
-    con.print(f"Fit bundle written to {escape(str(out))}/")
+    con.print(Text(f"Fit bundle written to {out}/"))
 
 
 # --------------------------------------------------------------------------- validation
@@ -341,12 +376,14 @@ def render_validation(con: Console, validation: Any, verbose: bool = False) -> N
     """Print the verdicts, the reasons and the threshold (the lag convention when verbose)."""
     print_table(con, tables.validation_table(validation), "Is the North Star leading?", keys=2)
     for _, row in validation.metrics.iterrows():
-        con.print(f"  [bold]{escape(row['metric'])}[/]: {row['verdict']} — {escape(row['why'])}")
+        con.print(
+            Text.assemble("  ", (str(row["metric"]), "bold"), f": {row['verdict']} — {row['why']}")
+        )
     sentence = (validation.threshold or {}).get("sentence")
     if sentence:
-        con.print(f"Threshold: {escape(sentence)}")
+        con.print(Text(f"Threshold: {sentence}"))
     if verbose:
-        con.print(f"[dim]Timing: {escape(validation.settings.get('lag_convention', ''))}[/]")
+        con.print(Text(f"Timing: {validation.settings.get('lag_convention', '')}", style="dim"))
 
 
 # --------------------------------------------------------------------------- simulation
@@ -362,7 +399,7 @@ def render_simulation(con: Console, result: Any) -> None:
         "periods (changes against no initiative)",
     )
     if not result.has_value:
-        con.print("[dim]No value column: value is retained accounts.[/]")
+        con.print(Text("No value column: value is retained accounts.", style="dim"))
 
 
 def render_prioritisation(con: Console, result: Any, plan: Any) -> None:
@@ -371,18 +408,23 @@ def render_prioritisation(con: Console, result: Any, plan: Any) -> None:
     print_table(con, tables.ranking_view(plan), f"Ranking by {plan.quantity} per effort", keys=2)
     portfolio = plan.portfolio
     con.print(
-        f"[bold]Best portfolio[/] (effort {portfolio.effort:g} of {portfolio.capacity:g}): "
-        + escape(", ".join(portfolio.selected))
+        Text.assemble(
+            ("Best portfolio", "bold"),
+            f" (effort {portfolio.effort:g} of {portfolio.capacity:g}): "
+            + ", ".join(portfolio.selected),
+        )
     )
     joint = portfolio.joint or {}
     con.print(
-        f"  expected {plan.quantity} {fmt(portfolio.expected_value)} (sum of each alone); "
-        f"together {fmt(joint.get('mean'))} (90% interval {fmt(joint.get('p5'))} to "
-        f"{fmt(joint.get('p95'))}), P(>0) {fmt(joint.get('p_positive'))}"
+        Text(
+            f"  expected {plan.quantity} {fmt(portfolio.expected_value)} (sum of each alone); "
+            f"together {fmt(joint.get('mean'))} (90% interval {fmt(joint.get('p5'))} to "
+            f"{fmt(joint.get('p95'))}), P(>0) {fmt(joint.get('p_positive'))}"
+        )
     )
     print_table(con, plan.evpi, "Value of perfect information: test the top one first")
     if plan.note:
-        con.print(f"[dim]{escape(plan.note)}[/]")
+        con.print(Text(str(plan.note), style="dim"))
 
 
 def render_comparison(con: Console, comparison: Any) -> None:
@@ -396,7 +438,7 @@ def render_comparison(con: Console, comparison: Any) -> None:
     print_table(con, tables.comparison_view(comparison), f"A = {a}  vs  B = {b} ({basis})")
     if comparison.funded:
         for side, names in zip("AB", comparison.selected, strict=True):
-            con.print(f"{side} funds: {escape(', '.join(names) or 'nothing')}")
+            con.print(Text(f"{side} funds: {', '.join(names) or 'nothing'}"))
 
 
 # --------------------------------------------------------------------------- analysis

@@ -1,0 +1,238 @@
+"""Commands on the evidence: generate a world, check files, build a panel, fit, validate."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.text import Text
+
+from nsm_sim import limits
+from nsm_sim.cli.app import (
+    Json,
+    OutDir,
+    PanelFile,
+    Sampler,
+    Seed,
+    TreeFile,
+    Verbose,
+    announce_first_compile,
+    check_choice,
+    check_out,
+    command,
+    emit_json,
+    enforce,
+    guard,
+)
+from nsm_sim.errors import InputError
+from nsm_sim.events import command as events_command
+from nsm_sim.files import write_files
+from nsm_sim.output import report, tables, terminal
+
+# --------------------------------------------------------------------------- generate, check
+
+
+@command()
+@guard
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the world into.")],
+    accounts: Annotated[int, typer.Option(min=50, help="Accounts in the world.")] = 5000,
+    periods: Annotated[int, typer.Option(min=8, help="Weekly periods.")] = 52,
+    seed: Seed = 0,
+    file_format: Annotated[
+        str, typer.Option("--format", help="Panel file format: csv or parquet.")
+    ] = "csv",
+    events: Annotated[
+        bool,
+        typer.Option(
+            "--events",
+            help="Also write the world as an event log (events.parquet, accounts.parquet) "
+            "with a tree.yaml that builds the panel from it.",
+        ),
+    ] = False,
+    json: Json = False,
+) -> None:
+    """Generate the built-in synthetic world: panel, tree.yaml and truth.json."""
+    from nsm_sim import synth
+
+    check_choice("--format", file_format, ("csv", "parquet"))
+    check_out(out)
+    limits.check_generate(accounts, periods, events=events)
+    if events:
+        paths = list(
+            events_command.write_events(out, accounts, periods, seed, file_format).values()
+        )
+        if json:
+            emit_json({"out": str(out), "files": [str(p) for p in paths]})
+            return
+        terminal.console().print(
+            Text(
+                f"Wrote the synthetic world of {accounts:,} accounts x {periods} weeks as events "
+                f"to {out}/: " + ", ".join(Path(p).name for p in paths)
+            )
+        )
+        return
+    world = synth.generate_world(accounts=accounts, periods=periods, seed=seed)
+    paths = list(synth.write_world(world, out, fmt=file_format).values())
+    rows, churned = len(world.panel), int(world.panel["churned"].sum())
+    if json:
+        emit_json({"out": str(out), "files": [str(p) for p in paths], "rows": rows})
+        return
+    terminal.console().print(
+        Text(
+            f"Wrote {rows:,} account-periods of {accounts:,} accounts x {periods} weeks "
+            f"({churned:,} churned) to {out}/: " + ", ".join(Path(p).name for p in paths)
+        )
+    )
+
+
+@command()
+@guard
+def check(
+    spec: Annotated[Path, typer.Argument(help="A metric-tree file or a scenario file (YAML).")],
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Panel (CSV or Parquet) to check against the tree."),
+    ] = None,
+    json: Json = False,
+) -> None:
+    """Validate a metric tree (and a panel against it, or its events) or a scenario."""
+    from nsm_sim import data as data_mod
+    from nsm_sim import spec as spec_mod
+    from nsm_sim.events.load import has_definitions, load_definitions
+    from nsm_sim.spec.load import read_yaml
+
+    con = terminal.console()
+    if "initiatives" in read_yaml(spec):
+        if data is not None:
+            raise InputError("--data", ["--data goes with a metric-tree file, not a scenario"])
+        facts = tables.scenario_facts(spec_mod.load_scenario(spec))
+        render = functools.partial(terminal.render_scenario_check, con, facts)
+    elif has_definitions(spec) and data is None:
+        tree = load_definitions(spec).tree
+        facts = {**tables.tree_facts(tree), "events": events_command.check_events(spec)}
+        render = functools.partial(terminal.render_events_check, con, facts)
+    else:
+        tree = load_definitions(spec).tree if has_definitions(spec) else spec_mod.load_tree(spec)
+        facts = tables.tree_facts(tree)
+        render = functools.partial(terminal.render_tree_check, con, facts)
+        if data is not None:
+            facts["data"] = data_mod.describe(data_mod.load_panel(data, tree))
+            render = functools.partial(terminal.render_panel_check, con, data, tree.name, facts)
+    if json:
+        emit_json(facts)
+        return
+    render()
+    if "data" in facts:
+        terminal.render_warnings(terminal.console(stderr=True), facts["data"]["warnings"])
+
+
+@command(name="build")
+@guard
+@functools.wraps(events_command.build)
+def build(**options: Any) -> None:
+    """Build the panel from a tree file's event log (its help is the events command's)."""
+    check_out(options.get("out"), folder=False)
+    events_command.build(**options)
+
+
+# --------------------------------------------------------------------------- fit, validate
+
+
+@command()
+@guard
+def fit(
+    tree: TreeFile,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the fit bundle.")],
+    data: PanelFile = None,
+    seed: Seed = 0,
+    sampler: Sampler = "nutpie",
+    draws: Annotated[int, typer.Option(min=50, help="Posterior draws per chain.")] = 500,
+    tune: Annotated[int, typer.Option(min=50, help="Tuning steps per chain.")] = 500,
+    chains: Annotated[int, typer.Option(min=1, help="Chains.")] = 4,
+    pooled: Annotated[
+        bool, typer.Option("--pooled", help="Elasticities across accounts (biased by size).")
+    ] = False,
+    hinge: Annotated[bool, typer.Option(help="Threshold ('aha') step in the churn model.")] = True,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 3 when a diagnostic fails.")
+    ] = False,
+    json: Json = False,
+    verbose: Verbose = False,
+) -> None:
+    """Fit the driver and retention models and write a fit bundle."""
+    from nsm_sim.models import inference
+
+    check_choice("--sampler", sampler, ("nutpie", "pymc"))
+    check_out(out)
+    limits.check_fit(draws, tune, chains)
+    err = terminal.console(stderr=True)
+    with terminal.Stages(err, quiet=json) as stages:
+        stages.start(f"reading the panel {data or tree}")
+        panel = events_command.panel_for(tree, data)
+        limits.check_fit(draws, tune, chains, rows=len(panel.frame))
+        announce_first_compile(err, json)
+        stages.start(f"fitting the driver and retention models ({sampler} NUTS)")
+        result = inference.fit(
+            panel,
+            within=not pooled,
+            hinge=hinge,
+            sampler=sampler,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+        )
+        stages.start(f"writing the fit bundle to {out}")
+        inference.save_bundle(result, out)
+        summaries = inference.summarise(result)
+    if json:
+        emit_json(
+            {
+                "drivers": summaries["drivers"],
+                "retention": summaries["retention"],
+                "diagnostics": result.card["diagnostics"],
+                "checks": result.diagnostics,
+                "bundle": str(out),
+                "warnings": result.warnings,
+            }
+        )
+    else:
+        terminal.render_fit(terminal.console(), err, result, summaries, out)
+        terminal.render_warnings(err, result.warnings)
+    enforce(result.diagnostics, strict)
+
+
+@command()
+@guard
+def validate(
+    tree: TreeFile,
+    data: PanelFile = None,
+    seed: Seed = 0,
+    sampler: Sampler = "nutpie",
+    out: OutDir = None,
+    json: Json = False,
+    verbose: Verbose = False,
+) -> None:
+    """Is the North Star truly leading? Verdicts for it and every candidate, with the evidence."""
+    from nsm_sim import leading
+
+    check_choice("--sampler", sampler, ("nutpie", "pymc"))
+    check_out(out)
+    err = terminal.console(stderr=True)
+    with terminal.Stages(err, quiet=json) as stages:
+        stages.start(f"reading the panel {data or tree}")
+        panel = events_command.panel_for(tree, data)
+        if not json:
+            terminal.render_warnings(err, panel.warnings)
+        announce_first_compile(err, json)
+        stages.start("validating: the churn model fitted per metric")
+        result = leading.validate(panel, seed=seed, sampler=sampler)
+    if out is not None:
+        write_files(out, report.validation_files(result))
+    if json:
+        emit_json({**report.validation_payload(result), "warnings": list(panel.warnings)})
+        return
+    terminal.render_validation(terminal.console(), result, verbose)
