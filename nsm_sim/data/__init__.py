@@ -11,7 +11,14 @@ from nsm_sim.data.panel import (
     describe,
     load_panel,
 )
-from nsm_sim.data.reduce import DriverStats, Population, driver_stats, starting_population
+from nsm_sim.data.reduce import (
+    DriverStats,
+    Population,
+    Reduction,
+    driver_stats,
+    reduce_panel,
+    starting_population,
+)
 from nsm_sim.numeric import demean_two_way
 
 __all__ = [
@@ -23,6 +30,7 @@ __all__ = [
     "DriverStats",
     "Panel",
     "Population",
+    "Reduction",
     "check_frame",
     "churn_cells",
     "demean_two_way",
@@ -30,6 +38,7 @@ __all__ = [
     "driver_stats",
     "level_bins",
     "load_panel",
+    "reduce_panel",
     "segment_codes",
     "starting_population",
 ]

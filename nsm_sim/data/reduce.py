@@ -9,15 +9,17 @@ table of cells of the last period (:class:`Population`). Churn reduces to Binomi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from nsm_sim.data.cells import level_bins, segment_codes
-from nsm_sim.data.panel import Panel, check_frame  # noqa: F401  (doctest)
+from nsm_sim.data.cells import ChurnCells, churn_cells, level_bins, segment_codes
+from nsm_sim.data.panel import Panel, describe
 from nsm_sim.numeric import demean_two_way
+from nsm_sim.spec import MetricTree
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ def driver_stats(panel: Panel, parent: str, *, within: bool = True) -> DriverSta
 
     Examples
     --------
+    >>> from nsm_sim.data import check_frame
     >>> from nsm_sim.synth import generate_world
     >>> world = generate_world(accounts=300, periods=12, seed=3)
     >>> stats = driver_stats(check_frame(world.panel, world.tree), "active_seats")
@@ -186,6 +189,7 @@ def starting_population(panel: Panel, *, bins: int = 20) -> Population:
 
     Examples
     --------
+    >>> from nsm_sim.data import check_frame
     >>> from nsm_sim.synth import generate_world
     >>> world = generate_world(accounts=300, periods=12, seed=3)
     >>> pop = starting_population(check_frame(world.panel, world.tree))
@@ -226,3 +230,84 @@ def starting_population(panel: Panel, *, bins: int = 20) -> Population:
     out["segment"] = out["segment"].astype(str)
     out["accounts"] = out["accounts"].astype(np.int64)
     return Population(segments=panel.segments, frame=out)
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """Everything a fit reads of a panel, and nothing that grows with its rows.
+
+    Built from a checked panel by :func:`reduce_panel`, or by a query engine from an event log
+    without bringing the rows into Python; :func:`nsm_sim.models.inference.fit_reduction`
+    fits it.
+
+    Attributes
+    ----------
+    tree : MetricTree
+    segments : tuple of str
+    driver_stats : dict of str to DriverStats
+        Per parent node of the tree.
+    churn_cells : ChurnCells
+        The North Star's cells (segment x tenure band x level); ``row_cell`` may be empty.
+    period_cells : ChurnCells
+        The same keyed by period too, for the posterior predictive check of churn per period.
+    population : Population
+        The accounts alive at the last period.
+    summary : dict
+        :func:`nsm_sim.data.describe` of the panel (sizes, churn, metric ranges).
+    north_star_quantiles : dict
+        ``p10``, ``p50`` and ``p90`` of the North Star over account-periods.
+    source : str
+    fingerprint : str
+        A hash of the data's content.
+    """
+
+    tree: MetricTree
+    segments: tuple[str, ...]
+    driver_stats: dict[str, DriverStats]
+    churn_cells: ChurnCells
+    period_cells: ChurnCells
+    population: Population
+    summary: dict[str, Any]
+    north_star_quantiles: dict[str, float]
+    source: str
+    fingerprint: str
+
+
+def reduce_panel(panel: Panel, *, within: bool = True) -> Reduction:
+    """Reduce a checked panel to what a fit reads.
+
+    Parameters
+    ----------
+    panel : Panel
+        A checked panel.
+    within : bool, default True
+        Driver statistics within accounts with period effects (see :func:`driver_stats`).
+
+    Returns
+    -------
+    Reduction
+
+    Examples
+    --------
+    >>> from nsm_sim.data import check_frame
+    >>> from nsm_sim.synth import generate_world
+    >>> world = generate_world(accounts=300, periods=12, seed=3)
+    >>> r = reduce_panel(check_frame(world.panel, world.tree))
+    >>> sorted(r.driver_stats), r.summary["rows"] == int(r.churn_cells.frame["at_risk"].sum())
+    (['active_seats', 'projects_completed'], True)
+    """
+    tree = panel.tree
+    ns = panel.frame[tree.north_star].to_numpy(dtype=float)
+    p10, p50, p90 = np.quantile(ns, [0.1, 0.5, 0.9])
+    return Reduction(
+        tree=tree,
+        segments=panel.segments,
+        driver_stats={p: driver_stats(panel, p, within=within) for p in tree.children},
+        churn_cells=churn_cells(panel),
+        period_cells=churn_cells(panel, by_period=True),
+        population=starting_population(panel),
+        summary=describe(panel),
+        north_star_quantiles={"p10": float(p10), "p50": float(p50), "p90": float(p90)},
+        source=panel.source,
+        fingerprint=panel.fingerprint,
+    )

@@ -71,41 +71,16 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _period_cells(panel: data_mod.Panel, bins: int = 30) -> xr.Dataset:
-    """Churn cells per period (period x segment x tenure band x North Star bin) for the PPC."""
-    f = panel.frame
-    ns = f[panel.tree.north_star].to_numpy(dtype=float)
-    levels = np.unique(ns)
-    if levels.size <= bins:
-        level_bin = np.searchsorted(levels, ns)
-    else:
-        edges = np.unique(np.quantile(ns, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
-        level_bin = np.searchsorted(edges, ns, side="right")
-    tenure = f["tenure"].to_numpy()
-    band = np.searchsorted(np.array([0, 4, 13, 26, 52]), tenure, side="right") - 1
-    seg = pd.Categorical(f["segment"], categories=list(panel.segments)).codes
-    frame = pd.DataFrame(
-        {
-            "period": f["t"].to_numpy(np.int64),
-            "segment_idx": seg.astype(np.int64),
-            "band": band,
-            "level_bin": level_bin,
-            "x": np.log1p(ns),
-            "log_tenure": np.log1p(tenure),
-            "churned": f["churned"].to_numpy(np.int64),
-        }
-    )
-    g = (
-        frame.groupby(["period", "segment_idx", "band", "level_bin"], sort=True)
-        .agg(
-            x=("x", "mean"),
-            log_tenure=("log_tenure", "mean"),
-            at_risk=("churned", "size"),
-            churned=("churned", "sum"),
-        )
-        .reset_index()
-    )
-    return xr.Dataset(
+def _constant_data(reduction: data_mod.Reduction) -> xr.Dataset:
+    """Return the data the trust gates' predictive checks need, kept in the InferenceData."""
+    from nsm_sim.models.drivers import reduce_stats
+
+    tree = reduction.tree
+    ns = tree.north_star
+    r = reduce_stats(reduction.driver_stats[ns])
+    kids = list(tree.children[ns])
+    g = reduction.period_cells.frame
+    ds = xr.Dataset(
         {
             "ppc_period": ("ppc_cell", g["period"].to_numpy(np.int64)),
             "ppc_segment_idx": ("ppc_cell", g["segment_idx"].to_numpy(np.int64)),
@@ -115,20 +90,10 @@ def _period_cells(panel: data_mod.Panel, bins: int = 30) -> xr.Dataset:
             "ppc_churned": ("ppc_cell", g["churned"].to_numpy(np.int64)),
         }
     )
-
-
-def _constant_data(panel, stats, cells) -> xr.Dataset:
-    from nsm_sim.models.drivers import reduce_stats
-
-    tree = panel.tree
-    ns = tree.north_star
-    r = reduce_stats(stats[ns])
-    kids = list(tree.children[ns])
-    ds = _period_cells(panel)
     ds["ppc_ns_syy"] = ("segment", r["syy"])
     ds["ppc_ns_sxx"] = (("segment", "ns_child", "ns_child_"), r["sxx"])
     ds["ppc_ns_n_eff"] = ("segment", r["n_eff"])
-    ds = ds.assign_coords(segment=list(panel.segments), ns_child=kids, ns_child_=kids)
+    ds = ds.assign_coords(segment=list(reduction.segments), ns_child=kids, ns_child_=kids)
     ds.attrs["north_star"] = ns
     ds["ppc_ns_syy"].attrs["parent"] = ns
     return ds
@@ -180,16 +145,59 @@ def fit(
     Fit
         With :func:`diagnose`'s table and a card.
     """
+    t0 = time.perf_counter()
+    reduction = data_mod.reduce_panel(panel, within=within)
+    return fit_reduction(
+        reduction,
+        hinge=hinge,
+        sampler=sampler,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        seed=seed,
+        progress=progress,
+        reduce_seconds=time.perf_counter() - t0,
+    )
+
+
+def fit_reduction(
+    reduction: data_mod.Reduction,
+    *,
+    hinge: bool = True,
+    sampler: str = DEFAULT_SAMPLER,
+    draws: int = 500,
+    tune: int = 500,
+    chains: int = 4,
+    seed: int = 0,
+    progress: bool = False,
+    reduce_seconds: float = 0.0,
+) -> Fit:
+    """Fit the models from a panel's reduction (no rows needed): see :func:`fit`.
+
+    Parameters
+    ----------
+    reduction : nsm_sim.data.Reduction
+        From :func:`nsm_sim.data.reduce_panel` or a query engine.
+    hinge, sampler, draws, tune, chains, seed, progress
+        As for :func:`fit`.
+    reduce_seconds : float, default 0
+        Time the reduction took, for the card.
+
+    Returns
+    -------
+    Fit
+    """
     from nsm_sim.models.drivers import draw_elasticities
     from nsm_sim.models.retention import draw_hinge_tau
 
-    t0 = time.perf_counter()
-    tree = panel.tree
-    stats = {p: data_mod.driver_stats(panel, p, within=within) for p in tree.children}
-    cells = data_mod.churn_cells(panel)
-    population = data_mod.starting_population(panel)
-    const = _constant_data(panel, stats, cells)
-    t_reduce = time.perf_counter() - t0
+    t0 = time.perf_counter() - reduce_seconds
+    tree = reduction.tree
+    stats = reduction.driver_stats
+    cells = reduction.churn_cells
+    population = reduction.population
+    within = next(iter(stats.values())).within
+    const = _constant_data(reduction)
+    t_reduce = reduce_seconds
 
     model = build_fit_model(stats, cells, tree, hinge=hinge)
     t1 = time.perf_counter()
@@ -217,9 +225,8 @@ def fit(
     checks = diagnose(idata, seed=stream(seed, STAGE_FIT, 3))
     t_diag = time.perf_counter() - t2
 
-    summary = data_mod.describe(panel)
-    ns = panel.frame[tree.north_star].to_numpy(dtype=float)
-    levels = np.quantile(ns, [0.1, 0.5, 0.9])
+    summary = reduction.summary
+    levels = reduction.north_star_quantiles
     pop = population.frame
     ref_tenure = (
         float(np.median(np.repeat(pop["tenure"].to_numpy(), pop["accounts"].to_numpy())))
@@ -230,12 +237,12 @@ def fit(
         "kind": "nsm-sim fit",
         "tree": tree.model_dump(mode="json"),
         "tree_fingerprint": tree.fingerprint(),
-        "data_fingerprint": panel.fingerprint,
-        "source": panel.source,
-        "rows": int(len(panel.frame)),
-        "accounts": int(panel.frame["account_id"].nunique()),
-        "periods": int(len(panel.periods)),
-        "segments": list(panel.segments),
+        "data_fingerprint": reduction.fingerprint,
+        "source": reduction.source,
+        "rows": int(summary["rows"]),
+        "accounts": int(summary["accounts"]),
+        "periods": int(summary["periods"]["count"]),
+        "segments": list(reduction.segments),
         "versions": _versions(),
         "seed": int(seed),
         "sampler": sampler,
@@ -245,7 +252,7 @@ def fit(
         "within": bool(within),
         "estimation": WITHIN_NOTE if within else POOLED_NOTE,
         "hinge": bool(hinge),
-        "north_star_levels": {"p10": levels[0], "p50": levels[1], "p90": levels[2]},
+        "north_star_levels": dict(levels),
         "reference_tenure": ref_tenure,
         "diagnostics": diagnostics_summary(checks),
         "seconds": {
@@ -383,6 +390,7 @@ __all__ = [
     "diagnose",
     "diagnostics_summary",
     "fit",
+    "fit_reduction",
     "load_bundle",
     "sample",
     "save_bundle",
