@@ -19,7 +19,7 @@ from nsm_sim.data import MAX_EXAMPLES
 from nsm_sim.errors import hint
 from nsm_sim.events.columns import account_roles, event_roles
 from nsm_sim.events.load import TreeDefinitions
-from nsm_sim.events.query import ACTIVITY, FIRST_EVENT, LAST_EVENT, match_counts
+from nsm_sim.events.query import ACTIVITY, FIRST_EVENT, LAST_EVENT, PANEL, match_counts
 from nsm_sim.events.schema import EndDateChurn, InactivityChurn
 from nsm_sim.events.sql import col, count_where, has_offset, raw
 
@@ -432,13 +432,14 @@ def metric_problems(rows: Rows, td: TreeDefinitions, names: dict[str, int]) -> l
     return problems
 
 
-def zero_denominator_problems(frame: pd.DataFrame, td: TreeDefinitions) -> list[str]:
+def zero_denominator_problems(rows: Rows, td: TreeDefinitions) -> list[str]:
     """Ratios whose denominator is 0 in some account-periods (``zero_denominator: error``).
 
     Parameters
     ----------
-    frame : pandas.DataFrame
-        The built panel, with NaN where a ratio's denominator was 0.
+    rows : callable
+        Runs a SQLGlot query and returns its rows (over the built panel, which holds NULL
+        where a ratio's denominator was 0).
     td : TreeDefinitions
 
     Returns
@@ -449,15 +450,24 @@ def zero_denominator_problems(frame: pd.DataFrame, td: TreeDefinitions) -> list[
     for name, metric in td.definitions.metrics.items():
         if metric.measure is not None or metric.zero_denominator != "error":
             continue
-        bad = frame[name].isna().to_numpy()
-        if not bad.any():
+        if name not in (*td.tree.metrics, *td.tree.value_columns):
             continue
-        rows = frame.loc[bad, ["account_id", "period"]].head(MAX_EXAMPLES)
+        zero = col(name).is_(exp.null())
+        (count,) = rows(exp.select(exp.Count(this=exp.Star())).from_(PANEL).where(zero))[0]
+        if not count:
+            continue
+        shown = rows(
+            exp.select(col("account_id"), exp.cast(col("period"), exp.DataType.Type.DATE))
+            .from_(PANEL)
+            .where(zero)
+            .order_by(col("account_id"), col("period"))
+            .limit(MAX_EXAMPLES)
+        )
         den = metric.denominator
         problems.append(
             f"metrics.{name}.denominator: zero ({den.aggregate} of {', '.join(den.event)}) in "
-            f"{_count_text(int(bad.sum()), 'account-period')} (account, period): "
-            f"{_examples(rows.itertuples(index=False))}; expected a denominator above 0 in "
+            f"{_count_text(int(count), 'account-period')} (account, period): "
+            f"{_examples(shown)}; expected a denominator above 0 in "
             "every account-period, or zero_denominator: zero"
         )
     return problems

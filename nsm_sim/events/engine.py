@@ -108,6 +108,10 @@ class Session:
         """Run a query and return its rows."""
         return self.run(statement).fetchall()
 
+    def frame(self, statement: exp.Expression) -> pd.DataFrame:
+        """Run a query and return its rows as a data frame."""
+        return self.run(statement).df()
+
     def close(self) -> None:
         """Close the connection and remove the spill folder."""
         self.con.close()
@@ -248,14 +252,37 @@ def build_panel(
     """
     td = tree if isinstance(tree, TreeDefinitions) else load_definitions(tree)
     with Session(str(td.path), memory_limit=memory_limit, threads=threads) as session:
-        frame, summary = _run(session, td)
+        summary = prepare(session, td)
+        frame = session.frame(query.sorted_panel())
         statements = tuple(session.statements)
-    panel = check_frame(frame, td.tree, source=f"{td.path} (built from events)")
-    summary["rows"] = len(panel.frame)
+    panel = check_frame(frame, td.tree, source=built_source(td))
     return Build(frame=frame, panel=panel, statements=statements, summary=summary)
 
 
-def _run(session: Session, td: TreeDefinitions) -> tuple[pd.DataFrame, dict[str, Any]]:
+def built_source(td: TreeDefinitions) -> str:
+    """Name a panel built from a tree file's events (the panel's ``source``)."""
+    return f"{td.path} (built from events)"
+
+
+def prepare(session: Session, td: TreeDefinitions) -> dict[str, Any]:
+    """Check the source and build the panel into the table :data:`query.PANEL` of a session.
+
+    Parameters
+    ----------
+    session : Session
+        DuckDB's, or :class:`nsm_sim.events.spark.SparkSession`.
+    td : TreeDefinitions
+
+    Returns
+    -------
+    dict
+        The build's summary (see :attr:`Build.summary`).
+
+    Raises
+    ------
+    DataError
+        With every problem of the source against the definitions.
+    """
     defs, source = td.definitions, str(td.path)
     zone = defs.calendar.timezone
     events_from, event_types = _reader(
@@ -321,29 +348,31 @@ def _run(session: Session, td: TreeDefinitions) -> tuple[pd.DataFrame, dict[str,
     if query.windowed_metrics(td):
         session.run(sql.view("daily", query.daily(td)))
         session.run(sql.view("windowed", query.windowed(td), kind="TABLE"))
-    frame = session.run(query.panel(td)).df()
-    problems = checks.zero_denominator_problems(frame, td)
+    session.run(sql.view(query.PANEL, query.panel(td), kind="TABLE"))
+    problems = checks.zero_denominator_problems(session.rows, td)
     if problems:
         raise DataError(source, problems)
-    summary = _summary(session, td, bounds, names, frame)
-    return frame, summary
+    return _summary(session, td, bounds, names)
 
 
 def _summary(
-    session: Session,
-    td: TreeDefinitions,
-    bounds: query.Bounds,
-    names: dict[str, tuple],
-    frame: pd.DataFrame,
+    session: Session, td: TreeDefinitions, bounds: query.Bounds, names: dict[str, tuple]
 ) -> dict[str, Any]:
     read = session.rows(exp.select(exp.Count(this=exp.Star())).from_("events_all"))[0][0]
     in_span = session.rows(
         exp.select(exp.func("sum", sql.col(query.ALL_EVENTS))).from_("measures")
     )[0][0]
-    last = frame.groupby("account_id", sort=False)["period"].max()
-    churned = int(frame["churned"].sum())
-    ends = frame.loc[frame["churned"] == 0].groupby("account_id", sort=False)["period"].max()
-    censored = int((ends == pd.Timestamp(bounds.last_period)).sum())
+    last_period = exp.cast(sql.timestamp(bounds.last_period), exp.DataType.Type.DATE)
+    at_end = exp.and_(sql.col("period").eq(last_period), sql.col("churned").eq(0))
+    rows, accounts, churned, periods, censored = session.rows(
+        exp.select(
+            exp.Count(this=exp.Star()),
+            exp.Count(this=exp.Distinct(expressions=[sql.col("account_id")])),
+            exp.func("coalesce", exp.func("sum", sql.col("churned")), 0),
+            exp.Count(this=exp.Distinct(expressions=[sql.col("period")])),
+            sql.count_where(at_end),
+        ).from_(query.PANEL)
+    )[0]
     churn = td.definitions.churn
     rule = (
         f"inactivity: {churn.periods} {td.tree.period}(s) without {', '.join(churn.event)}"
@@ -356,16 +385,17 @@ def _summary(
             "kept": int(sum(v[0] for v in names.values())),
             "observed": int(in_span),
         },
-        "accounts": int(len(last)),
+        "accounts": int(accounts),
+        "rows": int(rows),
         "periods": {
             "first": f"{bounds.first_period:%Y-%m-%d}",
             "last": f"{bounds.last_period:%Y-%m-%d}",
-            "count": int(frame["period"].nunique()),
+            "count": int(periods),
             "kind": td.tree.period,
         },
         "churn_rule": rule,
-        "churned": churned,
-        "censored": censored,
+        "churned": int(churned),
+        "censored": int(censored),
         "observed_until": bounds.observed_until.isoformat(sep=" "),
         "timezone": td.definitions.calendar.timezone,
     }

@@ -23,7 +23,8 @@ The views, in order:
 ``daily``, ``windowed`` (a table)
     per account and day, for metrics over a rolling window;
 
-and the panel: the grid joined with the aggregates, thresholds and ratios applied.
+and the panel (a table): the grid joined with the aggregates, thresholds and ratios
+applied.
 """
 
 from __future__ import annotations
@@ -466,8 +467,12 @@ def _metric_value(name: str, metric: MetricDefinition) -> exp.Expression:
     return exp.cast(value, exp.DataType.Type.DOUBLE)
 
 
+#: The built panel, kept as a table of the session.
+PANEL = "built_panel"
+
+
 def panel(td: TreeDefinitions) -> exp.Select:
-    """Select the panel: the grid with every metric, the segment and ``churned``, sorted."""
+    """Select the panel: the grid with every metric, the segment and ``churned``."""
     tree, metrics = td.tree, td.definitions.metrics
     columns: list[exp.Expression] = [
         col("account_id", "g"),
@@ -501,4 +506,9 @@ def panel(td: TreeDefinitions) -> exp.Select:
             ),
             join_type="left",
         )
-    return select.order_by(col("account_id", "g"), col("period", "g"))
+    return select
+
+
+def sorted_panel() -> exp.Select:
+    """Select the built panel (:data:`PANEL`) sorted by account and period."""
+    return exp.select("*").from_(PANEL).order_by(col("account_id"), col("period"))
