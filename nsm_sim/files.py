@@ -11,12 +11,15 @@ or absent:
   ``.NAME.nsm-sim-old-PID-TOKEN`` until the new one is in place). A kill at any moment
   leaves the old folder or the new one, never a mix.
 * What the old folder holds and the write does not name is carried into the new one (by
-  hard links), so other files there are kept.
+  hard links), so other files there are kept. The folder keeps its permissions, and so do
+  the folders carried whole. A folder holding more than :data:`MAX_KEPT_ENTRIES` entries is
+  refused as an output up front.
 * Commits into one parent folder are serialised (an advisory lock on the parent), so two
   runs writing the same folder at once end with one complete result.
 * Staging folders of a run that was killed are removed by the next write beside them once
   their process is gone (an old folder left aside is put back if the target is missing).
-* Folders and files get the user's normal permissions (the umask), like any other file.
+* The folders and files written get the user's normal permissions (the umask), like any
+  other file.
 
 JSON is always made of plain types by :func:`to_jsonable` (NaN and infinities become
 ``null``); text cells of CSV files that a spreadsheet would run as a formula are quoted.
@@ -49,6 +52,9 @@ _WORK_NAME = re.compile(r"^\.(?P<target>.+)\.nsm-sim-(?P<kind>stage|old)-(?P<pid
 #: ``renameat2`` arguments: the current folder as base, and the exchange flag.
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
+
+#: Most entries an existing output folder may hold (all are carried into its replacement).
+MAX_KEPT_ENTRIES = 10_000
 
 #: A text cell starting like this is run as a formula by spreadsheets.
 _FORMULA = re.compile(r"^(?:[=@\t\r]|[+-](?![\d. ]|$))")
@@ -158,6 +164,15 @@ def _write_one(target: Path, content: Any) -> None:
 # --------------------------------------------------------------------------- checks up front
 
 
+def _more_entries_than(folder: Path, limit: int) -> bool:
+    count = 0
+    for _, dirs, names in os.walk(folder):
+        count += len(dirs) + len(names)
+        if count > limit:
+            return True
+    return False
+
+
 def _nearest_existing(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
@@ -197,6 +212,12 @@ def output_problem(path: str | os.PathLike, *, folder: bool = True) -> str | Non
             return f"{shown} holds the current folder; expected a folder for the outputs"
         if folder and not os.access(target, os.R_OK | os.X_OK):
             return f"{shown} cannot be read (its files are kept when it is replaced)"
+        if folder and _more_entries_than(target, MAX_KEPT_ENTRIES):
+            return (
+                f"{shown} holds more than {MAX_KEPT_ENTRIES:,} files, which would all be kept "
+                "in the new folder; expected a folder for the outputs (new, or written by "
+                "nsm-sim)"
+            )
     existing = _nearest_existing(target.parent)
     if not existing.is_dir():
         return f"{shown} cannot be created: {existing} is a file, not a folder"
@@ -301,7 +322,10 @@ def clean_stale(target: str | os.PathLike) -> list[Path]:
 
 
 def _carry_over(old: Path, new: Path) -> None:
-    """Hard-link into ``new`` each entry of ``old`` that ``new`` lacks (copy where need be)."""
+    """Hard-link into ``new`` each entry of ``old`` that ``new`` lacks (copy where need be).
+
+    A folder carried whole keeps its permissions; a folder the write made keeps the umask's.
+    """
     for entry in old.iterdir():
         if _WORK_NAME.match(entry.name):
             continue
@@ -310,10 +334,13 @@ def _carry_over(old: Path, new: Path) -> None:
             if not there.exists() and not there.is_symlink():
                 os.symlink(os.readlink(entry), there)
         elif entry.is_dir():
-            if not there.exists():
+            carried = not there.exists()
+            if carried:
                 there.mkdir()
             if there.is_dir() and not there.is_symlink():
                 _carry_over(entry, there)
+            if carried:
+                shutil.copymode(entry, there)
         elif entry.is_file() and not there.exists() and not there.is_symlink():
             try:
                 os.link(entry, there)
@@ -365,6 +392,7 @@ def _commit(staging: Path, out: Path) -> None:
         clean_stale(out)
         if out.is_dir() and not out.is_symlink():
             _carry_over(out, staging)
+            shutil.copymode(out, staging)
         elif out.exists() or out.is_symlink():
             raise FileExistsError(errno.EEXIST, "exists and is not a folder", str(out))
         if not out.exists():
