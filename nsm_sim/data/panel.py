@@ -34,6 +34,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nsm_sim.data.rows import MAX_EXAMPLES as MAX_EXAMPLES  # offending rows named per problem
+from nsm_sim.data.rows import (
+    Reporter,
+    check_coverage,
+    numeric_column,
+    parse_periods,
+    period_date,
+    period_index,
+)
 from nsm_sim.errors import DataError, hint
 from nsm_sim.spec import MetricTree
 
@@ -82,8 +91,6 @@ MIN_ACCOUNTS = 50
 MIN_PERIODS = 8
 #: Metric and value columns hold numbers below this (their sums must stay finite).
 MAX_VALUE = 1e15
-#: Offending rows named per problem.
-MAX_EXAMPLES = 5
 #: Columns the checked frame derives; no metric may use these names.
 _DERIVED = ("segment", "t", "tenure")
 _US_PER_DAY = 86_400_000_000
@@ -170,84 +177,6 @@ def _expected_columns(tree: MetricTree) -> dict[str, str]:
     return out
 
 
-def _format_period(value: Any) -> str:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return "<missing>"
-    if isinstance(value, pd.Timestamp | np.datetime64):
-        stamp = pd.Timestamp(value)
-        return stamp.strftime("%Y-%m-%d") if stamp == stamp.normalize() else stamp.isoformat()
-    return str(value)
-
-
-def _format_account(value: Any) -> str:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return "<missing>"
-    return str(value)
-
-
-class _Reporter:
-    """Collects problems, naming offending rows by (account, period) as written in the file."""
-
-    def __init__(self, frame: pd.DataFrame):
-        self.frame = frame
-        self.problems: list[str] = []
-        self.warnings: list[str] = []
-
-    def row(self, i: int) -> str:
-        f = self.frame
-        acct = _format_account(f["account_id"].iat[i]) if "account_id" in f else f"row {i}"
-        per = _format_period(f["period"].iat[i]) if "period" in f else "?"
-        return f"({acct}, {per})"
-
-    def text(self, column: str, what: str, where: np.ndarray, expected: str) -> str | None:
-        idx = np.flatnonzero(where) if where.dtype == bool else np.asarray(where)
-        if idx.size == 0:
-            return None
-        shown = ", ".join(self.row(int(i)) for i in idx[:MAX_EXAMPLES])
-        first = f", first {MAX_EXAMPLES}" if idx.size > MAX_EXAMPLES else ""
-        return (
-            f"{column}: {what} in {idx.size} row(s){first} (account, period): {shown}; "
-            f"expected {expected}"
-        )
-
-    def rows(self, column: str, what: str, where: np.ndarray, expected: str) -> None:
-        text = self.text(column, what, where, expected)
-        if text:
-            self.problems.append(text)
-
-    def add(self, text: str) -> None:
-        self.problems.append(text)
-
-
-def _numeric(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Return float values (NaN where missing or not a number) and the non-numeric mask."""
-    if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
-        values = col.to_numpy(dtype=float, na_value=np.nan)
-        return values, np.zeros(len(col), dtype=bool)
-    coerced = pd.to_numeric(col, errors="coerce")
-    values = coerced.to_numpy(dtype=float, na_value=np.nan)
-    non_numeric = np.isnan(values) & col.notna().to_numpy()
-    return values, non_numeric
-
-
-def _parse_periods(col: pd.Series) -> np.ndarray:
-    """Return periods as int64 microseconds since the epoch; ``iNaT`` where unparseable."""
-    if isinstance(col.dtype, pd.DatetimeTZDtype):
-        col = col.dt.tz_convert(None)
-    if pd.api.types.is_datetime64_any_dtype(col):
-        return col.astype("datetime64[us]").to_numpy().view(np.int64).copy()
-    codes, uniques = pd.factorize(col)
-    text = pd.Index(uniques).astype(str)
-    try:
-        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
-    except (ValueError, TypeError):
-        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
-    if parsed.tz is not None:
-        parsed = parsed.tz_convert(None)
-    stamps = np.append(parsed.as_unit("us").asi8, np.iinfo(np.int64).min)
-    return stamps[codes]  # code -1 (missing) picks the trailing NaT
-
-
 def _reserved_names(tree: MetricTree) -> list[str]:
     taken = [*tree.metrics, *tree.value_columns]
     return [
@@ -285,7 +214,7 @@ def check_frame(frame: pd.DataFrame, tree: MetricTree, source: str = "<frame>") 
     """
     frame = frame.reset_index(drop=True)
     frame.columns = [str(c) for c in frame.columns]
-    report = _Reporter(frame)
+    report = Reporter(frame)
     n = len(frame)
 
     # columns
@@ -316,7 +245,7 @@ def check_frame(frame: pd.DataFrame, tree: MetricTree, source: str = "<frame>") 
     periods_us = np.full(n, np.iinfo(np.int64).min)
     period_ok = np.zeros(n, dtype=bool)
     if "period" in frame:
-        periods_us = _parse_periods(frame["period"])
+        periods_us = parse_periods(frame["period"])
         period_ok = periods_us != np.iinfo(np.int64).min
         report.rows(
             "period",
@@ -335,7 +264,7 @@ def check_frame(frame: pd.DataFrame, tree: MetricTree, source: str = "<frame>") 
     for m in (*tree.metrics, *tree.value_columns):
         if m not in frame:
             continue
-        v, non_numeric = _numeric(frame[m])
+        v, non_numeric = numeric_column(frame[m])
         values[m] = v
         want = "a number >= 0 in every row"
         report.rows(m, "value is not a number", non_numeric, want)
@@ -351,7 +280,7 @@ def check_frame(frame: pd.DataFrame, tree: MetricTree, source: str = "<frame>") 
     churned = np.zeros(n)
     churn_ok = np.zeros(n, dtype=bool)
     if "churned" in frame:
-        churned, _ = _numeric(frame["churned"])
+        churned, _ = numeric_column(frame["churned"])
         churn_ok = (churned == 0) | (churned == 1)
         report.rows(
             "churned",
@@ -434,7 +363,7 @@ def check_frame(frame: pd.DataFrame, tree: MetricTree, source: str = "<frame>") 
         n_periods = int(t[on_grid].max()) + 1 if on_grid.any() else 0
         sound = not (dup.any() or (ok & ~on_grid).any() or gap.any() or not churn_ok[ok].all())
         if sound:
-            _check_coverage(report, t, churned, order, last, (first_stamp, tree.period, n_periods))
+            check_coverage(report, t, churned, order, last, (first_stamp, tree.period, n_periods))
     n_accounts = int(accounts[acct_ok].nunique()) if "account_id" in frame else 0
     # size, judged on the rows whose key is readable (unreadable keys are reported above)
     if has_keys and (acct_ok.any() or n == 0) and n_accounts < MIN_ACCOUNTS:
@@ -444,7 +373,7 @@ def check_frame(frame: pd.DataFrame, tree: MetricTree, source: str = "<frame>") 
         )
     if has_keys and (ok.any() or n == 0) and n_periods < MIN_PERIODS:
         span = (
-            f" ({first_stamp:%Y-%m-%d} to {_period_date(first_stamp, tree.period, n_periods - 1)})"
+            f" ({first_stamp:%Y-%m-%d} to {period_date(first_stamp, tree.period, n_periods - 1)})"
             if n_periods
             else ""
         )
@@ -462,7 +391,7 @@ def check_frame(frame: pd.DataFrame, tree: MetricTree, source: str = "<frame>") 
             )
     if report.problems:
         raise DataError(source, report.problems)
-    periods = _period_index(first_stamp, tree.period, n_periods)
+    periods = period_index(first_stamp, tree.period, n_periods)
 
     # the checked panel
     order = np.lexsort((periods_us, codes))
@@ -496,83 +425,6 @@ def check_frame(frame: pd.DataFrame, tree: MetricTree, source: str = "<frame>") 
         fingerprint=_fingerprint(out),
         warnings=tuple(report.warnings),
     )
-
-
-def _period_date(first: pd.Timestamp, kind: str, k: int) -> str:
-    """Return the date of period ``k`` of the grid starting at ``first`` (``YYYY-MM-DD``)."""
-    if kind == "week":
-        return str(np.datetime64(first.date(), "D") + 7 * int(k))
-    months = first.month - 1 + int(k)
-    return f"{first.year + months // 12:04d}-{months % 12 + 1:02d}-{first.day:02d}"
-
-
-def _period_index(first: pd.Timestamp, kind: str, n_periods: int) -> pd.DatetimeIndex:
-    if kind == "week":
-        return pd.DatetimeIndex(
-            first + pd.to_timedelta(7 * np.arange(n_periods), unit="D")
-        ).as_unit("us")
-    return pd.DatetimeIndex([first + pd.DateOffset(months=k) for k in range(n_periods)]).as_unit(
-        "us"
-    )
-
-
-def _check_coverage(
-    report: _Reporter,
-    t: np.ndarray,
-    churned: np.ndarray,
-    order: np.ndarray,
-    last: np.ndarray,
-    grid: tuple[pd.Timestamp, str, int],
-) -> None:
-    """Stray dates, accounts that vanish without churn, and panels with no churn or no survivor.
-
-    ``order`` holds every row sorted by account then period (a sound grid: no duplicate, no
-    gap, every date on the grid) and ``last`` marks each account's last row in it.
-    """
-    first, kind, n_periods = grid
-    rows_t = t[order]
-    empty = np.flatnonzero(np.bincount(rows_t, minlength=n_periods) == 0)
-    if empty.size:
-        breaks = np.flatnonzero(np.diff(empty) > 1)
-        starts = np.r_[empty[0], empty[breaks + 1]]
-        ends = np.r_[empty[breaks], empty[-1]]
-        k = int(np.argmax(ends - starts))
-        before, after = order[rows_t < starts[k]], order[rows_t > ends[k]]
-        report.rows(
-            "period",
-            f"date cut off from the other rows by {empty.size:,} period(s) without any row "
-            f"({_period_date(first, kind, starts[k])} to {_period_date(first, kind, ends[k])}"
-            f"{' and others' if starts.size > 1 else ''})",
-            after if after.size <= before.size else before,
-            "rows in every period from the first to the last (a date typed wrong, or rows "
-            "from another export?)",
-        )
-        return
-    last_rows = order[last]
-    end = _period_date(first, kind, n_periods - 1)
-    vanished = report.text(
-        "churned",
-        f"last row of an account that stops before the last period {end} with churned = 0",
-        last_rows[(t[last_rows] < n_periods - 1) & (churned[last_rows] == 0)],
-        "rows up to the last period while an account is a customer, and churned = 1 on its "
-        "last row if it left; these accounts are taken as lost to follow-up (censored), not "
-        "as churn",
-    )
-    if vanished:
-        report.warnings.append(vanished)
-    if not churned[last_rows].any():
-        report.add(
-            f"churned: no account churns (churned = 1 on none of the {last_rows.size:,} "
-            "accounts' last rows); the churn model needs churn to estimate retention; expected "
-            "churned = 1 on the last row of each account that left"
-        )
-    at_end = t[last_rows] == n_periods - 1
-    if at_end.any() and churned[last_rows[at_end]].all():
-        report.add(
-            f"churned: every account of the last period {end} churns, so none is still a "
-            "customer and there is no population to project; expected the accounts still "
-            "customers to have churned = 0 in the last period"
-        )
 
 
 def _fingerprint(frame: pd.DataFrame) -> str:
