@@ -268,6 +268,8 @@ def _problems(err: ValidationError) -> list[str]:
             out.append(f"{where}: unknown key{hint(key, vocabulary)}")
         elif e["type"] == "missing":
             out.append(f"{where}: required field is missing")
+        elif e["type"] == "finite_number":
+            out.append(f"{where}: {e['input']} is not a finite number")
         else:
             msg = e["msg"].removeprefix("Value error, ")
             for line in msg.split("\n"):
