@@ -23,6 +23,7 @@ runner = CliRunner()
 COMMANDS = [
     "generate",
     "check",
+    "build",
     "fit",
     "validate",
     "simulate",
