@@ -20,15 +20,16 @@ import duckdb
 import pandas as pd
 from sqlglot import exp
 
-from nsm_sim.data import Panel, check_frame
+from nsm_sim.data import Panel, Reduction, check_frame
 from nsm_sim.errors import DataError, InputError, hint
 from nsm_sim.events import checks, columns, query, sql
 from nsm_sim.events.filters import DIALECT
 from nsm_sim.events.load import TreeDefinitions, load_definitions
 from nsm_sim.events.schema import DatabaseTable, InactivityChurn, Table
+from nsm_sim.spec import MetricTree
 
-#: Engines a build can run on.
-ENGINES = ("duckdb",)
+#: Engines a build can run on: DuckDB (embedded) and Spark (the optional extra).
+ENGINES = ("duckdb", "spark")
 #: DuckDB's memory budget; beyond it, it spills to a temporary folder.
 MEMORY_LIMIT = "3GB"
 _KINDS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv", ".gz": "csv"}
@@ -124,10 +125,41 @@ class Session:
         self.close()
 
 
+def resolve_files(
+    ref: str | list[str], base: Path, field: str, source: str
+) -> tuple[list[str], str]:
+    """Expand a file reference (paths or globs, relative to ``base``); return files and kind.
+
+    Raises
+    ------
+    DataError
+        When a pattern matches no file, or the files are not all Parquet or all CSV.
+    """
+    patterns = [ref] if isinstance(ref, str) else list(ref)
+    files: list[str] = []
+    for pattern in patterns:
+        found = sorted(glob.glob(str(base / pattern), recursive=True))
+        if not found:
+            raise DataError(source, [f"{field}: no file matches {str(base / pattern)!r}"])
+        files += [str(Path(f).resolve()) for f in found]
+    kinds = {_KINDS.get(Path(f).suffix.lower()) for f in files}
+    if None in kinds or len(kinds) > 1:
+        raise DataError(
+            source,
+            [
+                f"{field}: expected Parquet (.parquet) or CSV (.csv) files of one kind, got "
+                f"{', '.join(sorted({Path(f).suffix or '(none)' for f in files}))}"
+            ],
+        )
+    return files, str(kinds.pop())
+
+
 def _reader(
     session: Session, ref: Table, base: Path, field: str, alias: str, source: str
 ) -> tuple[exp.Expression, dict[str, str]]:
     """Resolve a table reference; return what to read from and its columns with types."""
+    if not isinstance(session, Session):
+        return session.table(ref, base, field, alias)
     if isinstance(ref, DatabaseTable):
         path = (base / ref.database).resolve()
         if not path.exists():
@@ -146,23 +178,7 @@ def _reader(
             )
         reader: exp.Expression = exp.table_(ref.table, db=alias, quoted=True)
     else:
-        patterns = [ref] if isinstance(ref, str) else list(ref)
-        files: list[str] = []
-        for pattern in patterns:
-            found = sorted(glob.glob(str(base / pattern), recursive=True))
-            if not found:
-                raise DataError(source, [f"{field}: no file matches {str(base / pattern)!r}"])
-            files += [str(Path(f).resolve()) for f in found]
-        kinds = {_KINDS.get(Path(f).suffix.lower()) for f in files}
-        if None in kinds or len(kinds) > 1:
-            raise DataError(
-                source,
-                [
-                    f"{field}: expected Parquet (.parquet) or CSV (.csv) files of one kind, got "
-                    f"{', '.join(sorted({Path(f).suffix or '(none)' for f in files}))}"
-                ],
-            )
-        reader = sql.file_reader(files, kinds.pop())
+        reader = sql.file_reader(*resolve_files(ref, base, field, source))
     try:
         described = session.rows(exp.Describe(this=exp.select("*").from_(reader)))
     except DataError as err:
@@ -218,9 +234,35 @@ def _offset(period: str) -> pd.DateOffset:
     return pd.DateOffset(weeks=1) if period == "week" else pd.DateOffset(months=1)
 
 
+def open_session(
+    engine: str, source: str, memory_limit: str = MEMORY_LIMIT, threads: int | None = None
+):
+    """Open a session of an engine: DuckDB's (:class:`Session`) or Spark's.
+
+    Parameters
+    ----------
+    engine : {"duckdb", "spark"}
+    source : str
+        What its queries read (named in its messages).
+    memory_limit, threads
+        DuckDB's budget and threads (Spark's are its session's).
+
+    Returns
+    -------
+    Session or nsm_sim.events.spark.SparkSession
+    """
+    check_engine(engine)
+    if engine == "spark":
+        from nsm_sim.events.spark import SparkSession
+
+        return SparkSession(source)
+    return Session(source, memory_limit=memory_limit, threads=threads)
+
+
 def build_panel(
     tree: str | Path | TreeDefinitions,
     *,
+    engine: str = "duckdb",
     memory_limit: str = MEMORY_LIMIT,
     threads: int | None = None,
 ) -> Build:
@@ -230,6 +272,8 @@ def build_panel(
     ----------
     tree : str, Path or TreeDefinitions
         A tree file with ``source`` and ``metrics`` (see :mod:`nsm_sim.events.schema`).
+    engine : {"duckdb", "spark"}, default "duckdb"
+        The query engine (see :mod:`nsm_sim.events.spark`).
     memory_limit : str, default "3GB"
         DuckDB's memory budget (it spills to a temporary folder beyond it).
     threads : int, optional
@@ -251,12 +295,94 @@ def build_panel(
         account's lifetime, zero denominators; each with its field, column and example rows.
     """
     td = tree if isinstance(tree, TreeDefinitions) else load_definitions(tree)
-    with Session(str(td.path), memory_limit=memory_limit, threads=threads) as session:
+    with open_session(engine, str(td.path), memory_limit, threads) as session:
         summary = prepare(session, td)
         frame = session.frame(query.sorted_panel())
         statements = tuple(session.statements)
     panel = check_frame(frame, td.tree, source=built_source(td))
     return Build(frame=frame, panel=panel, statements=statements, summary=summary)
+
+
+def reduce_events(
+    tree: str | Path | TreeDefinitions,
+    *,
+    within: bool = True,
+    engine: str = "duckdb",
+    memory_limit: str = MEMORY_LIMIT,
+    threads: int | None = None,
+) -> Reduction:
+    """Build the panel of a tree file's events and reduce it, all in the engine.
+
+    The build is :func:`build_panel`'s (every check of the source included); the panel
+    stays in the engine and :func:`nsm_sim.events.reduction.reduce_table` reduces it, so
+    only the reduction (kilobytes) comes back.
+
+    Parameters
+    ----------
+    tree : str, Path or TreeDefinitions
+        A tree file with ``source`` and ``metrics``.
+    within : bool, default True
+        Driver statistics within accounts with period effects; ``False``: pooled.
+    engine, memory_limit, threads
+        As for :func:`build_panel`.
+
+    Returns
+    -------
+    Reduction
+        What :func:`nsm_sim.data.reduce_panel` returns for the built panel.
+    """
+    from nsm_sim.events.reduction import reduce_table
+
+    td = tree if isinstance(tree, TreeDefinitions) else load_definitions(tree)
+    with open_session(engine, str(td.path), memory_limit, threads) as session:
+        prepare(session, td)
+        return reduce_table(session, td.tree, query.PANEL, source=built_source(td), within=within)
+
+
+def reduce_panel_file(
+    data: str | Path,
+    tree: MetricTree,
+    *,
+    within: bool = True,
+    engine: str = "duckdb",
+    memory_limit: str = MEMORY_LIMIT,
+    threads: int | None = None,
+) -> Reduction:
+    """Reduce a panel file (or files: a glob, or a lake's URIs on Spark) in the engine.
+
+    Parameters
+    ----------
+    data : str or Path
+        Parquet or CSV files of the panel's data contract (see :mod:`nsm_sim.data.panel`).
+    tree : MetricTree
+        The tree the panel holds the metrics of.
+    within, engine, memory_limit, threads
+        As for :func:`reduce_events`.
+
+    Returns
+    -------
+    Reduction
+
+    Raises
+    ------
+    DataError
+        When a column is missing, or the rows break the data contract.
+    """
+    from nsm_sim.events.reduction import reduce_table
+
+    source = str(data)
+    with open_session(engine, source, memory_limit, threads) as session:
+        reader, types = _reader(session, str(data), Path.cwd(), "--data", "panel_db", source)
+        wanted = ["account_id", "period", *([tree.segment] if tree.segment else [])]
+        wanted += [*tree.metrics, *tree.value_columns, "churned"]
+        missing = [c for c in wanted if c not in types]
+        if missing:
+            raise DataError(
+                source,
+                [f"{c}: missing column{hint(c, list(types))}" for c in missing],
+            )
+        session.run(sql.view("panel_source", exp.select("*").from_(reader)))
+        return reduce_table(session, tree, "panel_source", source=source, within=within)
 
 
 def built_source(td: TreeDefinitions) -> str:

@@ -1,0 +1,507 @@
+"""The queries that reduce a panel inside the query engine, built as SQLGlot expressions.
+
+They read a table of account-periods (:data:`ROWS`: ``account_id``, ``segment``, ``t``,
+``tenure``, ``churned``, each metric as a double and ``log1p`` of the tree's nodes) and
+return kilobytes: sums per segment, per period or per cell, counts of account lifetimes,
+and the few order statistics the quantiles need. :mod:`nsm_sim.events.reduction` runs them
+and finishes the sums in numpy.
+
+Like :mod:`nsm_sim.events.query`, nothing here touches a database, so the same expressions
+run on DuckDB and, transpiled, on Spark.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlglot import exp
+
+from nsm_sim.events.sql import col, string
+
+#: The account-periods to reduce, and their sums per account (tables of the session).
+ROWS = "reduced_rows"
+ACCOUNTS = "reduced_accounts"
+
+
+def log_column(name: str) -> str:
+    """Return the column of :data:`ROWS` holding ``log1p`` of a metric."""
+    return f"__log__{name}"
+
+
+def number(value: float | int) -> exp.Expression:
+    """Return a number literal that reads back as exactly ``value`` (a double via text)."""
+    if isinstance(value, int):
+        return exp.Literal.number(value)
+    return exp.cast(string(repr(float(value))), exp.DataType.Type.DOUBLE)
+
+
+def _log1p(value: exp.Expression) -> exp.Expression:
+    return exp.Ln(this=exp.Add(this=exp.Literal.number(1), expression=value))
+
+
+def _sum(value: exp.Expression) -> exp.Expression:
+    return exp.Sum(this=value)
+
+
+def _count() -> exp.Expression:
+    return exp.Count(this=exp.Star())
+
+
+def _as(value: exp.Expression, name: str) -> exp.Expression:
+    return exp.alias_(value, name, quoted=True)
+
+
+def _double(value: exp.Expression) -> exp.Expression:
+    return exp.cast(value, exp.DataType.Type.DOUBLE)
+
+
+def period_table(periods: Sequence[dt.datetime]) -> exp.Expression:
+    """Return an inline table ``(period DATE, t INT)`` of the panel's periods in order."""
+    rows = [
+        exp.Tuple(
+            expressions=[
+                exp.cast(string(f"{p:%Y-%m-%d}"), exp.DataType.Type.DATE),
+                exp.Literal.number(t),
+            ]
+        )
+        for t, p in enumerate(periods)
+    ]
+    return exp.Values(
+        expressions=rows,
+        alias=exp.TableAlias(
+            this=exp.to_identifier("k"),
+            columns=[exp.to_identifier("period"), exp.to_identifier("t")],
+        ),
+    )
+
+
+def rows_table(
+    source: str,
+    segment: str | None,
+    metrics: Sequence[str],
+    logged: Sequence[str],
+    periods: Sequence[dt.datetime],
+) -> exp.Select:
+    """Select the account-periods of a panel table with their period index and tenure.
+
+    Parameters
+    ----------
+    source : str
+        The panel table (``account_id``, ``period``, the segment column, the metrics,
+        ``churned``).
+    segment : str or None
+        Its segment column (all rows in segment ``all`` without one).
+    metrics : sequence of str
+        The metric and value columns, read as doubles.
+    logged : sequence of str
+        The metrics also kept as ``log1p`` (:func:`log_column`).
+    periods : sequence of datetime
+        The period grid: a row's ``t`` is its period's index in it (rows off it are dropped,
+        and found by :func:`panel_facts`).
+    """
+    seg = exp.cast(col(segment, "p"), exp.DataType.Type.VARCHAR) if segment else string("all")
+    first = exp.Window(this=exp.Min(this=col("t", "k")), partition_by=[col("account_id", "p")])
+    last = exp.Window(this=exp.Max(this=col("t", "k")), partition_by=[col("account_id", "p")])
+    values = [_as(_double(col(m, "p")), m) for m in metrics]
+    logs = [_as(_log1p(_double(col(m, "p"))), log_column(m)) for m in logged]
+    return (
+        exp.select(
+            col("account_id", "p"),
+            _as(seg, "segment"),
+            col("t", "k"),
+            _as(exp.Sub(this=col("t", "k"), expression=first), "tenure"),
+            _as(last, "account_last_t"),
+            _as(exp.cast(col("churned", "p"), exp.DataType.Type.INT), "churned"),
+            *values,
+            *logs,
+        )
+        .from_(exp.to_table(source).as_("p"))
+        .join(
+            exp.Subquery(this=exp.select("*").from_(period_table(periods)), alias="k"),
+            on=exp.cast(col("period", "p"), exp.DataType.Type.DATE).eq(col("period", "k")),
+        )
+    )
+
+
+def account_sums(nodes: Sequence[str]) -> exp.Select:
+    """Select per segment and account: rows, first and last period, the sums of the logs."""
+    return (
+        exp.select(
+            col("segment"),
+            col("account_id"),
+            _as(_count(), "n"),
+            _as(exp.Min(this=col("t")), "first_t"),
+            _as(exp.Max(this=col("t")), "last_t"),
+            *[_as(_sum(col(log_column(v))), log_column(v)) for v in nodes],
+        )
+        .from_(ROWS)
+        .group_by(col("segment"), col("account_id"))
+    )
+
+
+def _centered(nodes: Sequence[str]) -> exp.Select:
+    """Select each row's logs less its account's mean (within its segment)."""
+    centered = [
+        _as(
+            exp.Sub(
+                this=col(log_column(v), "r"),
+                expression=exp.Div(this=col(log_column(v), "a"), expression=col("n", "a")),
+            ),
+            log_column(v),
+        )
+        for v in nodes
+    ]
+    return (
+        exp.select(col("segment", "r"), col("t", "r"), *centered)
+        .from_(exp.to_table(ROWS).as_("r"))
+        .join(
+            exp.to_table(ACCOUNTS).as_("a"),
+            on=exp.and_(
+                col("segment", "r").eq(col("segment", "a")),
+                col("account_id", "r").eq(col("account_id", "a")),
+            ),
+        )
+    )
+
+
+def _products(nodes: Sequence[str]) -> list[exp.Expression]:
+    return [
+        _sum(exp.Mul(this=col(log_column(a)), expression=col(log_column(b))))
+        for i, a in enumerate(nodes)
+        for b in nodes[i:]
+    ]
+
+
+def within_products(nodes: Sequence[str]) -> exp.Select:
+    """Select per segment: rows and the cross-products of the logs less their account means.
+
+    The products are the upper triangle of the ``nodes`` x ``nodes`` matrix, row by row.
+    """
+    return (
+        exp.select(col("segment"), _count(), *_products(nodes))
+        .from_(_centered(nodes).subquery("c"))
+        .group_by(col("segment"))
+    )
+
+
+def period_sums(nodes: Sequence[str]) -> exp.Select:
+    """Select per segment and period: rows and the sums of the logs less their account means."""
+    return (
+        exp.select(col("segment"), col("t"), _count(), *[_sum(col(log_column(v))) for v in nodes])
+        .from_(_centered(nodes).subquery("c"))
+        .group_by(col("segment"), col("t"))
+    )
+
+
+def lifetimes() -> exp.Select:
+    """Select per segment and (first, last, rows): the accounts with that lifetime."""
+    keys = [col("segment"), col("first_t"), col("last_t"), col("n")]
+    return exp.select(*keys, _count()).from_(ACCOUNTS).group_by(*keys)
+
+
+def scattered_pairs() -> exp.Select:
+    """Select per segment and pair of periods the sum of ``1 / rows`` over the accounts in both.
+
+    Only for accounts whose rows in a segment are not consecutive periods (an account that
+    moves between segments and back); the others are counted by :func:`lifetimes`.
+    """
+    scattered = exp.select(col("segment"), col("account_id"), col("n")).from_(ACCOUNTS)
+    scattered = scattered.where(
+        col("n").neq(
+            exp.Add(
+                this=exp.Sub(this=col("last_t"), expression=col("first_t")),
+                expression=exp.Literal.number(1),
+            )
+        )
+    )
+    same = [
+        col("segment", "r").eq(col("segment", "a")),
+        col("account_id", "r").eq(col("account_id", "a")),
+    ]
+    other = [
+        col("segment", "o").eq(col("segment", "a")),
+        col("account_id", "o").eq(col("account_id", "a")),
+    ]
+    return (
+        exp.select(
+            col("segment", "a"),
+            _as(col("t", "r"), "t1"),
+            _as(col("t", "o"), "t2"),
+            _sum(exp.Div(this=exp.Literal.number("1.0"), expression=_double(col("n", "a")))),
+        )
+        .from_(scattered.subquery("a"))
+        .join(exp.to_table(ROWS).as_("r"), on=exp.and_(*same))
+        .join(exp.to_table(ROWS).as_("o"), on=exp.and_(*other))
+        .group_by(col("segment", "a"), col("t", "r"), col("t", "o"))
+    )
+
+
+def pooled_products(nodes: Sequence[str]) -> exp.Select:
+    """Select per segment: rows, the sums of the logs and their cross-products (raw)."""
+    return (
+        exp.select(
+            col("segment"),
+            _count(),
+            *[_sum(col(log_column(v))) for v in nodes],
+            *_products(nodes),
+        )
+        .from_(ROWS)
+        .group_by(col("segment"))
+    )
+
+
+def _indicator_sum(conditions: list[exp.Expression]) -> exp.Expression:
+    if not conditions:
+        return exp.Literal.number(0)
+    terms = [
+        exp.case().when(c, exp.Literal.number(1)).else_(exp.Literal.number(0)) for c in conditions
+    ]
+    total = terms[0]
+    for term in terms[1:]:
+        total = exp.Add(this=total, expression=term)
+    return exp.paren(total)
+
+
+def band_of(tenure: exp.Expression, bands: Sequence[int]) -> exp.Expression:
+    """Return the tenure band of a row: the last left edge at or below its tenure."""
+    edges = [tenure >= exp.Literal.number(b) for b in bands[1:]]
+    return _indicator_sum(edges)
+
+
+def level_of(value: exp.Expression, levels: Sequence[float], exact: bool) -> exp.Expression:
+    """Return a row's level bin, as :func:`nsm_sim.data.level_bins` computes it.
+
+    ``exact``: the index of the value among the distinct ``levels``; else the number of
+    quantile edges ``levels`` at or below the value.
+    """
+    if exact:
+        return _indicator_sum([value > number(v) for v in levels])
+    return _indicator_sum([value >= number(v) for v in levels])
+
+
+def cell_sums(
+    metric: str,
+    level: exp.Expression,
+    bands: Sequence[int],
+    by_period: bool,
+) -> exp.Select:
+    """Select the churn cells' sums: per (period,) segment, tenure band and level bin."""
+    keys = [_as(col("t"), "period")] if by_period else []
+    keys += [
+        col("segment"),
+        _as(band_of(col("tenure"), bands), "tenure_band"),
+        _as(level, "level_bin"),
+    ]
+    grouped = [exp.Literal.number(i + 1) for i in range(len(keys))]
+    return (
+        exp.select(
+            *keys,
+            _count(),
+            _sum(_log1p(_double(col("tenure")))),
+            _sum(col(metric)),
+            _sum(col(log_column(metric))),
+            _sum(col("churned")),
+        )
+        .from_(ROWS)
+        .group_by(*grouped)
+    )
+
+
+def alive_at_end(last_t: int) -> exp.Expression:
+    """Return the condition of a row of an account alive at the last period."""
+    return exp.and_(
+        col("t").eq(exp.Literal.number(last_t)), col("churned").eq(exp.Literal.number(0))
+    )
+
+
+def population_sums(
+    north_star: str, value: str | None, level: exp.Expression, last_t: int
+) -> exp.Select:
+    """Select the starting population's sums: per segment and North Star level bin."""
+    worth = col(value) if value else exp.Literal.number(0)
+    return (
+        exp.select(
+            col("segment"),
+            _as(level, "level_bin"),
+            _count(),
+            _sum(col(north_star)),
+            _sum(_double(col("tenure"))),
+            _sum(_double(worth)),
+        )
+        .from_(ROWS)
+        .where(alive_at_end(last_t))
+        .group_by(exp.Literal.number(1), exp.Literal.number(2))
+    )
+
+
+def values_of(
+    parts: Sequence[tuple[exp.Expression, exp.Expression]], where: exp.Expression | None = None
+) -> exp.Expression:
+    """Select ``(part, v)`` over the rows: for each ``(part, value)`` pair, one after another.
+
+    A part is a label (a string literal) or a column (the segment, say).
+    """
+    selects = []
+    for part, value in parts:
+        select = exp.select(_as(part, "part"), _as(_double(value), "v")).from_(ROWS)
+        if where is not None:
+            select = select.where(where)
+        selects.append(select)
+    union: exp.Expression = selects[0]
+    for select in selects[1:]:
+        union = exp.union(union, select, distinct=False)
+    return union
+
+
+def distinct_values(values: exp.Expression, limit: int) -> exp.Select:
+    """Select per part its smallest ``limit`` distinct values and how many there are.
+
+    Rows ``(part, v, distinct)``: ``distinct`` is the part's number of distinct values.
+    """
+    per_value = (
+        exp.select(col("part"), col("v")).from_(values.subquery("x")).group_by(col("part"), "v")
+    )
+    rank = exp.Window(
+        this=exp.RowNumber(),
+        partition_by=[col("part")],
+        order=exp.Order(expressions=[exp.Ordered(this=col("v"))]),
+    )
+    total = exp.Window(this=_count(), partition_by=[col("part")])
+    ranked = exp.select(col("part"), col("v"), _as(rank, "k"), _as(total, "distinct")).from_(
+        per_value.subquery("d")
+    )
+    return (
+        exp.select(col("part"), col("v"), col("distinct"))
+        .from_(ranked.subquery("r"))
+        .where(col("k") <= exp.Literal.number(limit))
+    )
+
+
+def order_statistics(values: exp.Expression, wanted: Sequence[tuple[str, int]]) -> exp.Select:
+    """Select the value at each wanted sorted position of each part: rows ``(part, pos, v)``.
+
+    The values are counted per distinct value and accumulated in order (one pass and a sort
+    of the distinct values, not of the rows).
+    """
+    per_value = (
+        exp.select(col("part"), col("v"), _as(_count(), "c"))
+        .from_(values.subquery("x"))
+        .group_by(col("part"), col("v"))
+    )
+    running = exp.Window(
+        this=exp.Sum(this=col("c")),
+        partition_by=[col("part")],
+        order=exp.Order(expressions=[exp.Ordered(this=col("v"))]),
+        spec=exp.WindowSpec(
+            kind="ROWS", start="UNBOUNDED", start_side="PRECEDING", end="CURRENT ROW"
+        ),
+    )
+    cumulative = exp.select(col("part"), col("v"), col("c"), _as(running, "upto")).from_(
+        per_value.subquery("d")
+    )
+    table = exp.Values(
+        expressions=[
+            exp.Tuple(expressions=[string(part), exp.Literal.number(pos)]) for part, pos in wanted
+        ],
+        alias=exp.TableAlias(
+            this=exp.to_identifier("w"),
+            columns=[exp.to_identifier("part"), exp.to_identifier("pos")],
+        ),
+    )
+    return (
+        exp.select(col("part", "w"), col("pos", "w"), col("v", "s"))
+        .from_(exp.Subquery(this=exp.select("*").from_(table), alias="w"))
+        .join(
+            cumulative.subquery("s"),
+            on=exp.and_(
+                col("part", "s").eq(col("part", "w")),
+                col("pos", "w") >= exp.Sub(this=col("upto", "s"), expression=col("c", "s")),
+                col("pos", "w") < col("upto", "s"),
+            ),
+        )
+    )
+
+
+def panel_facts(metrics: Sequence[str], last_t: int, max_value: float) -> exp.Select:
+    """Select the panel's sizes, churn and, per metric, its range and its bad values.
+
+    One row: rows, accounts, churned rows, rows alive at the last period, accounts whose
+    last row is before the last period without churning, then per metric: min, max, rows
+    missing, negative, and at or above ``max_value``.
+    """
+    last_row = col("t").eq(col("account_last_t"))
+    vanished = exp.and_(
+        last_row,
+        col("t") < exp.Literal.number(last_t),
+        col("churned").eq(exp.Literal.number(0)),
+    )
+    per_metric: list[exp.Expression] = []
+    for m in metrics:
+        value = col(m)
+        per_metric += [
+            exp.Min(this=value),
+            exp.Max(this=value),
+            _count_if(value.is_(exp.null())),
+            _count_if(value < exp.Literal.number(0)),
+            _count_if(value >= number(max_value)),
+        ]
+    return exp.select(
+        _count(),
+        exp.Count(this=exp.Distinct(expressions=[col("account_id")])),
+        _sum(col("churned")),
+        _count_if(alive_at_end(last_t)),
+        _count_if(vanished),
+        *per_metric,
+    ).from_(ROWS)
+
+
+def _count_if(condition: exp.Expression) -> exp.Expression:
+    return _sum(exp.case().when(condition, exp.Literal.number(1)).else_(exp.Literal.number(0)))
+
+
+def accounts_per_segment() -> exp.Select:
+    """Select per segment the accounts whose last row is in it."""
+    return (
+        exp.select(col("segment"), _count())
+        .from_(ROWS)
+        .where(col("t").eq(col("account_last_t")))
+        .group_by(col("segment"))
+    )
+
+
+def account_problems() -> exp.Select:
+    """Select the accounts with two rows in a period, and those with gaps between their rows."""
+    per_account = (
+        exp.select(
+            _as(_count(), "n"),
+            _as(exp.Count(this=exp.Distinct(expressions=[col("t")])), "d"),
+            _as(exp.Min(this=col("t")), "first_t"),
+            _as(exp.Max(this=col("t")), "last_t"),
+        )
+        .from_(ROWS)
+        .group_by(col("account_id"))
+    )
+    span = exp.Add(
+        this=exp.Sub(this=col("last_t"), expression=col("first_t")),
+        expression=exp.Literal.number(1),
+    )
+    return exp.select(_count_if(col("n").neq(col("d"))), _count_if(col("d").neq(span))).from_(
+        per_account.subquery("a")
+    )
+
+
+def rows_per_period() -> exp.Select:
+    """Select per period index its rows."""
+    return exp.select(col("t"), _count()).from_(ROWS).group_by(col("t"))
+
+
+def examples(condition: exp.Expression, limit: int) -> exp.Select:
+    """Select ``(account_id, t)`` of the first rows meeting a condition."""
+    return (
+        exp.select(col("account_id"), col("t"))
+        .from_(ROWS)
+        .where(condition)
+        .order_by(col("account_id"), col("t"))
+        .limit(limit)
+    )
