@@ -15,9 +15,9 @@ import pytest
 
 from nsm_sim.data import check_frame, reduce_panel
 from nsm_sim.errors import DataError
-from nsm_sim.events.engine import Session, build_panel, reduce_events, reduce_panel_file
+from nsm_sim.events.engine import Session, build_panel
 from nsm_sim.events.quantiles import median_from, middle, positions, quantiles_from
-from nsm_sim.events.reduction import reduce_table
+from nsm_sim.events.reduction import reduce_events, reduce_panel_file, reduce_table
 from nsm_sim.events.synthetic import write_synthetic_events
 from nsm_sim.synth import generate_world
 

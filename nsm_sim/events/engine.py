@@ -20,13 +20,12 @@ import duckdb
 import pandas as pd
 from sqlglot import exp
 
-from nsm_sim.data import Panel, Reduction, check_frame
+from nsm_sim.data import Panel, check_frame
 from nsm_sim.errors import DataError, InputError, hint
 from nsm_sim.events import checks, columns, query, sql
 from nsm_sim.events.filters import DIALECT
 from nsm_sim.events.load import TreeDefinitions, load_definitions
 from nsm_sim.events.schema import DatabaseTable, InactivityChurn, Table
-from nsm_sim.spec import MetricTree
 
 #: Engines a build can run on: DuckDB (embedded) and Spark (the optional extra).
 ENGINES = ("duckdb", "spark")
@@ -154,10 +153,25 @@ def resolve_files(
     return files, str(kinds.pop())
 
 
-def _reader(
+def reader_of(
     session: Session, ref: Table, base: Path, field: str, alias: str, source: str
 ) -> tuple[exp.Expression, dict[str, str]]:
-    """Resolve a table reference; return what to read from and its columns with types."""
+    """Resolve a table reference; return what to read from and its columns with types.
+
+    Parameters
+    ----------
+    session : Session
+        DuckDB's, or Spark's (which reads the files itself).
+    ref : str, list of str or DatabaseTable
+        Files or globs relative to ``base``, or a table of a DuckDB database file.
+    base : Path
+    field : str
+        The field naming it (for messages).
+    alias : str
+        Name under which a database is attached (Spark: of the view).
+    source : str
+        What is being read (for messages).
+    """
     if not isinstance(session, Session):
         return session.table(ref, base, field, alias)
     if isinstance(ref, DatabaseTable):
@@ -303,88 +317,6 @@ def build_panel(
     return Build(frame=frame, panel=panel, statements=statements, summary=summary)
 
 
-def reduce_events(
-    tree: str | Path | TreeDefinitions,
-    *,
-    within: bool = True,
-    engine: str = "duckdb",
-    memory_limit: str = MEMORY_LIMIT,
-    threads: int | None = None,
-) -> Reduction:
-    """Build the panel of a tree file's events and reduce it, all in the engine.
-
-    The build is :func:`build_panel`'s (every check of the source included); the panel
-    stays in the engine and :func:`nsm_sim.events.reduction.reduce_table` reduces it, so
-    only the reduction (kilobytes) comes back.
-
-    Parameters
-    ----------
-    tree : str, Path or TreeDefinitions
-        A tree file with ``source`` and ``metrics``.
-    within : bool, default True
-        Driver statistics within accounts with period effects; ``False``: pooled.
-    engine, memory_limit, threads
-        As for :func:`build_panel`.
-
-    Returns
-    -------
-    Reduction
-        What :func:`nsm_sim.data.reduce_panel` returns for the built panel.
-    """
-    from nsm_sim.events.reduction import reduce_table
-
-    td = tree if isinstance(tree, TreeDefinitions) else load_definitions(tree)
-    with open_session(engine, str(td.path), memory_limit, threads) as session:
-        prepare(session, td)
-        return reduce_table(session, td.tree, query.PANEL, source=built_source(td), within=within)
-
-
-def reduce_panel_file(
-    data: str | Path,
-    tree: MetricTree,
-    *,
-    within: bool = True,
-    engine: str = "duckdb",
-    memory_limit: str = MEMORY_LIMIT,
-    threads: int | None = None,
-) -> Reduction:
-    """Reduce a panel file (or files: a glob, or a lake's URIs on Spark) in the engine.
-
-    Parameters
-    ----------
-    data : str or Path
-        Parquet or CSV files of the panel's data contract (see :mod:`nsm_sim.data.panel`).
-    tree : MetricTree
-        The tree the panel holds the metrics of.
-    within, engine, memory_limit, threads
-        As for :func:`reduce_events`.
-
-    Returns
-    -------
-    Reduction
-
-    Raises
-    ------
-    DataError
-        When a column is missing, or the rows break the data contract.
-    """
-    from nsm_sim.events.reduction import reduce_table
-
-    source = str(data)
-    with open_session(engine, source, memory_limit, threads) as session:
-        reader, types = _reader(session, str(data), Path.cwd(), "--data", "panel_db", source)
-        wanted = ["account_id", "period", *([tree.segment] if tree.segment else [])]
-        wanted += [*tree.metrics, *tree.value_columns, "churned"]
-        missing = [c for c in wanted if c not in types]
-        if missing:
-            raise DataError(
-                source,
-                [f"{c}: missing column{hint(c, list(types))}" for c in missing],
-            )
-        session.run(sql.view("panel_source", exp.select("*").from_(reader)))
-        return reduce_table(session, tree, "panel_source", source=source, within=within)
-
-
 def built_source(td: TreeDefinitions) -> str:
     """Name a panel built from a tree file's events (the panel's ``source``)."""
     return f"{td.path} (built from events)"
@@ -411,12 +343,12 @@ def prepare(session: Session, td: TreeDefinitions) -> dict[str, Any]:
     """
     defs, source = td.definitions, str(td.path)
     zone = defs.calendar.timezone
-    events_from, event_types = _reader(
+    events_from, event_types = reader_of(
         session, defs.source.events, td.base, "source.events", "events_db", source
     )
     account_types = None
     if defs.source.accounts is not None:
-        accounts_from, account_types = _reader(
+        accounts_from, account_types = reader_of(
             session, defs.source.accounts, td.base, "source.accounts", "accounts_db", source
         )
     problems = columns.column_problems(td, event_types, account_types)

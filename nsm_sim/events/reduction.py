@@ -3,19 +3,10 @@
 :func:`reduce_table` runs the queries of :mod:`nsm_sim.events.reduce_sql` on a table of
 account-periods in a session (DuckDB or Spark) and returns the same
 :class:`nsm_sim.data.Reduction` as :func:`nsm_sim.data.reduce_panel` on the rows in memory:
-kilobytes come back, never the rows.
-
-The drivers' within transformation
-----------------------------------
-In memory the logs are residualised on account and period effects by alternating
-projections (:func:`nsm_sim.numeric.two_way_effects`). Here the same least-squares residual
-comes in closed form (Frisch-Waugh-Lovell): with ``Z~`` the logs less their account means,
-``b = D' Z~`` their sums per period and ``G = diag(n_p) - sum_a c_a c_a' / n_a`` (``c_a``
-the periods of account ``a``), the residual cross-products are ``Z~'Z~ - b' G^+ b``. An
-account's rows are consecutive periods (the data contract), so ``G`` needs only how many
-accounts share each (first period, last period): a P x P matrix per segment, whatever the
-number of accounts. The residuals sum to zero exactly, so ``sum_y`` and ``sum_x`` are 0
-(in memory they are 0 to about 1e-12).
+kilobytes come back, never the rows. :func:`reduce_events` builds the panel of a tree
+file's events in the engine first (:func:`nsm_sim.events.engine.prepare`);
+:func:`reduce_panel_file` reads a panel's files. The drivers' statistics are
+:mod:`nsm_sim.events.within`'s, the data contract :mod:`nsm_sim.events.contract`'s.
 """
 
 from __future__ import annotations
@@ -23,21 +14,23 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components
 from sqlglot import exp
 
-from nsm_sim.data import ChurnCells, DriverStats, Population, Reduction
+from nsm_sim.data import ChurnCells, Population, Reduction
 from nsm_sim.data.cells import LEVEL_BINS, TENURE_BANDS
-from nsm_sim.data.panel import MAX_EXAMPLES, MAX_VALUE, MIN_ACCOUNTS, MIN_PERIODS
-from nsm_sim.errors import DataError
+from nsm_sim.errors import DataError, hint
+from nsm_sim.events import query, sql
 from nsm_sim.events import reduce_sql as q
-from nsm_sim.events import sql
+from nsm_sim.events.contract import check_rows
+from nsm_sim.events.engine import MEMORY_LIMIT, built_source, open_session, prepare, reader_of
+from nsm_sim.events.load import TreeDefinitions, load_definitions
 from nsm_sim.events.quantiles import median_from, middle, positions, quantiles_from
+from nsm_sim.events.within import driver_stats
 from nsm_sim.spec import MetricTree
 
 #: North Star levels per segment of the starting population (as :func:`starting_population`).
@@ -96,14 +89,14 @@ def reduce_table(
     session.run(sql.view(q.ROWS, rows, kind="TABLE"))
     (total,) = session.rows(exp.select(exp.Count(this=exp.Star())).from_(table))[0]
     last_t = len(periods) - 1
-    facts, warnings = _check(session, tree, metrics, periods, int(total), source)
+    facts, warnings = check_rows(session, tree, metrics, periods, int(total), source)
     segments = tuple(sorted(facts["segments"]))
     value_at = _order_statistics(session, tree, metrics, facts["rows"])
     ns = tree.north_star
     level = _levels(facts["rows"], value_at[ns], facts["ns_levels"], LEVEL_BINS)
     cells = _cells(session, ns, level, segments, by_period=False)
     period_cells = _cells(session, ns, level, segments, by_period=True)
-    stats = _driver_stats(session, tree, nodes, segments, within)
+    stats = driver_stats(session, tree, nodes, segments, within)
     population = _population(session, tree, segments, last_t)
     summary = _summary(tree, facts, periods, value_at, warnings, source)
     quantiles = quantiles_from(facts["rows"], np.array(list(CARD_QUANTILES.values())), value_at[ns])
@@ -138,114 +131,6 @@ def _grid(first: pd.Timestamp, last: pd.Timestamp, kind: str) -> list[dt.datetim
             return out
         out.append(period.to_pydatetime())
         k += 1
-
-
-# --------------------------------------------------------------------------- the checks
-
-
-def _check(
-    session: Any,
-    tree: MetricTree,
-    metrics: list[str],
-    periods: list[dt.datetime],
-    total: int,
-    source: str,
-) -> tuple[dict[str, Any], list[str]]:
-    """Check the rows against the data contract; return their facts and the warnings."""
-    last_t = len(periods) - 1
-    found = session.rows(q.panel_facts(metrics, last_t, MAX_VALUE))[0]
-    rows, accounts, churned, alive, vanished = (int(v or 0) for v in found[:5])
-    ranges: dict[str, tuple[float, float]] = {}
-    problems: list[str] = []
-    if total > rows:
-        problems.append(
-            f"period: {total - rows:,} row(s) off the {tree.period}ly grid of the first period "
-            f"{periods[0]:%Y-%m-%d}; expected every date on it"
-        )
-    for i, m in enumerate(metrics):
-        low, high, missing, negative, huge = found[5 + 5 * i : 10 + 5 * i]
-        ranges[m] = (low, high)
-        for count, what in ((missing, "missing"), (negative, "negative"), (huge, "huge")):
-            if count:
-                problems.append(
-                    f"{m}: {int(count):,} row(s) with a {what} value; expected a number >= 0 "
-                    f"and below {MAX_VALUE:.0e} in every row"
-                )
-        if m in tree.metrics and missing == 0 and low == high and rows:
-            problems.append(
-                f"{m}: the same value ({low:g}) in all {rows:,} rows; a metric that never "
-                "changes carries no information; expected values that vary"
-            )
-    twice, gaps = (int(v or 0) for v in session.rows(q.account_problems())[0])
-    if twice:
-        problems.append(f"account_id, period: {twice:,} account(s) with duplicate rows")
-    if gaps:
-        problems.append(f"period: {gaps:,} account(s) with a gap inside their rows")
-    early = session.rows(
-        exp.select(exp.Count(this=exp.Star()))
-        .from_(q.ROWS)
-        .where(
-            exp.and_(
-                sql.col("churned").neq(exp.Literal.number(0)),
-                sql.col("t") < sql.col("account_last_t"),
-            )
-        )
-    )[0][0]
-    if early:
-        problems.append(f"churned: churned=1 with later rows of the same account in {early} row(s)")
-    if accounts < MIN_ACCOUNTS:
-        problems.append(f"account_id: only {accounts} account(s); expected at least {MIN_ACCOUNTS}")
-    if len(periods) < MIN_PERIODS:
-        problems.append(f"period: only {len(periods)} period(s); expected at least {MIN_PERIODS}")
-    per_period = dict(session.rows(q.rows_per_period()))
-    empty = [t for t in range(len(periods)) if not per_period.get(t)]
-    if empty:
-        problems.append(
-            f"period: {len(empty):,} period(s) without any row between the first and the last "
-            f"(from {periods[empty[0]]:%Y-%m-%d}); expected rows in every period"
-        )
-    if rows and not churned:
-        problems.append("churned: no account churns; the churn model needs churn")
-    if rows and not alive:
-        problems.append("churned: every account of the last period churns; none to project")
-    if problems:
-        raise DataError(source, problems)
-    warnings = []
-    if vanished:
-        shown = session.rows(
-            q.examples(
-                exp.and_(
-                    sql.col("t").eq(sql.col("account_last_t")),
-                    sql.col("t") < exp.Literal.number(last_t),
-                    sql.col("churned").eq(exp.Literal.number(0)),
-                ),
-                MAX_EXAMPLES,
-            )
-        )
-        named = ", ".join(f"({a}, {periods[t]:%Y-%m-%d})" for a, t in shown)
-        first = f", first {MAX_EXAMPLES}" if vanished > MAX_EXAMPLES else ""
-        warnings.append(
-            f"churned: last row of an account that stops before the last period "
-            f"{periods[-1]:%Y-%m-%d} with churned = 0 in {vanished} row(s){first} (account, "
-            f"period): {named}; expected rows up to the last period while an account is a "
-            "customer, and churned = 1 on its last row if it left; these accounts are taken "
-            "as lost to follow-up (censored), not as churn"
-        )
-    ns_values = session.rows(
-        q.distinct_values(q.values_of([(sql.string("ns"), sql.col(tree.north_star))]), LEVEL_BINS)
-    )
-    facts = {
-        "rows": rows,
-        "accounts": accounts,
-        "churned": churned,
-        "alive": alive,
-        "ranges": ranges,
-        "segments": dict(session.rows(q.accounts_per_segment())),
-        "ns_levels": ([v for _, v, _ in ns_values], int(ns_values[0][2]) if ns_values else 0),
-    }
-    segments = {s for (s,) in session.rows(exp.select(sql.col("segment")).from_(q.ROWS).distinct())}
-    facts["segments"] = {s: int(facts["segments"].get(s, 0)) for s in segments}
-    return facts, warnings
 
 
 # --------------------------------------------------------------------------- quantiles
@@ -387,118 +272,6 @@ def _population(
     return Population(segments=segments, frame=out)
 
 
-# --------------------------------------------------------------------------- drivers
-
-
-def _symmetric(upper: list[float], size: int) -> np.ndarray:
-    out = np.zeros((size, size))
-    out[np.triu_indices(size)] = upper
-    return out + np.triu(out, 1).T
-
-
-def _driver_stats(
-    session: Any,
-    tree: MetricTree,
-    nodes: list[str],
-    segments: tuple[str, ...],
-    within: bool,
-) -> dict[str, DriverStats]:
-    """Per parent node, the driver statistics of :func:`nsm_sim.data.driver_stats`."""
-    V, S = len(nodes), len(segments)
-    index = {s: i for i, s in enumerate(segments)}
-    n = np.zeros(S, dtype=np.int64)
-    absorbed = np.zeros(S, dtype=np.int64)
-    sums = np.zeros((S, V))
-    products = np.zeros((S, V, V))
-    if within:
-        session.run(sql.view(q.ACCOUNTS, q.account_sums(nodes), kind="TABLE"))
-        for seg, count, *upper in session.rows(q.within_products(nodes)):
-            n[index[seg]] = count
-            products[index[seg]] = _symmetric(upper, V)
-        per_period: dict[str, list] = {}
-        for seg, t, count, *total in session.rows(q.period_sums(nodes)):
-            per_period.setdefault(seg, []).append((t, count, total))
-        lives: dict[str, list] = {}
-        scattered = False
-        for seg, first, last, rows, accounts in session.rows(q.lifetimes()):
-            lives.setdefault(seg, []).append((first, last, rows, accounts))
-            scattered |= rows != last - first + 1
-        pairs: dict[str, list] = {}
-        if scattered:
-            for seg, t1, t2, weight in session.rows(q.scattered_pairs()):
-                pairs.setdefault(seg, []).append((t1, t2, weight))
-        for seg, s in index.items():
-            if seg not in per_period:
-                continue
-            removed, absorbed[s] = _period_effects(per_period[seg], lives[seg], pairs.get(seg, []))
-            products[s] -= removed
-    else:
-        for seg, count, *rest in session.rows(q.pooled_products(nodes)):
-            n[index[seg]] = count
-            sums[index[seg]] = rest[:V]
-            products[index[seg]] = _symmetric(rest[V:], V)
-    out = {}
-    for parent, kids in tree.children.items():
-        y, X = nodes.index(parent), [nodes.index(k) for k in kids]
-        out[parent] = DriverStats(
-            parent=parent,
-            children=tuple(kids),
-            segments=segments,
-            within=within,
-            n=n.copy(),
-            n_absorbed=absorbed.copy(),
-            sum_y=sums[:, y].copy(),
-            sum_y2=products[:, y, y].copy(),
-            sum_x=sums[:, X].copy(),
-            XtX=products[:, X][:, :, X].copy(),
-            Xty=products[:, X, y].copy(),
-        )
-    return out
-
-
-def _period_effects(
-    per_period: list[tuple[int, int, list[float]]],
-    lives: list[tuple[int, int, int, int]],
-    pairs: list[tuple[int, int, float]],
-) -> tuple[np.ndarray, int]:
-    """Return ``b' G^+ b`` (what the period effects remove) and the effects absorbed.
-
-    ``per_period``: (t, rows, sums less account means); ``lives``: (first t, last t, rows,
-    accounts) per lifetime; ``pairs``: (t1, t2, sum of 1/rows) of accounts with gaps in the
-    segment.
-    """
-    present = sorted(t for t, _, _ in per_period)
-    at = {t: i for i, t in enumerate(present)}
-    P = len(present)
-    b = np.zeros((P, len(per_period[0][2])))
-    G = np.zeros((P, P))
-    for t, count, total in per_period:
-        b[at[t]] = total
-        G[at[t], at[t]] = count
-    shared = np.zeros((P + 1, P + 1))
-    linked = np.zeros((P + 1, P + 1), dtype=np.int64)
-    accounts = 0
-    for first, last, rows, count in lives:
-        accounts += count
-        if rows != last - first + 1:
-            continue
-        i, j = at[first], at[last] + 1
-        for grid, w in ((shared, count / rows), (linked, count)):
-            grid[i, i] += w
-            grid[i, j] -= w
-            grid[j, i] -= w
-            grid[j, j] += w
-    shared = shared.cumsum(0).cumsum(1)[:P, :P]
-    linked = linked.cumsum(0).cumsum(1)[:P, :P]
-    for t1, t2, weight in pairs:
-        shared[at[t1], at[t2]] += weight
-        linked[at[t1], at[t2]] += 1
-    G -= shared
-    components = connected_components(csr_matrix(linked > 0), directed=False)[0]
-    effects = np.linalg.lstsq(G, b, rcond=None)[0]
-    return b.T @ effects, accounts + P - components
-
-
 # --------------------------------------------------------------------------- summary
 
 
@@ -590,3 +363,81 @@ def reduction_fingerprint(reduction: Reduction) -> str:
     content["population"] = reduction.population.frame["accounts"].tolist()
     digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
+
+
+def reduce_events(
+    tree: str | Path | TreeDefinitions,
+    *,
+    within: bool = True,
+    engine: str = "duckdb",
+    memory_limit: str = MEMORY_LIMIT,
+    threads: int | None = None,
+) -> Reduction:
+    """Build the panel of a tree file's events and reduce it, all in the engine.
+
+    The build is :func:`build_panel`'s (every check of the source included); the panel
+    stays in the engine and :func:`nsm_sim.events.reduction.reduce_table` reduces it, so
+    only the reduction (kilobytes) comes back.
+
+    Parameters
+    ----------
+    tree : str, Path or TreeDefinitions
+        A tree file with ``source`` and ``metrics``.
+    within : bool, default True
+        Driver statistics within accounts with period effects; ``False``: pooled.
+    engine, memory_limit, threads
+        As for :func:`build_panel`.
+
+    Returns
+    -------
+    Reduction
+        What :func:`nsm_sim.data.reduce_panel` returns for the built panel.
+    """
+    td = tree if isinstance(tree, TreeDefinitions) else load_definitions(tree)
+    with open_session(engine, str(td.path), memory_limit, threads) as session:
+        prepare(session, td)
+        return reduce_table(session, td.tree, query.PANEL, source=built_source(td), within=within)
+
+
+def reduce_panel_file(
+    data: str | Path,
+    tree: MetricTree,
+    *,
+    within: bool = True,
+    engine: str = "duckdb",
+    memory_limit: str = MEMORY_LIMIT,
+    threads: int | None = None,
+) -> Reduction:
+    """Reduce a panel file (or files: a glob, or a lake's URIs on Spark) in the engine.
+
+    Parameters
+    ----------
+    data : str or Path
+        Parquet or CSV files of the panel's data contract (see :mod:`nsm_sim.data.panel`).
+    tree : MetricTree
+        The tree the panel holds the metrics of.
+    within, engine, memory_limit, threads
+        As for :func:`reduce_events`.
+
+    Returns
+    -------
+    Reduction
+
+    Raises
+    ------
+    DataError
+        When a column is missing, or the rows break the data contract.
+    """
+    source = str(data)
+    with open_session(engine, source, memory_limit, threads) as session:
+        reader, types = reader_of(session, str(data), Path.cwd(), "--data", "panel_db", source)
+        wanted = ["account_id", "period", *([tree.segment] if tree.segment else [])]
+        wanted += [*tree.metrics, *tree.value_columns, "churned"]
+        missing = [c for c in wanted if c not in types]
+        if missing:
+            raise DataError(
+                source,
+                [f"{c}: missing column{hint(c, list(types))}" for c in missing],
+            )
+        session.run(sql.view("panel_source", exp.select("*").from_(reader)))
+        return reduce_table(session, tree, "panel_source", source=source, within=within)
