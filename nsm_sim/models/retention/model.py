@@ -140,36 +140,38 @@ def retention_data(cells: ChurnCells, *, hinge: bool = True) -> dict[str, np.nda
     -------
     dict of ndarray
         ``churn_segment_idx``, ``churn_x``, ``churn_log_tenure``, ``churn_at_risk``,
-        ``churn_churned`` (C,), ``churn_weight`` (S, C) (each segment's share of its rows per
-        cell), ``churn_x_ref`` and ``churn_log_tenure_ref`` (S,) (the segment means the
-        intercept is centred at) and, with the hinge, ``hinge_grid_step`` (G, C),
-        ``hinge_grid_log_weight`` (G,), ``hinge_grid_mean_step`` (C,), ``churn_log_choose``
-        (the Binomial coefficients) and the starting point ``churn_start_intercept_c`` (S,),
+        ``churn_churned`` (C,), ``churn_x_ref`` and ``churn_log_tenure_ref`` (S,) (the means
+        over each segment's rows the intercept is centred at), ``churn_log_choose`` (the sum
+        of the log Binomial coefficients) and, with the hinge, ``hinge_grid_step`` (G, C),
+        ``hinge_grid_log_weight`` (G,), ``hinge_step_ref`` (S,) (each segment's mean of the
+        grid's ``mean_step``) and the starting point ``churn_start_intercept_c`` (S,),
         ``churn_start_slope``, ``churn_start_tenure_slope``, ``hinge_start_jump``.
     """
     a = _cell_arrays(cells)
     onehot = np.eye(len(cells.segments))[a["segment_idx"]].T * a["at_risk"][None, :]
     w = onehot / np.maximum(onehot.sum(axis=1, keepdims=True), 1.0)
+    n, k = a["at_risk"], a["churned"]
     data = {f"churn_{k}": v for k, v in a.items()}
-    data.update(churn_weight=w, churn_x_ref=w @ a["x"], churn_log_tenure_ref=w @ a["log_tenure"])
+    data.update(
+        churn_x_ref=w @ a["x"],
+        churn_log_tenure_ref=w @ a["log_tenure"],
+        churn_log_choose=np.float64(np.sum(gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1))),
+    )
     if not hinge:
         return data
     grid = hinge_grid(cells)
     start = grid["start"]
-    n, k = a["at_risk"], a["churned"]
+    step_ref = w @ grid["mean_step"]
     return {
         **data,
         "hinge_grid_step": grid["step"],
         "hinge_grid_log_weight": grid["log_weight"],
-        "hinge_grid_mean_step": grid["mean_step"],
-        "churn_log_choose": np.float64(
-            np.sum(gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1))
-        ),
+        "hinge_step_ref": step_ref,
         # the starting point on the model's parameters (the intercept centred per segment)
         "churn_start_intercept_c": start["intercept"]
         + start["slope"] * data["churn_x_ref"]
         + start["tenure_slope"] * data["churn_log_tenure_ref"]
-        + start["hinge_jump"] * (w @ grid["mean_step"]),
+        + start["hinge_jump"] * step_ref,
         "churn_start_slope": np.float64(start["slope"]),
         "churn_start_tenure_slope": np.float64(start["tenure_slope"]),
         "hinge_start_jump": np.float64(start["hinge_jump"]),
@@ -207,8 +209,9 @@ def add_retention_terms(cells: ChurnCells, *, hinge: bool = True) -> None:
     None
         Adds the data containers of :func:`retention_data`, ``churn_intercept_c``,
         ``churn_intercept``, ``churn_slope_mu``, ``churn_slope_sigma``, ``churn_slope_z``,
-        ``churn_slope``, ``tenure_slope`` and the observed ``churn_cells`` (Binomial); with a
-        hinge, ``hinge_jump``, and ``churn_cells`` is the potential with ``hinge_tau``
+        ``churn_slope``, ``tenure_slope`` and the potential ``churn_cells``: the cells'
+        Binomial log-likelihood (its coefficients from the data, not recomputed at every
+        gradient); with a hinge, ``hinge_jump``, and ``churn_cells`` has ``hinge_tau``
         integrated out (draw it afterwards with :func:`draw_hinge_tau`). With a hinge the
         chains start at the data's ``churn_start_*`` and ``hinge_start_jump``.
     """
@@ -239,7 +242,7 @@ def add_retention_terms(cells: ChurnCells, *, hinge: bool = True) -> None:
     slope = pm.Deterministic("churn_slope", slope_mu + slope_sigma * slope_z, dims="segment")
     tenure_slope = prior("tenure_slope", initval=d.get("churn_start_tenure_slope"))
     jump = prior("hinge_jump", initval=d["hinge_start_jump"]) if hinge else 0.0
-    hinge_ref = jump * pt.dot(d["churn_weight"], d["hinge_grid_mean_step"]) if hinge else 0.0
+    hinge_ref = jump * d["hinge_step_ref"] if hinge else 0.0
     intercept = pm.Deterministic(
         "churn_intercept",
         intercept_c
@@ -253,7 +256,8 @@ def add_retention_terms(cells: ChurnCells, *, hinge: bool = True) -> None:
         d["churn_x"], d["churn_log_tenure"], intercept[seg], slope[seg], tenure_slope
     )
     if not hinge:
-        pm.Binomial("churn_cells", n=at_risk, logit_p=base, observed=churned)
+        loglik = pt.sum(churned * base - at_risk * pt.softplus(base))
+        pm.Potential("churn_cells", loglik + d["churn_log_choose"])
         return
     # hinge_tau integrated out over the grid: eta[g, c] = churn_logit(..., jump, tau_g)
     eta = base[None, :] + jump * d["hinge_grid_step"]
