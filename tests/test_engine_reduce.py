@@ -215,3 +215,19 @@ def test_a_panel_table_that_breaks_the_contract_is_refused_with_every_problem(tm
     gap = frame.drop(index=frame.index[(frame["account_id"] == "acct_025")][1])
     assert "gap inside their rows" in _refused(gap, tree, tmp_path)
     assert "missing column" in _refused(frame.drop(columns="logins"), tree, tmp_path)
+
+
+def test_the_fit_reads_the_reduction_in_memory_by_default_and_in_the_engine_when_named(
+    synthetic,
+):
+    from nsm_sim.errors import InputError
+    from nsm_sim.events import command
+
+    memory = command.reduction_for(synthetic["tree"], None)
+    engine = command.reduction_for(synthetic["tree"], None, engine="duckdb")
+    assert memory.fingerprint == build_panel(synthetic["tree"]).panel.fingerprint
+    assert_same_reduction(memory, engine)
+    from_file = command.reduction_for(synthetic["tree"], synthetic["panel"], engine="duckdb")
+    assert from_file.summary["rows"] == memory.summary["rows"]
+    with pytest.raises(InputError, match="unknown engine 'duck'"):
+        command.reduction_for(synthetic["tree"], None, engine="duck")

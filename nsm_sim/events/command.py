@@ -18,7 +18,7 @@ from nsm_sim.errors import InputError
 from nsm_sim.files import dumps, write_file
 
 if TYPE_CHECKING:
-    from nsm_sim.data import Panel
+    from nsm_sim.data import Panel, Reduction
     from nsm_sim.events.engine import Build
 
 #: Panel file formats ``build`` writes, by suffix.
@@ -66,7 +66,10 @@ def build(
         bool, typer.Option("--show-sql", help="Print every SQL statement that runs.")
     ] = False,
     engine: Annotated[
-        str, typer.Option("--engine", help="Query engine: duckdb (embedded, no server).")
+        str,
+        typer.Option(
+            "--engine", help="Query engine: duckdb (embedded, no server) or spark (the extra)."
+        ),
     ] = "duckdb",
     json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
@@ -82,7 +85,7 @@ def build(
         raise InputError(
             "--out", [f"expected a .parquet or .csv file, got {out.suffix or 'no suffix'!r}"]
         )
-    result = build_panel(tree)
+    result = build_panel(tree, engine=engine)
     if out is not None:
         write_file(out, _panel_writer(result, out.suffix.lower()))
     if json:
@@ -125,7 +128,7 @@ def write_events(
     return write_synthetic_events(out_dir, accounts=accounts, periods=periods, seed=seed, fmt=fmt)
 
 
-def panel_for(tree: Path, data: Path | None) -> Panel:
+def panel_for(tree: Path, data: Path | None, engine: str = "duckdb") -> Panel:
     """Return the panel of ``fit``, ``validate`` and ``report``: read, or built from events.
 
     Parameters
@@ -134,6 +137,8 @@ def panel_for(tree: Path, data: Path | None) -> Panel:
         A tree file, with or without metric definitions.
     data : Path or None
         A panel file; without it the tree file must define its metrics from events.
+    engine : {"duckdb", "spark"}, default "duckdb"
+        The query engine that builds the panel from events (its rows then come back).
 
     Returns
     -------
@@ -145,13 +150,70 @@ def panel_for(tree: Path, data: Path | None) -> Panel:
         When neither a panel nor definitions are given, or either does not check.
     """
     from nsm_sim.data import load_panel
-    from nsm_sim.events.load import has_definitions, load_definitions
+    from nsm_sim.events.engine import check_engine
 
-    defined = has_definitions(tree)
+    check_engine(engine)
     if data is not None:
-        parsed = load_definitions(tree).tree if defined else _plain_tree(tree)
-        return load_panel(data, parsed)
-    if not defined:
+        return load_panel(data, _tree_of(tree))
+    _require_definitions(tree)
+    return panel_from_tree(tree, engine)
+
+
+def reduction_for(
+    tree: Path, data: Path | None, *, engine: str | None = None, within: bool = True
+) -> Reduction:
+    """Return the reduction ``fit`` reads: of the panel in memory, or in a query engine.
+
+    Parameters
+    ----------
+    tree : Path
+        A tree file, with or without metric definitions.
+    data : Path or None
+        A panel file (Parquet or CSV, or a glob of them); without it the tree file must
+        define its metrics from events.
+    engine : {"duckdb", "spark"} or None, default None
+        None: the panel's rows are read into memory and reduced there
+        (:func:`nsm_sim.data.reduce_panel`). An engine: the panel is built (from events) or
+        read (the file) and reduced inside it, and only the reduction comes back
+        (:mod:`nsm_sim.events.reduction`); equal to the reduction in memory to about 1e-12
+        relative, at any size.
+    within : bool, default True
+        Driver statistics within accounts with period effects; ``False``: pooled.
+
+    Returns
+    -------
+    Reduction
+
+    Raises
+    ------
+    InputError
+        When neither a panel nor definitions are given, or the engine is unknown.
+    """
+    if engine is None:
+        from nsm_sim.data import reduce_panel
+
+        return reduce_panel(panel_for(tree, data), within=within)
+    from nsm_sim.events.engine import check_engine
+    from nsm_sim.events.reduction import reduce_events, reduce_panel_file
+
+    check_engine(engine)
+    if data is not None:
+        return reduce_panel_file(data, _tree_of(tree), within=within, engine=engine)
+    _require_definitions(tree)
+    return reduce_events(tree, within=within, engine=engine)
+
+
+def _tree_of(tree: Path):
+    from nsm_sim.events.load import has_definitions, load_definitions
+    from nsm_sim.spec import load_tree
+
+    return load_definitions(tree).tree if has_definitions(tree) else load_tree(tree)
+
+
+def _require_definitions(tree: Path) -> None:
+    from nsm_sim.events.load import has_definitions
+
+    if not has_definitions(tree):
         raise InputError(
             "--data",
             [
@@ -159,22 +221,16 @@ def panel_for(tree: Path, data: Path | None) -> Panel:
                 "with --data, or add source and metrics to the tree file"
             ],
         )
-    return panel_from_tree(tree)
 
 
-def _plain_tree(tree: Path):
-    from nsm_sim.spec import load_tree
-
-    return load_tree(tree)
-
-
-def panel_from_tree(tree: Path) -> Panel:
+def panel_from_tree(tree: Path, engine: str = "duckdb") -> Panel:
     """Build the panel of a tree file with metric definitions (``nsm-sim build`` in memory).
 
     Parameters
     ----------
     tree : Path
         A tree file with ``source`` and ``metrics``.
+    engine : {"duckdb", "spark"}, default "duckdb"
 
     Returns
     -------
@@ -182,10 +238,10 @@ def panel_from_tree(tree: Path) -> Panel:
     """
     from nsm_sim.events.engine import build_panel
 
-    return build_panel(tree).panel
+    return build_panel(tree, engine=engine).panel
 
 
-def check_events(tree: Path) -> dict[str, Any]:
+def check_events(tree: Path, engine: str = "duckdb") -> dict[str, Any]:
     """Check a tree file's metric definitions against its source (``nsm-sim check``).
 
     Runs the whole build without writing anything, so every problem is found: missing
@@ -196,6 +252,7 @@ def check_events(tree: Path) -> dict[str, Any]:
     ----------
     tree : Path
         A tree file with ``source`` and ``metrics``.
+    engine : {"duckdb", "spark"}, default "duckdb"
 
     Returns
     -------
@@ -207,7 +264,7 @@ def check_events(tree: Path) -> dict[str, Any]:
     from nsm_sim.events.load import load_definitions
 
     td = load_definitions(tree)
-    result = build_panel(td)
+    result = build_panel(td, engine=engine)
     return {**result.summary, "metrics": definition_rows(td)}
 
 
