@@ -231,3 +231,17 @@ def test_the_fit_reads_the_reduction_in_memory_by_default_and_in_the_engine_when
     assert from_file.summary["rows"] == memory.summary["rows"]
     with pytest.raises(InputError, match="unknown engine 'duck'"):
         command.reduction_for(synthetic["tree"], None, engine="duck")
+
+
+def test_a_world_split_into_many_more_events_reduces_to_the_worlds_reduction(tmp_path):
+    from nsm_sim.events.synthetic import write_scaled_events
+
+    paths = write_scaled_events(
+        tmp_path / "scaled", events=400_000, accounts=120, periods=10, seed=2, chunk_events=150_000
+    )
+    assert 380_000 < paths["written"] < 420_000
+    assert len(list(paths["events"].glob("part-*.parquet"))) >= 3
+    world = generate_world(accounts=120, periods=10, seed=2)
+    memory = reduce_panel(check_frame(world.panel, world.tree))
+    engine = reduce_events(paths["tree"])
+    assert_same_reduction(memory, engine, same_source=False)

@@ -289,4 +289,137 @@ def write_synthetic_events(
     return {key: out / name for key, name in zip(names, files, strict=True)}
 
 
-__all__ = ["EVENTS", "EventLog", "world_events", "write_synthetic_events"]
+def _pieces_per_value(thousandths: np.ndarray, events: int) -> float:
+    """Return the Poisson mean ``m`` such that values split into ``min(1 + Poisson(m), th)``.
+
+    pieces add up to about ``events`` (by bisection on the expected count, with each piece
+    at least a thousandth).
+    """
+    present = thousandths[thousandths > 0]
+    low, high = 0.0, float(max(events, 1))
+    for _ in range(60):
+        mean = (low + high) / 2
+        expected = np.minimum(present, 1 + mean).sum()
+        low, high = (mean, high) if expected < events else (low, mean)
+    return (low + high) / 2
+
+
+def write_scaled_events(
+    out_dir: str | Path,
+    events: int,
+    accounts: int = 5000,
+    periods: int = 52,
+    seed: int = 0,
+    chunk_events: int = 20_000_000,
+) -> dict[str, Path]:
+    """Write a synthetic world as about ``events`` events, in Parquet files written one by one.
+
+    The world's panel is the same as :func:`write_synthetic_events`'s (same accounts,
+    periods and seed), its values split into many more events: each value into
+    ``min(1 + Poisson(m), thousandths)`` pieces, ``m`` set for the total, at random
+    microseconds of their week, by one of the account's users. Memory stays at one chunk of
+    about ``chunk_events`` events, so the log can be far larger than memory; the tree file
+    reads ``events/*.parquet`` and rebuilds the world's panel exactly (the pieces add up to
+    the values in decimals), so a fit on it recovers the world's truth as on the panel.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Created if missing; gets ``events/part-NNNNN.parquet``, ``accounts.parquet``,
+        ``tree.yaml`` and ``truth.json``.
+    events : int
+        About how many events to write.
+    accounts, periods, seed : int
+        The world's size and seed.
+    chunk_events : int, default 20,000,000
+        About how many events per file.
+
+    Returns
+    -------
+    dict
+        ``tree``, ``events`` (the folder), ``accounts``, ``truth``: the paths written, and
+        ``written`` (int): the events written.
+    """
+    out = Path(out_dir)
+    world = generate_world(accounts=accounts, periods=periods, seed=seed)
+    panel = world.panel
+    t, dates = _period_index(world)
+    tree = _tree(world, dates)
+    tree["source"]["events"] = "events/*.parquet"
+    metrics = list(world.tree.metrics)
+    values = np.stack([np.rint(panel[m].to_numpy() * 1000).astype(np.int64) for m in metrics])
+    mean = _pieces_per_value(values.ravel(), events)
+    starts = pa.array(pd.DatetimeIndex(dates).as_unit("us").asi8)
+    ids = np.asarray(panel["account_id"].to_numpy(), dtype=str)
+    codes, names = pd.factorize(ids)
+    users = pa.array([f"{a}-u{u}" for a in names for u in range(USERS_PER_ACCOUNT)], pa.string())
+    events_dir = out / "events"
+    events_dir.mkdir(parents=True, exist_ok=True)
+    per_row = np.minimum(values, 1 + mean).sum(axis=0)
+    bounds = np.searchsorted(
+        np.cumsum(per_row), np.arange(chunk_events, per_row.sum(), chunk_events)
+    )
+    written = 0
+    for k, rows in enumerate(np.split(np.arange(len(panel)), bounds)):
+        pieces = []
+        for i, metric in enumerate(metrics):
+            event, prop = EVENTS[metric]
+            rng = stream(seed, name_key("scaled events"), name_key(metric), k)
+            th = values[i, rows]
+            parts = np.minimum(1 + rng.poisson(mean, len(rows)), th)
+            row, amount = _split(th, parts)
+            at = rows[row]
+            micros = rng.integers(0, _WEEK_SECONDS * 1_000_000, len(at))
+            who = codes[at]
+            stamps = pc.add(starts.take(pa.array(t[at])), pa.array(micros))
+            decimals = _decimals(amount, np.ones(len(amount), dtype=bool))
+            empty = pa.nulls(len(amount), decimals.type)
+            pieces.append(
+                pa.table(
+                    {
+                        "timestamp": stamps.cast(pa.timestamp("us", tz="UTC")),
+                        "account_id": pa.DictionaryArray.from_arrays(
+                            pa.array(who, pa.int32()), pa.array(names, pa.string())
+                        ),
+                        "user_id": pa.DictionaryArray.from_arrays(
+                            pa.array(
+                                who * USERS_PER_ACCOUNT
+                                + rng.integers(0, USERS_PER_ACCOUNT, len(at)),
+                                pa.int32(),
+                            ),
+                            users,
+                        ),
+                        "event": pa.array(np.full(len(at), event), pa.string()),
+                        "quantity": decimals if prop == "quantity" else empty,
+                        "amount": decimals if prop == "amount" else empty,
+                    }
+                )
+            )
+        table = pa.concat_tables(pieces)
+        written += table.num_rows
+        pq.write_table(table, events_dir / f"part-{k:05d}.parquet")
+    staff = world_events(world, seed)
+    internal = staff.events.filter(pc.starts_with(staff.events["account_id"], "internal_"))
+    pq.write_table(internal, events_dir / "part-internal.parquet")
+    files = {
+        "accounts.parquet": lambda p: pq.write_table(staff.accounts, p),
+        "tree.yaml": _tree_text(tree),
+        "truth.json": dumps(world.truth) + "\n",
+    }
+    write_files(out, files)
+    return {
+        "tree": out / "tree.yaml",
+        "events": events_dir,
+        "accounts": out / "accounts.parquet",
+        "truth": out / "truth.json",
+        "written": written + internal.num_rows,
+    }
+
+
+__all__ = [
+    "EVENTS",
+    "EventLog",
+    "world_events",
+    "write_scaled_events",
+    "write_synthetic_events",
+]
