@@ -44,7 +44,7 @@ from nsm_sim.synth import generate_world
 
 CASES = yaml.safe_load((HOSTILE / "cases.yaml").read_text(encoding="utf-8"))
 FUZZ = settings(
-    max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck)
 )
 
 
@@ -298,9 +298,9 @@ def test_a_run_killed_at_random_moments_leaves_the_old_folder_or_the_new_one(tmp
     out = tmp_path / "out"
     rng = np.random.default_rng(17)
     seen = set()
-    for attempt in range(5):
+    for attempt in range(4):
         writer = subprocess.Popen([sys.executable, "-c", WRITER, str(out), str(attempt), "10000"])
-        time.sleep(float(rng.uniform(1.2, 2.0)))
+        time.sleep(float(rng.uniform(1.2, 1.8)))
         writer.send_signal(signal.SIGKILL)
         writer.wait()
         if out.exists():
