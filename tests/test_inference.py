@@ -126,7 +126,9 @@ def test_summarise_tables(fitted):
 def test_bundle_round_trip(fitted, tmp_path):
     out = tmp_path / "fit"
     inference.save_bundle(fitted, out)
-    assert sorted(p.name for p in out.iterdir()) == sorted(inference.BUNDLE_FILES)
+    from nsm_sim.models.bundle import MANIFEST
+
+    assert sorted(p.name for p in out.iterdir()) == sorted([*inference.BUNDLE_FILES, MANIFEST])
     loaded = inference.load_bundle(out, tree=fitted.tree)
     assert loaded.card == fitted.card
     assert loaded.tree == fitted.tree
