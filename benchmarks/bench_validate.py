@@ -9,8 +9,8 @@ the churn model, 2 chains x 300 draws after 300 tuning steps each). *Cold*: the 
 caches are new and empty (``PYTENSOR_FLAGS=base_compiledir=<new temp dir>`` and
 ``NUMBA_CACHE_DIR=<the same>``), as on a fresh machine. *Warm*: the default caches, filled by
 an untimed run first, as for every later validation. Reported: the medians of the process's
-wall time and of the validation's own stages (``timings`` of the JSON output), and the
-verdicts.
+wall time and of the validation's own stages (``timings`` of the JSON output, where a version
+prints them), and the verdicts.
 
 ``--code DIR ...`` runs other checkouts of nsm_sim (``PYTHONPATH=DIR``, e.g. a ``git
 worktree`` of an earlier commit; ``installed`` for the installed one) on the same world, their
@@ -59,7 +59,8 @@ def measure(world: Path, *, code: str | None, cold: bool, cwd: str) -> dict:
         seconds, out = run_cli(args, code=code, cache=cache if cold else None, cwd=cwd)
     result = json.loads(out)
     verdicts = {m["metric"]: m["verdict"] for m in result["metrics"]}
-    return {"process": seconds, **result["timings"], "verdicts": verdicts}
+    stages = result.get("timings") or {}  # not in the JSON of every version
+    return {"process": seconds, **stages, "verdicts": verdicts}
 
 
 def main() -> None:
@@ -96,11 +97,14 @@ def main() -> None:
     for (label, cache), rs in runs.items():
         if not rs:
             continue
-        med = {k: statistics.median(r[k] for r in rs) for k in ("process", *stages)}
+        med = {
+            k: f"{statistics.median(r[k] for r in rs):.1f}" if all(k in r for r in rs) else "n/a"
+            for k in ("process", *stages)
+        }
         each = ", ".join(f"{r['process']:.1f}" for r in rs)
         print(
-            f"| {label} | {cache} | {len(rs)} | {med['process']:.1f} | {med['predictive']:.1f} "
-            f"| {med['threshold']:.1f} | {med['total']:.1f} | {each} |"
+            f"| {label} | {cache} | {len(rs)} | {med['process']} | {med['predictive']} "
+            f"| {med['threshold']} | {med['total']} | {each} |"
         )
     for label in codes:
         verdicts = {
