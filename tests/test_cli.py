@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -259,6 +260,21 @@ def test_stages_say_what_ran_and_how_long():
     with terminal.Stages(quiet, quiet=True) as stages:
         stages.start("reading")
     assert quiet.file.getvalue() == ""
+
+
+def test_every_registered_command_is_listed():
+    assert list(typer.main.get_command(app).commands) == COMMANDS
+
+
+@pytest.mark.parametrize(
+    "arguments", [[], ["--help"], *([c, "--help"] for c in COMMANDS)], ids=" ".join
+)
+def test_no_help_shows_a_type_beside_a_flag(arguments):
+    result = runner.invoke(app, arguments, env={"COLUMNS": "100"})
+    assert "Usage" in result.output
+    assert "--help" in result.output
+    assert "<bool>" not in result.output
+    assert "BOOLEAN" not in result.output.upper()
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -18,8 +18,33 @@ from nsm_sim.output import notes, terminal
 
 warnings.filterwarnings("ignore", message=".*BLAS.*", category=UserWarning)
 
+
+def _hide_flag_types(params: list[Any]) -> None:
+    """Show boolean flags as plain flags: no ``<bool>`` type beside them in the help."""
+    for param in params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+
+
+class _Group(typer.core.TyperGroup):
+    """The application, whose help shows its flags without a ``<bool>`` type."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _hide_flag_types(self.get_params(ctx))
+        super().format_help(ctx, formatter)
+
+
+class _Command(typer.core.TyperCommand):
+    """A command whose help shows its flags without a ``<bool>`` type."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _hide_flag_types(self.get_params(ctx))
+        super().format_help(ctx, formatter)
+
+
 app = typer.Typer(
     name="nsm-sim",
+    cls=_Group,
     help=(
         "North Star Metric engine: is the North Star leading, what drives it, and which "
         "initiatives to fund. Start with `nsm-sim demo`."
@@ -31,16 +56,6 @@ app = typer.Typer(
 
 #: Largest seed (seeds are unsigned 32-bit integers).
 MAX_SEED = 2**32 - 1
-
-
-class _Command(typer.core.TyperCommand):
-    """A command whose help shows boolean flags as plain flags, without a ``<bool>`` type."""
-
-    def format_help(self, ctx: Any, formatter: Any) -> None:
-        for param in self.get_params(ctx):
-            if getattr(param, "is_flag", False):
-                param.metavar = ""
-        super().format_help(ctx, formatter)
 
 
 command = functools.partial(app.command, cls=_Command)
