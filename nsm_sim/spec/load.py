@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,12 +119,15 @@ def _where(base: str, key: Any) -> str:
     return f"{base}.{key}" if base else str(key)
 
 
-def _unexpected(content: Any) -> list[str]:
-    """Values no schema expects: non-finite numbers and text that is not valid Unicode."""
-    problems: list[str] = []
+def _walk(content: Any, root: str) -> Iterator[tuple[str, Any]]:
+    """Yield ``(where, value)`` for every value and mapping key in document order.
+
+    Each list or mapping is entered once, so a YAML alias that refers back to its own
+    parent ends the walk there instead of looping.
+    """
     seen: set[int] = set()
-    stack: list[tuple[str, Any]] = [("", content)]
-    while stack and len(problems) <= MAX_PROBLEMS:
+    stack: list[tuple[str, Any]] = [(root, content)]
+    while stack:
         where, value = stack.pop()
         if isinstance(value, dict | list):
             if id(value) in seen:
@@ -134,7 +138,16 @@ def _unexpected(content: Any) -> list[str]:
                 if isinstance(key, str):
                     stack.append((where, key))
                 stack.append((_where(where, key), item))
-        elif isinstance(value, float) and not math.isfinite(value):
+        yield where, value
+
+
+def _unexpected(content: Any) -> list[str]:
+    """Values no schema expects: non-finite numbers and text that is not valid Unicode."""
+    problems: list[str] = []
+    for where, value in _walk(content, ""):
+        if len(problems) > MAX_PROBLEMS:
+            break
+        if isinstance(value, float) and not math.isfinite(value):
             problems.append(f"{where or '(top level)'}: {value} is not a finite number")
         elif isinstance(value, str):
             try:
@@ -150,23 +163,17 @@ def _unexpected(content: Any) -> list[str]:
 def _input_names(inputs: Any) -> list[str]:
     """Name the entries of a tree's ``inputs`` that are lists or mappings, not names."""
     problems: list[str] = []
-    seen: set[int] = set()
-    stack: list[tuple[str, Any]] = [("inputs", inputs)]
-    while stack and len(problems) <= MAX_PROBLEMS:
-        where, value = stack.pop()
-        if not isinstance(value, dict | list) or id(value) in seen:
-            continue
-        seen.add(id(value))
+    for where, value in _walk(inputs, "inputs"):
+        if len(problems) > MAX_PROBLEMS:
+            break
         if isinstance(value, list):
-            for i, item in enumerate(value):
-                if isinstance(item, dict | list):
-                    problems.append(
-                        f"{where}[{i}]: expected a metric name, got a "
-                        f"{'list' if isinstance(item, list) else 'mapping'} (a list of names "
-                        "lists leaves; a mapping of name to inputs nests them)"
-                    )
-        else:
-            stack.extend((_where(where, key), sub) for key, sub in value.items())
+            problems.extend(
+                f"{where}[{i}]: expected a metric name, got a "
+                f"{'list' if isinstance(item, list) else 'mapping'} (a list of names lists "
+                "leaves; a mapping of name to inputs nests them)"
+                for i, item in enumerate(value)
+                if isinstance(item, dict | list)
+            )
     return problems
 
 
