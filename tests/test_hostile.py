@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from nsm_sim import files, limits
 from nsm_sim.errors import BundleError, DataError, InputError, SpecError
 from nsm_sim.models.bundle import load_bundle, save_bundle
-from nsm_sim.output import plots
+from nsm_sim.output import decision_plots, figures
 from nsm_sim.output.html import Section as HtmlSection
 from nsm_sim.output.html import TableBlock, render_report
 from nsm_sim.spec import load_scenario, load_tree
@@ -149,13 +149,13 @@ def test_a_path_with_markup_prints_as_written(tmp_path):
 def test_figures_draw_names_with_dollars_as_text():
     names = {"cost $x^$": np.array([1.0, 2.0, 3.0]), "$$": np.array([0.5, 1.5])}
     for figure in (
-        plots.value_distribution(names, "value"),
-        plots.evpi_bars(pd.DataFrame({"name": list(names), "evpi": [1.0, 2.0]}), "$"),
+        decision_plots.value_distribution(names, "value"),
+        decision_plots.evpi_bars(pd.DataFrame({"name": list(names), "evpi": [1.0, 2.0]}), "$"),
     ):
         figure.savefig(os.devnull, format="png")
         labels = [t.get_text() for ax in figure.axes for t in ax.get_yticklabels()]
         assert any(r"cost \$x^\$" in label for label in labels)
-    assert plots.plain("y" * 500).endswith("\u2026") and len(plots.plain("y" * 500)) == 60
+    assert figures.plain("y" * 500).endswith("\u2026") and len(figures.plain("y" * 500)) == 60
 
 
 def test_html_escapes_every_name():

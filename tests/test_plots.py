@@ -5,7 +5,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from nsm_sim.output import plots
+from nsm_sim.output import decision_plots, evidence_plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NS = "projects_completed"
@@ -53,7 +53,7 @@ def drivers():
 
 
 def test_elasticity_forest_labels_and_points(drivers, tmp_path):
-    fig = plots.elasticity_forest(drivers, NS)
+    fig = evidence_plots.elasticity_forest(drivers, NS)
     assert isinstance(fig, Figure)
     assert fig.canvas.manager is None  # not registered with pyplot
     ax = fig.axes[0]
@@ -87,17 +87,17 @@ def test_elasticity_forest_robust(tmp_path):
             "high": [0.7, np.nan, 0.3],
         }
     )
-    fig = plots.elasticity_forest(frame, NS)
+    fig = evidence_plots.elasticity_forest(frame, NS)
     assert len(yticklabels(fig.axes[0])) == 2
     saved_png(fig, tmp_path)
-    empty = plots.elasticity_forest(frame.iloc[:0], NS)
+    empty = evidence_plots.elasticity_forest(frame.iloc[:0], NS)
     assert empty.axes[0].get_title() == f"What drives {NS}"
     saved_png(empty, tmp_path, "empty.png")
 
 
 def test_missing_column_is_an_error(drivers):
     with pytest.raises(ValueError, match="high"):
-        plots.elasticity_forest(drivers.drop(columns="high"), NS)
+        evidence_plots.elasticity_forest(drivers.drop(columns="high"), NS)
 
 
 # --- retention by level -----------------------------------------------------------------
@@ -131,7 +131,7 @@ def test_retention_by_level_with_threshold(curve, tmp_path):
         "retention_above": 0.9,
         "retention_below": 0.7,
     }
-    fig = plots.retention_by_level(curve, NS, 4, threshold)
+    fig = evidence_plots.retention_by_level(curve, NS, 4, threshold)
     ax = fig.axes[0]
     assert ax.get_title() == f"Retention over 4 periods by {NS}"
     assert NS in ax.get_xlabel()
@@ -149,8 +149,8 @@ def test_retention_by_level_with_threshold(curve, tmp_path):
 
 
 def test_a_segment_looks_the_same_in_every_figure(drivers, curve):
-    forest = plots.elasticity_forest(drivers, NS).axes[0]
-    retention = plots.retention_by_level(curve, NS, 4).axes[0]
+    forest = evidence_plots.elasticity_forest(drivers, NS).axes[0]
+    retention = evidence_plots.retention_by_level(curve, NS, 4).axes[0]
     in_forest = {h.get_label(): to_rgba(h.get_color()) for h in forest.get_legend().legend_handles}
     in_retention = {ln.get_label(): to_rgba(ln.get_color()) for ln in retention.get_lines()}
     for segment in ("free", "team"):
@@ -162,7 +162,7 @@ def test_a_segment_looks_the_same_in_every_figure(drivers, curve):
 def test_retention_by_level_without_usable_threshold_parts(curve, threshold, tmp_path):
     population = curve[curve["segment"] == "free"].drop(columns="segment")
     population.loc[population.index[0], "low"] = np.nan
-    fig = plots.retention_by_level(population, NS, 13, threshold)
+    fig = evidence_plots.retention_by_level(population, NS, 13, threshold)
     ax = fig.axes[0]
     assert ax.get_title() == f"Retention over 13 periods by {NS}"
     has_tau = threshold is not None and threshold.get("tau") == 3.0
@@ -183,7 +183,7 @@ def xcorr_frame(metrics):
 
 def test_timing_panels_and_convention(tmp_path):
     metrics = ["active_seats", "logins", "revenue", "boards_shared"]
-    fig = plots.timing(xcorr_frame(metrics), NS, CONVENTION)
+    fig = evidence_plots.timing(xcorr_frame(metrics), NS, CONVENTION)
     assert NS in fig.get_suptitle()
     assert CONVENTION in fig.get_supxlabel()
     visible = [ax for ax in fig.axes if ax.get_visible()]
@@ -201,11 +201,11 @@ def test_timing_single_metric_and_nan(tmp_path):
     frame = xcorr_frame(["logins"])
     frame.loc[2, "corr"] = np.nan
     frame.loc[3, "band"] = np.nan
-    fig = plots.timing(frame, NS, CONVENTION)
+    fig = evidence_plots.timing(frame, NS, CONVENTION)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == 1 and visible[0].get_title() == "logins"
     saved_png(fig, tmp_path)
-    empty = plots.timing(frame.iloc[:0], NS, CONVENTION)
+    empty = evidence_plots.timing(frame.iloc[:0], NS, CONVENTION)
     saved_png(empty, tmp_path, "empty.png")
 
 
@@ -228,7 +228,7 @@ def test_north_star_fan(tmp_path):
                     "p95": mid + 50,
                 }
             )
-    fig = plots.north_star_fan(pd.DataFrame(rows), NS)
+    fig = decision_plots.north_star_fan(pd.DataFrame(rows), NS)
     ax = fig.axes[0]
     assert NS in ax.get_title() and NS in ax.get_ylabel()
     medians = {ln.get_label().split(" ")[0]: np.asarray(ln.get_ydata()) for ln in ax.get_lines()}
@@ -249,7 +249,7 @@ def test_north_star_fan_nan_quantiles(tmp_path):
             "p95": [np.nan, 5.0],
         }
     )
-    saved_png(plots.north_star_fan(frame, NS), tmp_path)
+    saved_png(decision_plots.north_star_fan(frame, NS), tmp_path)
 
 
 # --- value distribution -----------------------------------------------------------------
@@ -264,7 +264,7 @@ def test_value_distribution_sorted_with_share_positive(tmp_path):
         "broken": np.array([np.nan, np.inf]),
         "matrix": rng.normal(1.0, 0.5, (20, 10)),
     }
-    fig = plots.value_distribution(draws, "revenue")
+    fig = decision_plots.value_distribution(draws, "revenue")
     ax = fig.axes[0]
     assert ax.get_title() == "revenue: change vs baseline per initiative"
     assert ax.get_xlabel() == "change in revenue vs baseline"
@@ -286,7 +286,7 @@ def test_value_distribution_sorted_with_share_positive(tmp_path):
 
 
 def test_value_distribution_empty(tmp_path):
-    saved_png(plots.value_distribution({}, "value"), tmp_path)
+    saved_png(decision_plots.value_distribution({}, "value"), tmp_path)
 
 
 # --- EVPI -------------------------------------------------------------------------------
@@ -294,7 +294,7 @@ def test_value_distribution_empty(tmp_path):
 
 def test_evpi_bars_sorted(tmp_path):
     frame = pd.DataFrame({"name": ["a", "b", "c", "d"], "evpi": [1.0, np.nan, 3.0, 0.5]})
-    fig = plots.evpi_bars(frame, "revenue")
+    fig = decision_plots.evpi_bars(frame, "revenue")
     ax = fig.axes[0]
     assert ax.get_title() == "Which uncertainty is worth an experiment first"
     assert "revenue" in ax.get_xlabel()
@@ -302,4 +302,4 @@ def test_evpi_bars_sorted(tmp_path):
     assert [p.get_width() for p in ax.patches] == [3.0, 1.0, 0.5, 0.0]
     assert [t.get_text() for t in ax.texts] == ["3", "1", "0.5", "-"]
     saved_png(fig, tmp_path)
-    saved_png(plots.evpi_bars(frame.iloc[:0], "revenue"), tmp_path, "empty.png")
+    saved_png(decision_plots.evpi_bars(frame.iloc[:0], "revenue"), tmp_path, "empty.png")

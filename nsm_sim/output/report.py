@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from nsm_sim.output import html, plots, tables
+from nsm_sim.output import decision_plots, evidence_plots, html, tables
 from nsm_sim.output.format import fmt
 
 ASSUMPTIONS = """\
@@ -93,7 +93,7 @@ def validation_files(validation: Any) -> dict[str, Any]:
         "validation_timing.csv": validation.timing,
         "cross_correlations.csv": validation.cross_correlations,
         "within_between.csv": validation.within_between,
-        "timing.png": plots.timing(
+        "timing.png": evidence_plots.timing(
             validation.cross_correlations, validation.north_star, convention
         ),
     }
@@ -140,8 +140,8 @@ def simulation_files(result: Any, plan: Any = None, warnings: Sequence[str] = ()
         "simulation.json": with_warnings(result.to_dict(), warnings),
         "simulation.csv": result.summary(),
         "trajectory.csv": fan,
-        "north_star_fan.png": plots.north_star_fan(fan, north_star),
-        "value_distribution.png": plots.value_distribution(outcomes, quantity),
+        "north_star_fan.png": decision_plots.north_star_fan(fan, north_star),
+        "value_distribution.png": decision_plots.value_distribution(outcomes, quantity),
     }
 
 
@@ -165,7 +165,7 @@ def prioritisation_files(result: Any, plan: Any, warnings: Sequence[str] = ()) -
         "prioritise.json": with_warnings(plan.to_dict(), warnings),
         "ranking.csv": plan.ranking,
         "evpi.csv": plan.evpi,
-        "evpi.png": plots.evpi_bars(plan.evpi, plan.quantity),
+        "evpi.png": decision_plots.evpi_bars(plan.evpi, plan.quantity),
     }
 
 
@@ -303,8 +303,8 @@ def report_files(analysis: Any, *, generated: str | None = None) -> dict[str, An
         "diagnostics.csv": fit.diagnostics,
         "fit_card.json": fit.card,
         "retention_curve.csv": analysis.retention_curve,
-        "elasticities.png": plots.elasticity_forest(summaries["drivers"], north_star),
-        "retention_by_level.png": plots.retention_by_level(
+        "elasticities.png": evidence_plots.elasticity_forest(summaries["drivers"], north_star),
+        "retention_by_level.png": evidence_plots.retention_by_level(
             analysis.retention_curve,
             north_star,
             tree.retention_horizon,
