@@ -1,4 +1,4 @@
-"""Files: the one JSON converter and the one atomic writer every stage uses.
+"""Files: the one atomic writer every stage uses, and the one JSON converter.
 
 Every output of nsm_sim (CSV, JSON, PNG, HTML, netCDF, the world, the fit bundle) is
 written through :func:`write_files` (a folder) or :func:`write_file` (one file), and is whole
@@ -22,7 +22,8 @@ or absent:
   other file.
 
 JSON is always made of plain types by :func:`to_jsonable` (NaN and infinities become
-``null``); text cells of CSV files that a spreadsheet would run as a formula are quoted.
+``null``); text cells of CSV files that a spreadsheet would run as a formula are quoted (both
+live in :mod:`nsm_sim.serialise` and are imported from here).
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import json
-import math
 import os
 import re
 import secrets
@@ -41,10 +40,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from nsm_sim.errors import InputError
+from nsm_sim.serialise import dumps, spreadsheet_safe, to_jsonable, write_content
 
 #: Marks the staging and set-aside folders of a write: ``.NAME.nsm-sim-KIND-PID-TOKEN``.
 _WORK_NAME = re.compile(r"^\.(?P<target>.+)\.nsm-sim-(?P<kind>stage|old)-(?P<pid>\d+)-[0-9a-f]+$")
@@ -55,111 +52,6 @@ _RENAME_EXCHANGE = 2
 
 #: Most entries an existing output folder may hold (all are carried into its replacement).
 MAX_KEPT_ENTRIES = 10_000
-
-#: A text cell starting like this is run as a formula by spreadsheets.
-_FORMULA = re.compile(r"^(?:[=@\t\r]|[+-](?![\d. ]|$))")
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Convert numpy, pandas and nested containers into plain JSON types (NaN becomes null).
-
-    Parameters
-    ----------
-    obj : Any
-        A scalar, array, DataFrame, mapping or sequence.
-
-    Returns
-    -------
-    Any
-        The same content made of dict, list, str, int, float, bool and None.
-
-    Examples
-    --------
-    >>> to_jsonable({"a": np.float64(1.5), "b": [np.int64(2), float("nan")]})
-    {'a': 1.5, 'b': [2, None]}
-    """
-    if isinstance(obj, pd.DataFrame):
-        return [to_jsonable(r) for r in obj.to_dict(orient="records")]
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | set | pd.Index):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [to_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, pd.Timestamp):
-        return obj.isoformat()
-    if obj is pd.NA or obj is pd.NaT:
-        return None
-    if obj is None or isinstance(obj, str | int | float | bool):
-        return obj
-    return str(obj)
-
-
-def dumps(obj: Any) -> str:
-    """Serialise ``obj`` as indented JSON via :func:`to_jsonable`.
-
-    Parameters
-    ----------
-    obj : Any
-
-    Returns
-    -------
-    str
-    """
-    return json.dumps(to_jsonable(obj), indent=2)
-
-
-def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """Quote the text cells a spreadsheet would run as a formula (``=``, ``@``, ``+x``, ``-x``).
-
-    Such a cell gets a leading apostrophe, which spreadsheets show as text; numbers such as
-    ``-0.5`` or ``+5%`` and every other cell are left as they are.
-
-    Parameters
-    ----------
-    frame : pandas.DataFrame
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``frame`` itself when no cell needs quoting, else a copy.
-
-    Examples
-    --------
-    >>> spreadsheet_safe(pd.DataFrame({"name": ["=1+1", "-0.5", "ok"]}))["name"].tolist()
-    ["'=1+1", '-0.5', 'ok']
-    """
-    quoted = {}
-    for name in frame.columns:
-        column = frame[name]
-        if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
-            continue
-        risky = column.map(lambda v: isinstance(v, str) and bool(_FORMULA.match(v)))
-        if risky.any():
-            quoted[name] = column.where(~risky, "'" + column.astype(str))
-    if not quoted:
-        return frame
-    return frame.assign(**{str(k): v for k, v in quoted.items()})
-
-
-def _write_one(target: Path, content: Any) -> None:
-    if callable(content):
-        content(target)
-    elif isinstance(content, bytes):
-        target.write_bytes(content)
-    elif isinstance(content, str):
-        target.write_text(content, encoding="utf-8")
-    elif isinstance(content, pd.DataFrame):
-        spreadsheet_safe(content).to_csv(target, index=False)
-    elif hasattr(content, "savefig"):
-        content.savefig(target, dpi=120, bbox_inches="tight")
-    else:
-        target.write_text(dumps(content), encoding="utf-8")
-
 
 # --------------------------------------------------------------------------- checks up front
 
@@ -442,7 +334,7 @@ class Staging:
         for name, content in files.items():
             target = self.path / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            _write_one(target, content)
+            write_content(target, content)
         return [self.out / name for name in files]
 
 
@@ -515,7 +407,7 @@ def write_file(path: str | os.PathLike, content: Any | Callable[[Path], None]) -
     clean_stale(target)
     staging = _make_work_folder(target, "stage")
     try:
-        _write_one(staging / target.name, content)
+        write_content(staging / target.name, content)
         os.replace(staging / target.name, target)
     finally:
         _remove(staging)
