@@ -11,6 +11,7 @@ file's events in the engine first (:func:`nsm_sim.events.engine.prepare`);
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -114,7 +115,7 @@ def reduce_table(
     )
     fingerprint = reduction_fingerprint(reduction)
     summary["fingerprint"] = fingerprint
-    return Reduction(**{**reduction.__dict__, "fingerprint": fingerprint})
+    return dataclasses.replace(reduction, fingerprint=fingerprint)
 
 
 def _date(value: exp.Expression) -> exp.Expression:
