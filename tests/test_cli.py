@@ -3,6 +3,8 @@
 import io
 import json
 import re
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -295,3 +297,23 @@ def test_check_prints_no_source_location_and_cuts_nothing(tmp_path):
     assert result.exit_code == 0, result.output
     assert "…" not in result.output and "cli.py" not in result.output
     assert "integrations_connected" in result.output
+
+
+HEAVY_MODULES = ("pymc", "pytensor", "arviz", "duckdb", "matplotlib", "pyspark")
+
+
+def test_the_command_line_starts_without_the_heavy_libraries():
+    script = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from nsm_sim.cli import app\n"
+        f"for arguments in {[['--help']] + [[c, '--help'] for c in COMMANDS]!r}:\n"
+        "    assert CliRunner().invoke(app, arguments).exit_code == 0, arguments\n"
+        "print(' '.join(sorted({name.split('.')[0] for name in sys.modules})))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded = set(done.stdout.split())
+    assert "nsm_sim" in loaded
+    assert loaded.isdisjoint(HEAVY_MODULES), sorted(loaded & set(HEAVY_MODULES))

@@ -2,7 +2,8 @@
 
 Each ``*_files`` function returns a mapping of file name to content, ready for
 :func:`nsm_sim.files.write_files`; nothing here writes, and nothing computes a statistic
-the pipeline has not computed.
+the pipeline has not computed. The figures (and matplotlib) are imported only when a
+function here draws one, so the command line starts without them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from nsm_sim.output import decision_plots, evidence_plots, html, tables
+from nsm_sim.output import html, tables
 from nsm_sim.output.format import fmt
 
 ASSUMPTIONS = """\
@@ -86,6 +87,8 @@ def validation_files(validation: Any) -> dict[str, Any]:
     dict
         File name to content.
     """
+    from nsm_sim.output import evidence_plots
+
     convention = validation.settings.get("lag_convention", "")
     return {
         "validation.json": validation_payload(validation),
@@ -132,6 +135,8 @@ def simulation_files(result: Any, plan: Any = None, warnings: Sequence[str] = ()
     dict
         File name to content.
     """
+    from nsm_sim.output import decision_plots
+
     north_star = result.scenario.tree.north_star
     fan = tables.fan_frame(result, plan)
     quantity = "value" if result.has_value else "retained_accounts"
@@ -160,6 +165,8 @@ def prioritisation_files(result: Any, plan: Any, warnings: Sequence[str] = ()) -
     dict
         File name to content.
     """
+    from nsm_sim.output import decision_plots
+
     return {
         **simulation_files(result, plan, warnings),
         "prioritise.json": with_warnings(plan.to_dict(), warnings),
@@ -291,6 +298,8 @@ def report_files(analysis: Any, *, generated: str | None = None) -> dict[str, An
     dict
         File name to content, ready for :func:`nsm_sim.files.write_files`.
     """
+    from nsm_sim.output import evidence_plots
+
     fit = analysis.fit
     tree = fit.tree
     north_star = tree.north_star
