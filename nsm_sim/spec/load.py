@@ -177,6 +177,27 @@ def _input_names(inputs: Any) -> list[str]:
     return problems
 
 
+#: Deepest nesting of lists and mappings a tree or scenario file may have.
+MAX_DEPTH = 50
+
+
+def _check_depth(text: str, path: Path) -> None:
+    """Refuse a file nested deeper than :data:`MAX_DEPTH` before anything recursive reads it.
+
+    YAML's event stream is read iteratively, so the depth is known whatever the interpreter's
+    recursion limit (which libraries loaded earlier may have raised).
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                what = f"nested too deeply (over {MAX_DEPTH} levels); expected a YAML file"
+                raise SpecError(str(path), [what])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a tree or scenario file into a mapping, refusing what no schema expects.
 
@@ -212,6 +233,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         )
     text = _decode(path, raw)
     try:
+        _check_depth(text, path)
         content = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
