@@ -1,8 +1,10 @@
 """The same definitions and reductions on Spark (local mode) as on DuckDB, on small event logs.
 
-Skipped without pyspark (``pip install "nsm-sim[spark]"``, Java 17 or later). Slow: Spark
+Skipped without pyspark (``pip install "nsm-sim[spark]"``) or Java (17 or later). Slow: Spark
 takes half a minute to start and about a second per query on two cores.
 """
+
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -16,7 +18,10 @@ from nsm_sim.events.reduction import reduce_events, reduce_panel_file
 from nsm_sim.events.synthetic import write_synthetic_events
 
 pytest.importorskip("pyspark")
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java 17 or later"),
+]
 
 METRICS = {
     "mobile_logins": {"event": "login", "where": "platform = 'ios'"},
