@@ -254,11 +254,12 @@ def interval(values: np.ndarray, prob: float = INTERVAL_PROB) -> dict[str, float
 
     Examples
     --------
-    >>> {k: round(v, 9) for k, v in interval(np.arange(101.0)).items()}
+    >>> interval(np.arange(101.0))
     {'mean': 50.0, 'low': 5.0, 'high': 95.0}
     """
     v = np.asarray(values, dtype=float).ravel()
-    lo, hi = np.quantile(v, [(1 - prob) / 2, (1 + prob) / 2])
+    tail = round((1.0 - prob) / 2.0, 12)  # 0.05 exactly for a 90 % interval, not 0.0499...
+    lo, hi = np.quantile(v, [tail, 1.0 - tail])
     return {"mean": float(v.mean()), "low": float(lo), "high": float(hi)}
 
 
