@@ -294,13 +294,25 @@ def _tokens(out: Path) -> set[str]:
     return {p.read_text() for p in out.iterdir()}
 
 
+def _written_by(out: Path, attempt: int) -> bool:
+    try:
+        return (out / "f000.txt").read_text().startswith(f"{attempt}-")
+    except OSError:
+        return False
+
+
 def test_a_run_killed_at_random_moments_leaves_the_old_folder_or_the_new_one(tmp_path):
     out = tmp_path / "out"
     rng = np.random.default_rng(17)
     seen = set()
     for attempt in range(4):
         writer = subprocess.Popen([sys.executable, "-c", WRITER, str(out), str(attempt), "10000"])
-        time.sleep(float(rng.uniform(1.2, 1.8)))
+        # kill at a random moment once this writer has put at least one folder in place (its
+        # start-up time depends on the machine's load, so a fixed delay may fall before it)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not _written_by(out, attempt):
+            time.sleep(0.01)
+        time.sleep(float(rng.uniform(0.0, 0.3)))
         writer.send_signal(signal.SIGKILL)
         writer.wait()
         if out.exists():
