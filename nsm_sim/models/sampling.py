@@ -71,6 +71,7 @@ def compile_nutpie(model):
     import pytensor.tensor as pt
     from pymc.initial_point import make_initial_point_fn
     from pymc.pytensorf import compile as compile_pymc
+    from pytensor.compile.mode import Mode
 
     explicit = {rv.name for rv, v in model.rvs_to_initial_values.items() if v is not None}
     ip_fn = make_initial_point_fn(
@@ -98,7 +99,10 @@ def compile_nutpie(model):
     out_vars = list(model.unobserved_value_vars)
     out_names = [v.name for v in out_vars]
     with model:
-        logp_fn = compile_pymc([x], [logp_x, grad_x], mode="FAST_RUN")
+        # FAST_RUN's rewrites and C code; its buffers kept between calls (no garbage collection)
+        logp_fn = compile_pymc(
+            [x], [logp_x, grad_x], mode=Mode(linker="cvm_nogc", optimizer="fast_run")
+        )
         expand_fn = compile_pymc(
             [x],
             [*out_vars, *[o.shape for o in out_vars]],

@@ -286,7 +286,9 @@ def build_retention_model(cells: ChurnCells, *, hinge: bool = True):
     """
     import pymc as pm
 
-    with pm.Model(coords=retention_coords(cells)) as model:
+    # the cells are checked counts and every parameter is inside its support by its transform:
+    # no bound checks at every gradient
+    with pm.Model(coords=retention_coords(cells), check_bounds=False) as model:
         add_retention_terms(cells, hinge=hinge)
     return model
 
