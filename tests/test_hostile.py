@@ -444,6 +444,8 @@ def test_an_account_that_vanishes_without_churn_is_a_warning_with_its_row(tmp_pa
         (lambda f: f.assign(logins=3.0), "logins: the same value (3) in all"),
         (lambda f: f.assign(churned=0), "churned: no account churns"),
         (lambda f: f.assign(boards_shared=1e300), "value of 1e+15 or more"),
+        # ISO 8601's signed years: "-1" parses as the year -1, which no date library prints
+        (lambda f: f.assign(period="-1"), "period: missing or unreadable date"),
     ],
 )
 def test_data_that_cannot_support_an_answer_is_refused(change, fragment, tmp_path, world_frame):

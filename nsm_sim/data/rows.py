@@ -98,6 +98,9 @@ def parse_periods(col: pd.Series) -> np.ndarray:
         parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
     if parsed.tz is not None:
         parsed = parsed.tz_convert(None)
+    # ISO 8601 admits signed and expanded years ("-1" is the year -1); a period is a calendar
+    # date of years 1 to 9999, which every date library can also print
+    parsed = parsed.where((parsed.year >= 1) & (parsed.year <= 9999))
     stamps = np.append(parsed.as_unit("us").asi8, np.iinfo(np.int64).min)
     return stamps[codes]  # code -1 (missing) picks the trailing NaT
 
