@@ -6,6 +6,12 @@ here, so that ``pytest -m "not slow"`` never waits for a sampler.
 """
 
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run: a failure is a bug to fix, never a
+# coin toss in CI (benchmarks/fuzz_cli.py explores further with its own seeds).
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.load_profile("repeatable")
 
 pytest_plugins = ["fixtures_world", "fixtures_fit"]
 
