@@ -1,10 +1,13 @@
-"""Running metric definitions on DuckDB (embedded, no server): check the source, build the panel.
+"""Running metric definitions in a query engine: check the source, build the panel.
 
-:func:`build_panel` resolves the source (files or a database table), checks every column
-the definitions name, checks the events row by row and the metrics against them, then runs
-the queries of :mod:`nsm_sim.events.query` and checks the result as a panel with
-:func:`nsm_sim.data.check_frame`. Every problem is reported at once as a
-:class:`~nsm_sim.errors.DataError`; nothing is written here.
+:func:`prepare` resolves the source (files or a database table), checks every column the
+definitions name, checks the events row by row and the metrics against them, and runs the
+queries of :mod:`nsm_sim.events.query`, leaving the panel as a table of the session;
+:func:`build_panel` fetches it and checks it with :func:`nsm_sim.data.check_frame`
+(:func:`nsm_sim.events.reduction.reduce_events` reduces it where it is instead). The engine
+is DuckDB (embedded, no server; :class:`Session`) or Spark
+(:class:`nsm_sim.events.spark.SparkSession`), through :func:`open_session`. Every problem
+is reported at once as a :class:`~nsm_sim.errors.DataError`; nothing is written here.
 """
 
 from __future__ import annotations
