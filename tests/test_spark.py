@@ -100,3 +100,19 @@ def test_spark_says_what_it_cannot_read(tmp_path):
     path = tree_file(tmp_path, {}, source=source)
     with pytest.raises(DataError, match="read by --engine duckdb only"):
         build_panel(path, engine="spark")
+
+
+def test_spark_finds_the_problems_duckdb_finds(tmp_path):
+    events, accounts = random_log(seed=5)
+    stray = events.iloc[[0]].assign(account="zz99")
+    bad = pd.concat([events, stray, events.iloc[[5, 5]]], ignore_index=True)
+    write_log(tmp_path, bad, accounts)
+    path = tree_file(tmp_path, {})
+    messages = []
+    for engine in ("duckdb", "spark"):
+        with pytest.raises(DataError) as err:
+            build_panel(path, engine=engine)
+        messages.append(str(err.value))
+    assert "duplicate events: 1 event(s) appear more than once (3 rows)" in messages[1]
+    assert "account missing from the accounts table in 1 event(s)" in messages[1]
+    assert messages[1] == messages[0]
