@@ -15,36 +15,7 @@ from sqlglot.errors import ParseError
 #: The SQL dialect filters are written in and queries are printed in.
 DIALECT = "duckdb"
 
-_ALLOWED = (
-    exp.Column,
-    exp.Identifier,
-    exp.Literal,
-    exp.Boolean,
-    exp.Null,
-    exp.And,
-    exp.Or,
-    exp.Not,
-    exp.Paren,
-    exp.EQ,
-    exp.NEQ,
-    exp.GT,
-    exp.GTE,
-    exp.LT,
-    exp.LTE,
-    exp.In,
-    exp.Between,
-    exp.Is,
-    exp.Like,
-    exp.ILike,
-    exp.Neg,
-    exp.Add,
-    exp.Sub,
-    exp.Mul,
-    exp.Div,
-    exp.Cast,
-    exp.DataType,
-    exp.Tuple,
-)
+#: Node types a filter's top may be: a condition.
 _CONDITIONS = (
     exp.Column,
     exp.Boolean,
@@ -63,6 +34,21 @@ _CONDITIONS = (
     exp.Is,
     exp.Like,
     exp.ILike,
+)
+#: Node types anywhere in a filter: conditions and the operands they compare.
+_ALLOWED = (
+    *_CONDITIONS,
+    exp.Identifier,
+    exp.Literal,
+    exp.Null,
+    exp.Neg,
+    exp.Add,
+    exp.Sub,
+    exp.Mul,
+    exp.Div,
+    exp.Cast,
+    exp.DataType,
+    exp.Tuple,
 )
 
 
