@@ -176,3 +176,121 @@ def test_write_world_is_atomic(world, tmp_path, monkeypatch):
         write_world(world, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["panel.csv", "tree.yaml", "truth.json"]
     assert (tmp_path / "panel.csv").read_bytes() == before
+
+
+# --------------------------------------------------------------------------- world options
+
+OPTION_SIZE = {"accounts": 2000, "periods": 40, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def default_small():
+    return generate_world(**OPTION_SIZE)
+
+
+def _residual_autocorrelation(world):
+    """Lag-1 correlation within account, and sd, of active_seats' two-way demeaned residual."""
+    f = check_frame(world.panel, world.tree).frame
+    b = world.truth["elasticities"]
+    resid = (
+        np.log1p(f["active_seats"])
+        - b["active_seats<-invites_sent"] * np.log1p(f["invites_sent"])
+        - b["active_seats<-seats_activated"] * np.log1p(f["seats_activated"])
+    ).to_numpy()
+    account = pd.factorize(f["account_id"])[0]
+    dev = pd.Series(demean_two_way(resid, account, f["t"].to_numpy()))
+    previous = dev.groupby(account).shift(1)
+    return dev.corr(previous), dev.std()
+
+
+def test_residual_rho_makes_residuals_ar1_with_the_same_sd(default_small):
+    rho_world = generate_world(**OPTION_SIZE, residual_rho=0.6)
+    assert rho_world.truth["residual_rho"] == 0.6 and default_small.truth["residual_rho"] == 0.0
+    r0, sd0 = _residual_autocorrelation(default_small)
+    r6, sd6 = _residual_autocorrelation(rho_world)
+    assert abs(r0) < 0.06  # demeaning within accounts of ~30 periods biases by about -1/T
+    assert 0.5 < r6 < 0.62
+    # the marginal sd is kept; demeaning removes a larger share of a correlated series
+    assert 0.85 < sd6 / sd0 < 1.0
+    first = [
+        w.panel[w.panel["period"] == w.panel["period"].min()] for w in (rho_world, default_small)
+    ]
+    np.testing.assert_array_equal(first[0]["invites_sent"], first[1]["invites_sent"])
+
+
+def test_churn_by_inactivity_marks_the_last_active_period():
+    n = 3
+    world = generate_world(**OPTION_SIZE, churn="inactivity", inactive_periods=n)
+    f = check_frame(world.panel, world.tree).frame
+    ns = world.tree.north_star
+    idle = f[ns] == 0
+    assert 0.02 < idle.mean() < 0.2  # genuine zeros
+    nodes = list(world.tree.nodes)
+    # mostly idle periods with no activity at all (a few are a North Star rounded to 0)
+    assert (f.loc[idle, nodes] == 0).all(axis=1).mean() > 0.9
+    churn_rows = f[f["churned"] == 1]
+    assert len(churn_rows) > 100
+    assert (churn_rows[ns] > 0).all()  # the last active period
+    assert churn_rows["t"].max() <= world.truth["periods"] - 1 - n  # censored at the end
+    assert churn_rows["tenure"].min() >= n - 1  # impossible at short tenure
+    no_activity = (f[nodes] == 0).all(axis=1)
+    assert not no_activity[f["tenure"] < n].any()  # active while onboarding
+    truth = world.truth["churn"]
+    assert truth["definition"] == "inactivity" and truth["inactive_periods"] == n
+    # idle periods are more common for small accounts (zero inflation falls with size)
+    size = np.log1p(f.groupby("account_id")["logins"].transform("mean"))
+    assert idle[size < size.median()].mean() > 1.5 * idle[size >= size.median()].mean()
+
+
+def test_static_trait_is_constant_within_account_and_tracks_size(default_small):
+    world = generate_world(**OPTION_SIZE, static_trait=True)
+    trait = world.truth["static_trait"]
+    assert trait["name"] == "signup_team_size" and trait["churn_effect"] == 0.0
+    assert "signup_team_size" in world.tree.candidates
+    p = world.panel
+    assert (p.groupby("account_id")["signup_team_size"].nunique() == 1).all()
+    assert (p["signup_team_size"] >= 1).all()
+    per_account = p.groupby("account_id")[["signup_team_size", "logins"]].mean()
+    assert np.log(per_account).corr().iloc[0, 1] > 0.5
+    # its own stream: every other column is the default world's
+    pd.testing.assert_frame_equal(p.drop(columns="signup_team_size"), default_small.panel)
+
+
+def test_binary_north_star(default_small):
+    world = generate_world(**OPTION_SIZE, binary_north_star=True)
+    ns = world.tree.north_star
+    p = world.panel
+    assert set(p[ns].unique()) == {0.0, 1.0}
+    assert 0.2 < (p[ns] == 0).mean() < 0.5
+    assert world.truth["churn"]["hinge_jump"] == 0.0 and world.truth["north_star_binary"]
+    assert p.loc[p[ns] == 0, "churned"].mean() > p.loc[p[ns] == 1, "churned"].mean()
+    first = [w.panel[w.panel["period"] == w.panel["period"].min()] for w in (world, default_small)]
+    for leaf in ("invites_sent", "active_seats"):
+        np.testing.assert_array_equal(first[0][leaf], first[1][leaf])
+
+
+def test_option_values_are_checked():
+    for bad in (
+        {"residual_rho": 1.0},
+        {"churn": "silence"},
+        {"churn": "inactivity", "inactive_periods": 0},
+    ):
+        with pytest.raises(ValueError):
+            generate_world(accounts=50, periods=10, seed=1, **bad)
+
+
+def test_generate_command_passes_the_world_options(tmp_path):
+    from typer.testing import CliRunner
+
+    from nsm_sim.cli import app
+
+    args = ["generate", "--out", str(tmp_path), "--accounts", "200", "--periods", "16"]
+    options = ["--residual-rho", "0.5", "--churn", "inactivity", "--inactive-periods", "3"]
+    result = CliRunner().invoke(app, [*args, *options, "--static-trait", "--binary-north-star"])
+    assert result.exit_code == 0, result.output
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    assert truth["residual_rho"] == 0.5 and truth["churn"]["inactive_periods"] == 3
+    assert truth["static_trait"]["name"] in load_tree(tmp_path / "tree.yaml").candidates
+    assert truth["north_star_binary"] is not None
+    bad = CliRunner().invoke(app, [*args, "--churn", "silence"])
+    assert bad.exit_code == 2 and "expected hazard or inactivity" in bad.output

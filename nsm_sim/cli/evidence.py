@@ -52,15 +52,58 @@ def generate(
             "with a tree.yaml that builds the panel from it.",
         ),
     ] = False,
+    residual_rho: Annotated[
+        float,
+        typer.Option(
+            "--residual-rho",
+            min=-0.99,
+            max=0.99,
+            help="AR(1) correlation within account of the parents' residuals (0: independent).",
+        ),
+    ] = 0.0,
+    churn: Annotated[
+        str,
+        typer.Option(
+            "--churn",
+            help="Churn definition: hazard (an event ends the account) or inactivity "
+            "(the last active period before --inactive-periods idle ones).",
+        ),
+    ] = "hazard",
+    inactive_periods: Annotated[
+        int, typer.Option("--inactive-periods", min=1, help="Idle periods that define churn.")
+    ] = 4,
+    static_trait: Annotated[
+        bool,
+        typer.Option(
+            "--static-trait",
+            help="Add the candidate signup_team_size, constant within each account.",
+        ),
+    ] = False,
+    binary_north_star: Annotated[
+        bool,
+        typer.Option("--binary-north-star", help="A 0/1 North Star: active or not this period."),
+    ] = False,
     json: Json = False,
 ) -> None:
     """Generate the built-in synthetic world: panel, tree.yaml and truth.json."""
     from nsm_sim import synth
 
     check_choice("--format", file_format, ("csv", "parquet"))
+    check_choice("--churn", churn, synth.CHURN_DEFINITIONS)
     check_out(out)
     limits.check_generate(accounts, periods, events=events)
+    options = {
+        "residual_rho": residual_rho,
+        "churn": churn,
+        "inactive_periods": inactive_periods,
+        "static_trait": static_trait,
+        "binary_north_star": binary_north_star,
+    }
+    if churn == "inactivity" and inactive_periods >= periods:
+        raise InputError("--inactive-periods", [f"must be below --periods ({periods})"])
     if events:
+        if residual_rho or churn != "hazard" or static_trait or binary_north_star:
+            raise InputError("--events", ["writes the default world only (no world options)"])
         paths = list(
             events_command.write_events(out, accounts, periods, seed, file_format).values()
         )
@@ -74,7 +117,7 @@ def generate(
             )
         )
         return
-    world = synth.generate_world(accounts=accounts, periods=periods, seed=seed)
+    world = synth.generate_world(accounts=accounts, periods=periods, seed=seed, **options)
     paths = list(synth.write_world(world, out, fmt=file_format).values())
     rows, churned = len(world.panel), int(world.panel["churned"].sum())
     if json:
