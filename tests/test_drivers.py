@@ -51,7 +51,7 @@ def test_sufficient_statistics_give_the_per_row_gaussian_log_density(small, with
     """model.compile_logp of the potentials equals scipy's per-row normal log density."""
     tree = small.tree
     stats = {p: driver_stats(small, p, within=within) for p in tree.children}
-    model = build_driver_model(stats, tree, marginal=False)
+    model = build_driver_model(stats, tree, marginal=False, cluster_robust=False)
     point = _point(model, np.random.default_rng(0))
     sigma = np.exp(point["driver_sigma_log__"])
     b = (

@@ -45,6 +45,14 @@ class DriverStats:
     sum_x : ndarray, shape (S, K)
     XtX : ndarray, shape (S, K, K)
     Xty : ndarray, shape (S, K)
+    meat : ndarray, shape (S, K, K)
+        ``sum_a g_a g_a'`` over the segment's accounts ``a``, with ``g_a = sum_t x_t e_t``
+        the account's score at the segment's least-squares estimate (``x`` and ``e`` the
+        within-transformed children and residuals; centred on the segment's means when
+        pooled): the middle of the cluster-robust (by account) covariance
+        ``XtX^-1 meat XtX^-1``. Zero where the estimate is not identified.
+    clusters : ndarray, shape (S,)
+        Accounts per segment (the clusters of ``meat``).
     """
 
     parent: str
@@ -58,6 +66,8 @@ class DriverStats:
     sum_x: np.ndarray
     XtX: np.ndarray
     Xty: np.ndarray
+    meat: np.ndarray
+    clusters: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,33 @@ def _absorbed(accounts: np.ndarray, periods: np.ndarray) -> int:
     return n_a + n_p - n_components
 
 
+def account_meat(y: np.ndarray, X: np.ndarray, accounts: np.ndarray) -> np.ndarray:
+    """Return ``sum_a g_a g_a'``, the scores ``g_a = X_a' e_a`` of least squares summed by account.
+
+    Parameters
+    ----------
+    y : ndarray, shape (N,)
+        The (transformed) outcome.
+    X : ndarray, shape (N, K)
+        The (transformed) regressors; the estimate is ``lstsq(X, y)``.
+    accounts : ndarray of int, shape (N,)
+        Account codes ``0..A-1``.
+
+    Returns
+    -------
+    ndarray, shape (K, K)
+        Zero when ``X'X`` is singular (the estimate is not identified).
+    """
+    xtx = X.T @ X
+    K = X.shape[1]
+    if len(y) <= K or np.linalg.cond(xtx) >= 1e12:
+        return np.zeros((K, K))
+    residual = y - X @ np.linalg.solve(xtx, X.T @ y)
+    scores = np.zeros((int(accounts.max()) + 1, K))
+    np.add.at(scores, accounts, X * residual[:, None])
+    return scores.T @ scores
+
+
 def driver_stats(panel: Panel, parent: str, *, within: bool = True) -> DriverStats:
     """Reduce a parent node and its children to per-segment sufficient statistics.
 
@@ -112,6 +149,8 @@ def driver_stats(panel: Panel, parent: str, *, within: bool = True) -> DriverSta
     Returns
     -------
     DriverStats
+        With the by-account ``meat`` of the cluster-robust covariance at each segment's
+        least-squares estimate, which the driver model's likelihood is calibrated to.
 
     Examples
     --------
@@ -135,6 +174,7 @@ def driver_stats(panel: Panel, parent: str, *, within: bool = True) -> DriverSta
     n_absorbed = np.zeros(S, dtype=np.int64)
     sum_y, sum_y2 = np.zeros(S), np.zeros(S)
     sum_x, XtX, Xty = np.zeros((S, K)), np.zeros((S, K, K)), np.zeros((S, K))
+    meat, clusters = np.zeros((S, K, K)), np.zeros(S, dtype=np.int64)
     account_codes = pd.factorize(f["account_id"])[0]
     t = f["t"].to_numpy()
     for s in range(S):
@@ -142,8 +182,8 @@ def driver_stats(panel: Panel, parent: str, *, within: bool = True) -> DriverSta
         if not rows.any():
             continue
         Z = np.column_stack([y[rows], X[rows]])
+        a = pd.factorize(account_codes[rows])[0]
         if within:
-            a = pd.factorize(account_codes[rows])[0]
             p = pd.factorize(t[rows])[0]
             Z = demean_two_way(Z, a, p)
             n_absorbed[s] = _absorbed(a, p)
@@ -153,6 +193,9 @@ def driver_stats(panel: Panel, parent: str, *, within: bool = True) -> DriverSta
         sum_x[s] = Xs.sum(axis=0)
         XtX[s] = Xs.T @ Xs
         Xty[s] = Xs.T @ ys
+        centred = Z if within else Z - Z.mean(axis=0)
+        meat[s] = account_meat(centred[:, 0], centred[:, 1:], a)
+        clusters[s] = a.max() + 1
     return DriverStats(
         parent=parent,
         children=tuple(children),
@@ -165,6 +208,8 @@ def driver_stats(panel: Panel, parent: str, *, within: bool = True) -> DriverSta
         sum_x=sum_x,
         XtX=XtX,
         Xty=Xty,
+        meat=meat,
+        clusters=clusters,
     )
 
 

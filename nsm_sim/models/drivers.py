@@ -64,8 +64,24 @@ parameters), the observed level ``nu = mu + delta ~ Normal(m, v + 0.25)`` takes 
 into ``mu`` and ``delta`` and returns the causal ``b[s] = b_observed[s] - delta``. An
 uncalibrated edge has no bias term: its observational elasticity is taken as causal.
 
+Intervals under serial correlation
+----------------------------------
+Residuals of one account are rarely independent over periods. The likelihood's curvature in
+the elasticities is calibrated to the cluster-robust (by account) covariance of the
+estimates (:mod:`nsm_sim.models.elasticities` says how and why this approach), so the
+intervals of ``b`` have the width a cluster-robust panel regression gives.
+
+The population row
+------------------
+``elasticity_mu`` is the mean of the distribution the segments' elasticities are drawn from;
+with one segment (or few) the data say little about it and its interval is mostly the prior
+on the spread ``tau``. What the data say about the population observed is
+``elasticity_population = sum_s w_s b[s]`` with ``w_s`` the segments' shares of rows: with
+one segment it is that segment's elasticity, with its cluster-robust interval.
+
 Posterior variables (names and dims are a contract with the simulator): ``elasticity``
-("edge", "segment"), ``elasticity_mu`` ("edge",), ``elasticity_tau`` ("edge",),
+("edge", "segment"), ``elasticity_mu`` ("edge",), ``elasticity_population`` ("edge",)
+(drawn with ``elasticity``), ``elasticity_tau`` ("edge",),
 ``driver_sigma`` ("parent", "segment"), and with pooled statistics ``driver_intercept``
 ("parent", "segment"). Edge labels are ``"parent<-child"`` in ``tree.edges`` order.
 """
@@ -84,6 +100,7 @@ from nsm_sim.models.elasticities import (
     MU_PRIOR_VAR,
     elasticity_conditionals,
     marginal_bhat_logp,
+    reduce_stats,
     sqrtm_psd,
 )
 from nsm_sim.spec import MetricTree, edge_label
@@ -96,8 +113,6 @@ PRIORS = {
     "driver_sigma": ("HalfNormal", 1.0),
     "driver_intercept": ("Normal", 0.0, 5.0),
 }
-#: Variance given to the OLS estimate of a segment whose data cannot identify it.
-_UNINFORMATIVE = 1e6
 
 
 def _check_stats(stats: Mapping[str, DriverStats], tree: MetricTree) -> tuple[str, ...]:
@@ -190,77 +205,12 @@ def driver_coords(stats: Mapping[str, DriverStats], tree: MetricTree) -> dict[st
     }
 
 
-def reduce_stats(st: DriverStats) -> dict[str, np.ndarray]:
-    """Return the quantities the likelihood needs, from one parent's statistics.
-
-    Pooled statistics are centred first (exact algebra), so the intercept separates.
-
-    Parameters
-    ----------
-    st : DriverStats
-        One parent's sufficient statistics.
-
-    Returns
-    -------
-    dict of ndarray
-        ``n_eff`` (S,), ``syy`` (S,), ``sxy`` (S, K), ``sxx`` (S, K, K) (centred when
-        pooled), ``n``, ``mean_y`` (S,), ``mean_x`` (S, K), and for the integrated-out
-        likelihood ``bhat`` (S, K), ``sxx_inv`` (S, K, K), ``ssr_min`` (S,), ``logdet_sxx``
-        (S,) and ``df`` (S,) (``n_eff - K``); segments whose statistics cannot identify the
-        elasticities get an uninformative ``bhat``.
-    """
-    n = np.asarray(st.n, dtype=float)
-    S, K = np.shape(st.Xty)
-    safe = np.where(n > 0, n, 1.0)
-    mean_y = np.asarray(st.sum_y, dtype=float) / safe
-    mean_x = np.asarray(st.sum_x, dtype=float) / safe[:, None]
-    if st.within:
-        n_eff = np.maximum(n - np.asarray(st.n_absorbed, dtype=float), 0.0)
-        syy = np.asarray(st.sum_y2, dtype=float)
-        sxy = np.asarray(st.Xty, dtype=float)
-        sxx = np.asarray(st.XtX, dtype=float)
-    else:
-        n_eff = n
-        syy = np.asarray(st.sum_y2, dtype=float) - n * mean_y**2
-        sxy = np.asarray(st.Xty, dtype=float) - n[:, None] * mean_x * mean_y[:, None]
-        sxx = np.asarray(st.XtX, dtype=float) - n[:, None, None] * (
-            mean_x[:, :, None] * mean_x[:, None, :]
-        )
-    bhat = np.zeros((S, K))
-    sxx_inv = np.broadcast_to(np.eye(K) * _UNINFORMATIVE, (S, K, K)).copy()
-    ssr_min = np.zeros(S)
-    logdet = np.zeros(S)
-    df = np.zeros(S)
-    for s in range(S):
-        ok = n_eff[s] > K
-        if ok:
-            ok = np.linalg.cond(sxx[s]) < 1e12
-        if not ok:
-            continue
-        bhat[s] = np.linalg.solve(sxx[s], sxy[s])
-        sxx_inv[s] = np.linalg.inv(sxx[s])
-        sxx_inv[s] = 0.5 * (sxx_inv[s] + sxx_inv[s].T)
-        ssr_min[s] = max(syy[s] - sxy[s] @ bhat[s], 0.0)
-        logdet[s] = np.linalg.slogdet(sxx[s])[1]
-        df[s] = n_eff[s] - K
-    return {
-        "n": n,
-        "n_eff": n_eff,
-        "mean_y": mean_y,
-        "mean_x": mean_x,
-        "syy": syy,
-        "sxy": sxy,
-        "sxx": sxx,
-        "bhat": bhat,
-        "sxx_inv": sxx_inv,
-        "ssr_min": ssr_min,
-        "logdet_sxx": logdet,
-        "df": df,
-    }
-
-
 def add_driver_terms(
-    stats: Mapping[str, DriverStats], tree: MetricTree, *, marginal: bool = True
+    stats: Mapping[str, DriverStats],
+    tree: MetricTree,
+    *,
+    marginal: bool = True,
+    cluster_robust: bool = True,
 ) -> None:
     """Add the driver model of every parent node to the current :class:`pymc.Model`.
 
@@ -278,6 +228,9 @@ def add_driver_terms(
         draw ``elasticity_mu`` and ``elasticity`` afterwards with :func:`draw_elasticities`).
         ``False`` samples the explicit non-centred model (``elasticity_z``,
         ``elasticity_mu`` and the deterministic ``elasticity``).
+    cluster_robust : bool, default True
+        Calibrate the likelihood to the cluster-robust (by account) covariance of the
+        estimates (:func:`reduce_stats`).
 
     Returns
     -------
@@ -309,7 +262,7 @@ def add_driver_terms(
             "driver_intercept", 0.0, PRIORS["driver_intercept"][2], dims=("parent", "segment")
         )
 
-    reduced = {p: reduce_stats(stats[p]) for p in parents}
+    reduced = {p: reduce_stats(stats[p], cluster_robust=cluster_robust) for p in parents}
     if marginal:
         integrated = _integrated_terms(reduced, sigma, tau, prior["mean"], level_var)
     start = 0
@@ -328,9 +281,9 @@ def add_driver_terms(
         else:
             b = b_all[rows].T  # (S, K)
             n_eff = pm.Data(f"driver_{p}_n_eff", r["n_eff"])
-            syy = pm.Data(f"driver_{p}_syy", r["syy"])
-            sxy = pm.Data(f"driver_{p}_sxy", r["sxy"])
-            sxx = pm.Data(f"driver_{p}_sxx", r["sxx"])
+            syy = pm.Data(f"driver_{p}_syy", r["lik_syy"])
+            sxy = pm.Data(f"driver_{p}_sxy", r["lik_sxy"])
+            sxx = pm.Data(f"driver_{p}_sxx", r["lik_sxx"])
             ssr = (
                 syy
                 - 2.0 * pt.sum(b * sxy, axis=-1)
@@ -374,7 +327,11 @@ def _integrated_terms(reduced: Mapping[str, dict], sigma, tau, level_mean, level
 
 
 def build_driver_model(
-    stats: Mapping[str, DriverStats], tree: MetricTree, *, marginal: bool = True
+    stats: Mapping[str, DriverStats],
+    tree: MetricTree,
+    *,
+    marginal: bool = True,
+    cluster_robust: bool = True,
 ) -> pm.Model:
     """Build the hierarchical driver model of every parent node of ``tree``.
 
@@ -386,6 +343,8 @@ def build_driver_model(
         The metric tree.
     marginal : bool, default True
         Integrate the elasticities out; see :func:`add_driver_terms`.
+    cluster_robust : bool, default True
+        Calibrate the likelihood to the cluster-robust covariance; see :func:`add_driver_terms`.
 
     Returns
     -------
@@ -393,17 +352,23 @@ def build_driver_model(
         The model; see the module docstring for its variables and priors.
     """
     with pm.Model(coords=driver_coords(stats, tree)) as model:
-        add_driver_terms(stats, tree, marginal=marginal)
+        add_driver_terms(stats, tree, marginal=marginal, cluster_robust=cluster_robust)
     return model
 
 
 def draw_elasticities(
-    stats: Mapping[str, DriverStats], tree: MetricTree, posterior: xr.Dataset, seed=0
+    stats: Mapping[str, DriverStats],
+    tree: MetricTree,
+    posterior: xr.Dataset,
+    seed=0,
+    *,
+    cluster_robust: bool = True,
 ) -> xr.Dataset:
-    """Draw ``elasticity_mu`` and ``elasticity`` for every posterior draw of the marginal model.
+    """Draw the elasticities for every posterior draw of the marginal model.
 
     For each draw of ``elasticity_tau`` and ``driver_sigma``: ``mu`` from its Gaussian
-    conditional given the data, then ``b`` given ``mu`` (both exact).
+    conditional given the data, then ``b`` given ``mu`` (both exact); the population
+    elasticity is the rows' average of ``b`` over the segments.
 
     Parameters
     ----------
@@ -416,12 +381,15 @@ def draw_elasticities(
         ``driver_sigma`` ("chain", "draw", "parent", "segment").
     seed : int or numpy.random.Generator, default 0
         Randomness of the draws.
+    cluster_robust : bool, default True
+        As the model was built (:func:`add_driver_terms`).
 
     Returns
     -------
     xarray.Dataset
-        ``elasticity_mu`` ("chain", "draw", "edge") and ``elasticity`` ("chain", "draw",
-        "edge", "segment"), with the posterior's coordinates.
+        ``elasticity_mu`` ("chain", "draw", "edge"), ``elasticity`` ("chain", "draw",
+        "edge", "segment") and ``elasticity_population`` ("chain", "draw", "edge"), with the
+        posterior's coordinates.
     """
     rng = np.random.default_rng(seed)
     tau_all = posterior["elasticity_tau"].transpose("chain", "draw", "edge")
@@ -435,7 +403,7 @@ def draw_elasticities(
     prior = edge_priors(tree)
     start = 0
     for j, p in enumerate(tree.children):
-        r = reduce_stats(stats[p])
+        r = reduce_stats(stats[p], cluster_robust=cluster_robust)
         K = r["bhat"].shape[1]
         tau = tau_all.values.reshape(C * D, E)[:, start : start + K]
         sigma = sigma_all.values.reshape(C * D, -1, S)[:, j, :]
@@ -455,6 +423,8 @@ def draw_elasticities(
         mu_out[:, start : start + K] = mu
         b_out[:, start : start + K, :] = np.swapaxes(b - (level - mu)[:, None, :], 1, 2)
         start += K
+    rows = np.asarray(stats[tree.north_star].n, dtype=float)
+    population = b_out @ (rows / rows.sum())
     coords = {
         "chain": posterior["chain"].values,
         "draw": posterior["draw"].values,
@@ -465,6 +435,7 @@ def draw_elasticities(
         {
             "elasticity_mu": (("chain", "draw", "edge"), mu_out.reshape(C, D, E)),
             "elasticity": (("chain", "draw", "edge", "segment"), b_out.reshape(C, D, E, S)),
+            "elasticity_population": (("chain", "draw", "edge"), population.reshape(C, D, E)),
         },
         coords=coords,
     )
