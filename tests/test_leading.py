@@ -53,11 +53,20 @@ def test_clear_boundary_is_the_99_percent_interval():
     just_out = Effect(-(Z99 - 1e-6) * 0.1, 0.1)
     assert just_in.clear(0.99) and not just_out.clear(0.99)
     assert judge(within=just_out, between=NIL, skill=0.0) == "NO SIGNAL"
-    assert judge(within=just_in, between=NIL, skill=0.0) == "LEADING"
+    assert judge(within=just_in, between=NIL, skill=0.03) == "LEADING"
     assert judge(within=NIL, between=just_in, skill=0.0) == "VANITY"
     # a looser rule makes the same numbers clear
     loose = VerdictRule(clear_prob=0.9)
-    assert judge(within=Effect(-0.2, 0.1), between=NIL, skill=0.0, rule=loose) == "LEADING"
+    assert judge(within=Effect(-0.2, 0.1), between=NIL, skill=0.03, rule=loose) == "LEADING"
+
+
+def test_leading_needs_out_of_sample_skill():
+    """A clear within effect that does not forecast later churn is not LEADING."""
+    assert judge(skill=RULE.min_skill) == "LEADING"
+    assert judge(skill=RULE.min_skill - 1e-9) == "COINCIDENT"
+    v = verdict(within=CLEAR, between=NIL, skill=-0.02)
+    assert v.label == "COINCIDENT"
+    assert "no better than segment and tenure" in v.why and "-2.0%" in v.why
 
 
 def test_skill_boundary_of_no_signal():
@@ -169,6 +178,64 @@ def test_cross_correlation_sign_convention():
     assert np.allclose(cc["band"], 1.96 / np.sqrt(cc["n"]))
 
 
+def with_static(frame, seed=0):
+    """Add ``trait``, constant within each account (a plan size at signup)."""
+    rng = np.random.default_rng(seed)
+    codes, accounts = pd.factorize(frame["account_id"])
+    return frame.assign(trait=np.round(np.exp(1 + rng.normal(0, 0.5, len(accounts))))[codes])
+
+
+def test_granger_does_not_test_a_metric_that_never_moves_within_an_account():
+    f = with_static(lead_lag_frame())
+    g = L.granger(f, ["x", "y", "trait"], lags=3).set_index(["cause", "effect"])
+    fixed = [pair for pair in g.index if "trait" in pair]
+    assert len(fixed) == 4
+    assert g.loc[fixed, ["F", "p_value", "coef_sum"]].isna().all().all()
+    assert all("trait never moves within an account" in n for n in g.loc[fixed, "note"])
+    # the other pairs are the same numbers as without the static metric
+    alone = L.granger(f, ["x", "y"], lags=3).set_index(["cause", "effect"])
+    tested = g.drop(index=fixed)
+    assert (tested["note"] == "").all() and (tested["F"] >= 0).all()
+    pd.testing.assert_frame_equal(tested, alone)
+    # and nothing precedes from rounding noise
+    prec = L.precedence(g.reset_index(), predictive=["x", "y", "trait"])
+    assert prec["trait"] == ((), ()) and prec["x"] == (("y",), ())
+
+
+def test_granger_refuses_a_single_account_and_too_few_degrees_of_freedom():
+    f = lead_lag_frame(accounts=50, periods=30)
+    one = f[f["account_id"] == "a0000"]
+    with pytest.raises(ValueError, match=r"1 account\(s\).*expected at least 2"):
+        L.granger(one, ["x", "y"], lags=2)
+    short = f[f["t"] < 2]  # no account has lags + 1 = 3 consecutive periods
+    with pytest.raises(ValueError, match=r"0 account\(s\)"):
+        L.granger(short, ["x", "y"], lags=2)
+    # three accounts: the cluster-robust covariance of 3 lag coefficients has rank 2 < 3
+    three = f[f["account_id"].isin(["a0000", "a0001", "a0002"])]
+    g = L.granger(three, ["x", "y"], lags=3)
+    assert g["F"].isna().all() and g["note"].str.contains("has rank 2").all()
+    assert (g["df2"] == 2).all()
+    # two: with period effects their within residuals are each other's negatives, and the
+    # scores cancel within each account (rank 0, not a huge F from rounding noise)
+    two = f[f["account_id"].isin(["a0000", "a0001"])]
+    assert L.granger(two, ["x", "y"], lags=3)["note"].str.contains("has rank 0").all()
+    with pytest.raises(ValueError, match="no residual degrees of freedom"):
+        L.granger(f[f["t"] < 4], ["x", "y"], lags=3)
+
+
+def test_granger_f_is_never_negative():
+    for seed in range(4):
+        f = lead_lag_frame(accounts=12, periods=15, seed=seed)
+        both = np.expm1(np.log1p(f["x"]) + np.log1p(f["y"]))
+        # a trait with rounding-level wiggles: once F = 161.6 or a negative F, now untested
+        wiggle = with_static(f, seed)["trait"] * (1 + 1e-12 * np.sin(np.arange(len(f))))
+        g = L.granger(f.assign(z=both, w=wiggle), ["x", "y", "z", "w"], lags=2)
+        tested = g[g["note"] == ""]
+        assert len(tested) == 6 and (tested["F"] >= 0).all()
+        assert (tested["p_value"].between(0, 1)).all()
+        assert g.loc[g["note"] != "", "note"].str.contains("w never moves").all()
+
+
 # --------------------------------------------------------------------------- within / between
 
 
@@ -206,6 +273,70 @@ def test_within_between_separates_size_from_movement():
         )
         == "VANITY"
     )
+
+
+def test_a_static_metric_gets_no_within_effect_and_says_why(panel):
+    frame = with_static(panel.frame)
+    ns = panel.tree.north_star
+    wb = L.within_between(frame, [ns, "trait"], panel.segments, reference=ns)
+    wb = wb.set_index("metric")
+    trait, own = wb.loc["trait"], wb.loc[ns]
+    assert trait["static"] and trait["within_share"] < 1e-20
+    within = ["within_mean", "within_low", "within_high", "within_sd"]
+    assert np.isnan(trait[within].to_numpy(float)).all()
+    assert np.isfinite(trait[["between_mean", "between_sd"]].to_numpy(float)).all()
+    assert not own["static"] and own["within_share"] > 0.01 and np.isnan(own["level_corr"])
+    # drawn apart from size: its account level does not track the North Star's
+    assert abs(trait["level_corr"]) < 0.2
+    v = verdict(
+        within=Effect(np.nan, np.nan),
+        between=Effect(-0.9, 0.1),
+        skill=0.01,
+        static=True,
+        level_corr=trait["level_corr"],
+    )
+    assert v.label == "VANITY"
+    assert "cannot be tested within accounts" in v.why and "churn less" in v.why
+    assert "account size" not in v.why and "segment by" in v.why
+    sized = verdict(
+        within=Effect(np.nan, np.nan),
+        between=Effect(0.9, 0.1),
+        skill=0.01,
+        static=True,
+        level_corr=0.8,
+    )
+    assert "churn more" in sized.why and "tracks account size" in sized.why
+    assert "+0.80" in sized.why
+    # never LEADING or LAGGING, whatever the rest says
+    for skill in (0.0, 0.05):
+        label = judge(within=CLEAR, between=NIL, skill=skill, preceded_by=("x",))
+        assert label in ("LAGGING", "COINCIDENT")
+        v = verdict(within=CLEAR, between=NIL, skill=skill, preceded_by=("x",), static=True)
+        assert v.label == ("COINCIDENT" if skill else "NO SIGNAL")
+        assert "cannot be tested within accounts" in v.why
+
+
+def test_vanity_says_account_size_only_when_the_levels_go_with_the_north_star():
+    tracks = verdict(within=NIL, between=CLEAR, skill=0.02, level_corr=0.9)
+    apart = verdict(within=NIL, between=CLEAR, skill=0.02, level_corr=0.1)
+    assert tracks.label == apart.label == "VANITY"
+    assert "tracks account size" in tracks.why and "+0.90" in tracks.why
+    assert "account size" not in apart.why and "tells accounts apart" in apart.why
+
+
+def test_check_refuses_a_tree_input_that_never_moves_within_an_account(world):
+    f = world.panel.copy()
+    child = world.tree.children[world.tree.north_star][0]
+    f[child] = f.groupby("account_id")[child].transform("first")
+    with pytest.raises(DataError) as err:
+        check_frame(f, world.tree)
+    message = err.value.message
+    assert f"{child}: never moves within an account" in message
+    assert f"edge {world.tree.north_star}<-{child}" in message
+    assert "cannot have an estimated elasticity" in message
+    # a candidate that never moves is accepted (validate says what it can and cannot tell)
+    tree = world.tree.model_copy(update={"candidates": [*world.tree.candidates, "trait"]})
+    assert "trait" in check_frame(with_static(world.panel), tree).frame
 
 
 # --------------------------------------------------------------------------- threshold

@@ -17,7 +17,9 @@ once, each with its column, the count and up to five offending ``(account, perio
 * coverage: every period from the first to the last holds rows (a stray date far from the
   others is named);
 * enough to fit: at least 50 accounts and 8 periods; some accounts churn and some are still
-  customers in the last period; every metric of the tree and every candidate varies.
+  customers in the last period; every metric of the tree and every candidate varies; every
+  node of the tree moves within accounts (:func:`within_share` at least
+  :data:`STATIC_SHARE`).
 
 An account whose rows stop before the last period without ``churned = 1`` is not refused
 (it is taken as lost to follow-up, censored) but named in :attr:`Panel.warnings`, which
@@ -44,7 +46,8 @@ from nsm_sim.data.rows import (
     period_index,
 )
 from nsm_sim.errors import DataError, hint
-from nsm_sim.spec import MetricTree
+from nsm_sim.numeric import demean_two_way
+from nsm_sim.spec import MetricTree, edge_label
 
 #: Segment label used when the tree names no segment column.
 ALL_SEGMENTS = "all"
@@ -91,6 +94,8 @@ MIN_ACCOUNTS = 50
 MIN_PERIODS = 8
 #: Metric and value columns hold numbers below this (their sums must stay finite).
 MAX_VALUE = 1e15
+#: A metric whose :func:`within_share` is below this never moves within an account.
+STATIC_SHARE = 1e-6
 #: Columns the checked frame derives; no metric may use these names.
 _DERIVED = ("segment", "t", "tenure")
 _US_PER_DAY = 86_400_000_000
@@ -389,6 +394,8 @@ def check_frame(frame: pd.DataFrame, tree: MetricTree, source: str = "<frame>") 
                 "carries no information (its elasticity and its effect on churn cannot be "
                 "estimated); expected values that vary"
             )
+    if not report.problems:
+        _check_nodes_move(report, tree, values, codes)
     if report.problems:
         raise DataError(source, report.problems)
     periods = period_index(first_stamp, tree.period, n_periods)
@@ -425,6 +432,63 @@ def check_frame(frame: pd.DataFrame, tree: MetricTree, source: str = "<frame>") 
         fingerprint=_fingerprint(out),
         warnings=tuple(report.warnings),
     )
+
+
+def within_share(Z: np.ndarray, accounts: np.ndarray, periods: np.ndarray | None = None):
+    """Share of each column's variance within accounts (beyond shocks common to all accounts).
+
+    The sum of squares left after removing account (and period) effects
+    (:func:`nsm_sim.numeric.demean_two_way`) over the sum of squares around the column's mean:
+    0 for a column constant within every account (or constant). Scale-free; below
+    :data:`STATIC_SHARE` the column is *static*: no effect of its changes within accounts can
+    be estimated.
+
+    Parameters
+    ----------
+    Z : ndarray, shape (n,) or (n, K)
+        Values (``log1p`` of a metric).
+    accounts : ndarray of int, shape (n,)
+        Account codes.
+    periods : ndarray of int, shape (n,), optional
+        Period codes; without them only account means are removed.
+
+    Returns
+    -------
+    ndarray, shape (K,)
+
+    Examples
+    --------
+    >>> acc = np.array([0, 0, 1, 1])
+    >>> within_share(np.array([[1.0, 1.0], [1.0, 2.0], [3.0, 3.0], [3.0, 4.0]]), acc)
+    array([0. , 0.2])
+    """
+    Z = np.asarray(Z, dtype=float).reshape(len(Z), -1)
+    total = ((Z - Z.mean(axis=0)) ** 2).sum(axis=0)
+    within = (demean_two_way(Z, accounts, periods) ** 2).sum(axis=0)
+    return np.where(total > 0, within / np.where(total > 0, total, 1.0), 0.0)
+
+
+def _check_nodes_move(report: Reporter, tree: MetricTree, values, codes) -> None:
+    """Report each node of the tree (that varies at all) constant within accounts."""
+    nodes = [m for m in tree.nodes if values[m].min() < values[m].max()]
+    if not nodes:
+        return
+    shares = within_share(np.log1p(np.column_stack([values[m] for m in nodes])), codes)
+    for m, share in zip(nodes, shares, strict=True):
+        if share >= STATIC_SHARE:
+            continue
+        where = (
+            "the North Star (its elasticities to its inputs come from its changes)"
+            if m == tree.north_star
+            else f"an input of the tree (edge {edge_label(tree.parent[m], m)})"
+        )
+        report.add(
+            f"{m}: never moves within an account (within-account share of its log1p variance "
+            f"{share:.1e}, below {STATIC_SHARE:.0e}); it is {where}, and an input that never "
+            "moves within an account cannot have an estimated elasticity; expected a metric "
+            "that changes within accounts (a fixed trait such as plan size at signup belongs "
+            "in the segment column or among the candidates)"
+        )
 
 
 def _fingerprint(frame: pd.DataFrame) -> str:

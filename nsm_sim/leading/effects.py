@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from nsm_sim.data.panel import STATIC_SHARE
 from nsm_sim.leading.rule import Effect
 from nsm_sim.numeric import logistic_map, two_way_effects
 
@@ -48,6 +49,7 @@ def within_between(
     *,
     prob: float = 0.9,
     prior_sd: float = 10.0,
+    reference: str | None = None,
 ) -> pd.DataFrame:
     """Within- and between-account effects of each metric on the churn hazard.
 
@@ -57,6 +59,11 @@ def within_between(
     logistic hazard with segment intercepts and ``log1p(tenure)``, fit on every row (exact
     Bernoulli likelihood) by Newton's method with Normal(0, ``prior_sd``) priors; intervals
     from the Laplace approximation.
+
+    A *static* metric, whose deviations hold less than
+    :data:`~nsm_sim.data.panel.STATIC_SHARE` of its variance (it never moves within an
+    account; what is left is rounding noise), gets no within effect (NaN): the hazard has its
+    account level only, whose effect compares kinds of accounts.
 
     The period shocks are left out on purpose: an account's plain mean depends on the
     periods it was observed in, and so on when it churned; with a common trend in the metric
@@ -74,27 +81,45 @@ def within_between(
         Interval probability of the ``_low`` and ``_high`` columns.
     prior_sd : float, default 10
         Prior scale of every coefficient (weak).
+    reference : str, optional
+        A metric column (usually the North Star) whose account levels each metric's are
+        correlated with (``level_corr``): does the metric track how big accounts are on it?
 
     Returns
     -------
     pandas.DataFrame
         ``metric``, ``within_mean``, ``within_low``, ``within_high``, ``within_sd``,
-        ``between_mean``, ``between_low``, ``between_high``, ``between_sd``.
+        ``between_mean``, ``between_low``, ``between_high``, ``between_sd``,
+        ``within_share`` (share of the variance of ``log1p(metric)`` within accounts beyond
+        period shocks), ``static``, ``level_corr`` (NaN without ``reference`` and for the
+        reference itself).
     """
     acc = pd.factorize(frame["account_id"])[0]
     per = pd.factorize(frame["t"])[0]
+    first = np.flatnonzero(np.r_[True, acc[1:] != acc[:-1]])
     base = segment_tenure_design(frame, segments)
     y = frame["churned"].to_numpy(dtype=float)
+    ref_level = None
+    if reference is not None:
+        ref_level = two_way_effects(np.log1p(frame[reference].to_numpy(dtype=float)), acc, per)[0]
     out = []
     for m in metrics:
         z = np.log1p(frame[m].to_numpy(dtype=float))
         level, _, dev = two_way_effects(z, acc, per)
-        X = np.column_stack([base, level - level.mean(), dev])
+        total = float(((z - z.mean()) ** 2).sum())
+        share = float((dev**2).sum() / total) if total > 0 else 0.0
+        static = share < STATIC_SHARE
+        X = np.column_stack([base, level - level.mean(), *([] if static else [dev])])
         beta, cov, _ = logistic_map(X, y, prior_sd=prior_sd)
         sd = np.sqrt(np.diag(cov))
+        k = base.shape[1]
         row = {"metric": m}
-        for name, k in (("within", -1), ("between", -2)):
-            e = Effect(float(beta[k]), float(sd[k]))
+        for name, j in (("within", k + 1), ("between", k)):
+            e = Effect(float(beta[j]), float(sd[j])) if j < len(beta) else Effect(np.nan, np.nan)
             row.update({f"{name}_{key}": v for key, v in e.to_dict(prob).items()})
-        out.append(row)
+        corr = np.nan
+        if ref_level is not None and m != reference:
+            a, b = level[first], ref_level[first]
+            corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else np.nan
+        out.append(row | {"within_share": share, "static": static, "level_corr": corr})
     return pd.DataFrame(out)

@@ -16,12 +16,19 @@ verdict:
    ``min_skill``.
 2. **LAGGING**: a predictive metric precedes M, and M precedes none of the others.
 3. **VANITY**: the between effect is clear and the within effect does not back it up: M tells
-   big accounts from small ones, but its movements within an account say nothing (or the
-   opposite) about churn.
+   accounts apart, but its movements within an account say nothing (or the opposite) about
+   churn.
 4. **LEADING**: the within effect is clear (with the between effect's sign when that is
-   clear) and no predictive metric precedes M.
+   clear), no predictive metric precedes M, and M is predictive (out-of-sample skill at
+   least ``min_skill``): a clear effect that does not forecast later churn leads nothing.
 5. **COINCIDENT**: everything else (a signal that moves together with, or in feedback with,
-   another predictive metric, or predictive power without a clear effect).
+   another predictive metric, predictive power without a clear effect, or a clear effect
+   without predictive power).
+
+A *static* metric (it never moves within an account: a trait such as plan size at signup)
+has no within effect and no timing test; its verdict is VANITY when its between effect is
+clear (it tells kinds of accounts apart and cannot be moved), else COINCIDENT when it is
+predictive, else NO SIGNAL, and the reason says that it cannot be tested within accounts.
 
 Metrics are ranked by out-of-sample log-loss (lower first), ties broken by elpd (higher first).
 """
@@ -38,6 +45,9 @@ from scipy import stats
 from nsm_sim.leading.timing import LAG_CONVENTION
 
 VERDICTS = ("LEADING", "COINCIDENT", "LAGGING", "VANITY", "NO SIGNAL")
+
+#: Correlation of account levels with the North Star's from which a metric tracks size.
+SIZE_CORRELATION = 0.5
 
 
 # --------------------------------------------------------------------------- verdict rule
@@ -129,6 +139,8 @@ def verdict(
     precedes: Sequence[str] = (),
     preceded_by: Sequence[str] = (),
     rule: VerdictRule | None = None,
+    static: bool = False,
+    level_corr: float = float("nan"),
 ) -> Verdict:
     """Apply the verdict rule of the module docstring to one metric's numbers.
 
@@ -145,6 +157,11 @@ def verdict(
         *Predictive* metrics that precede this one.
     rule : VerdictRule, optional
         Thresholds; the defaults when omitted.
+    static : bool, default False
+        The metric never moves within an account (``within`` is then not used).
+    level_corr : float, optional
+        Correlation of the metric's account levels with the North Star's; when at least
+        :data:`SIZE_CORRELATION` in size, a VANITY reason says the metric tracks account size.
 
     Returns
     -------
@@ -155,18 +172,23 @@ def verdict(
     --------
     >>> verdict(within=Effect(-0.6, 0.1), between=Effect(-0.8, 0.05), skill=0.03).label
     'LEADING'
+    >>> verdict(within=Effect(-0.6, 0.1), between=Effect(-0.8, 0.05), skill=0.0).label
+    'COINCIDENT'
     >>> verdict(within=Effect(0.02, 0.1), between=Effect(-0.8, 0.05), skill=0.02).label
     'VANITY'
     >>> verdict(within=Effect(0.02, 0.1), between=Effect(0.01, 0.05), skill=0.0).label
     'NO SIGNAL'
     """
     rule = rule or VerdictRule()
+    if static:
+        return _static_verdict(between, skill, rule, level_corr)
     w, b = within, between
     w_clear, b_clear = w.clear(rule.clear_prob), b.clear(rule.clear_prob)
     agrees = w_clear and (not b_clear or np.sign(w.mean) == np.sign(b.mean))
+    predictive = skill >= rule.min_skill
     effects = f"within-account effect {_fmt(w)}, between-account effect {_fmt(b)}"
-    skill_txt = f"out-of-sample skill {100 * skill:+.1f}% over segment and tenure"
-    if not w_clear and not b_clear and skill < rule.min_skill:
+    skill_txt = _skill_text(skill)
+    if not w_clear and not b_clear and not predictive:
         return Verdict(
             "NO SIGNAL",
             f"Neither its level across accounts nor its changes within an account tell churn "
@@ -184,10 +206,10 @@ def verdict(
         how = "nothing" if not w_clear else ("the opposite" if not agrees else "little")
         return Verdict(
             "VANITY",
-            f"Big accounts differ from small ones on it, but its movements within an account "
-            f"say {how} about churn ({effects}): it tracks account size.",
+            f"Accounts differ on it, but its movements within an account say {how} about "
+            f"churn ({effects}): {_apart_text(level_corr)}.",
         )
-    if agrees and not preceded_by:
+    if agrees and not preceded_by and predictive:
         after = f", and it moves before {', '.join(precedes)}" if precedes else ""
         return Verdict(
             "LEADING",
@@ -199,12 +221,55 @@ def verdict(
             f"it moves after {', '.join(preceded_by)} and also before {', '.join(precedes)} "
             f"(feedback)"
         )
+    elif agrees:
+        reason = (
+            f"it predicts later churn no better than segment and tenure (needs a skill of at "
+            f"least {100 * rule.min_skill:.1f}%)"
+        )
     else:
         reason = "its movements within an account are not clearly tied to churn"
     return Verdict(
         "COINCIDENT",
         f"It carries signal ({effects}; {skill_txt}) but {reason}: it moves with churn risk "
         f"rather than ahead of it.",
+    )
+
+
+def _skill_text(skill: float) -> str:
+    return f"out-of-sample skill {100 * skill:+.1f}% over segment and tenure"
+
+
+def _apart_text(level_corr: float) -> str:
+    if abs(level_corr) >= SIZE_CORRELATION:
+        return (
+            f"it tracks account size (its account levels correlate {level_corr:+.2f} with "
+            f"the North Star's)"
+        )
+    return "it tells accounts apart, not when an account is at risk"
+
+
+def _static_verdict(between: Effect, skill: float, rule: VerdictRule, level_corr) -> Verdict:
+    """Return the verdict of a metric that never moves within an account (module docstring)."""
+    b_clear = between.clear(rule.clear_prob)
+    lead = (
+        "It never changes within an account, so whether moving it changes churn cannot be "
+        "tested within accounts (no within effect, no timing test)"
+    )
+    skill_txt = _skill_text(skill)
+    if b_clear:
+        more = "more" if between.mean > 0 else "less"
+        size = f"; {_apart_text(level_corr)}" if abs(level_corr) >= SIZE_CORRELATION else ""
+        return Verdict(
+            "VANITY",
+            f"{lead}. Accounts with higher values churn {more} (between-account effect "
+            f"{_fmt(between)}): a difference between kinds of accounts, not the effect of a "
+            f"change{size}; a trait to segment by, not a metric to move ({skill_txt}).",
+        )
+    label = "COINCIDENT" if skill >= rule.min_skill else "NO SIGNAL"
+    return Verdict(
+        label,
+        f"{lead}, and accounts with higher and lower values do not clearly differ in churn "
+        f"(between-account effect {_fmt(between)}; {skill_txt}).",
     )
 
 
@@ -290,6 +355,8 @@ def rank_and_judge(
             precedes=precedes,
             preceded_by=preceded_by,
             rule=rule,
+            static=bool(getattr(r, "static", False)),
+            level_corr=float(getattr(r, "level_corr", np.nan)),
         )
         labels.append(v.label)
         whys.append(v.why)

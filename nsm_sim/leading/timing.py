@@ -21,6 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
 
+from nsm_sim.data.panel import STATIC_SHARE
 from nsm_sim.numeric import demean_two_way
 
 #: The sign convention of the lags of :func:`cross_correlations`, stated in every output.
@@ -67,6 +68,12 @@ def granger(
     account) Wald test of M's lag coefficients, reported as ``F = W / lags`` with
     ``(lags, accounts - 1)`` degrees of freedom.
 
+    A pair is not tested (``F``, ``p_value`` and the coefficients NaN, ``note`` says why) when
+    either metric never moves within an account over the regression sample (its within share,
+    :func:`nsm_sim.data.panel.within_share`, below :data:`~nsm_sim.data.panel.STATIC_SHARE`:
+    what is left of it is rounding noise), or when the covariance of M's lag coefficients is
+    singular (fewer accounts than lags, or lags that are collinear): ``W`` is then undefined.
+
     Account effects with lagged dependent variables bias the own-lag coefficients by
     O(1/T) (Nickell 1981), and the other metric's lags then pick up a little of the slack:
     with thousands of accounts even that small spurious direction can be significant. Read
@@ -90,8 +97,15 @@ def granger(
     pandas.DataFrame
         One row per (cause, effect): ``cause``, ``effect``, ``lags``, ``coef_sum`` (sum of
         the cause's lag coefficients: elasticity of the effect's present to a sustained 1 %
-        change of the cause), ``coef_sum_se``, ``F``, ``df1``, ``df2``, ``p_value``, ``n``
-        (rows), ``accounts``.
+        change of the cause), ``coef_sum_se``, ``F`` (never negative), ``df1``, ``df2``,
+        ``p_value``, ``n`` (rows), ``accounts``, ``note`` (empty when tested).
+
+    Raises
+    ------
+    ValueError
+        When ``lags < 1``, when fewer than two accounts have ``lags + 1`` consecutive periods
+        (the standard errors are clustered by account: one account leaves ``accounts - 1 = 0``
+        degrees of freedom), or when the rows leave no residual degrees of freedom.
     """
     metrics = list(metrics)
     acc, t = _codes(frame)
@@ -100,58 +114,90 @@ def granger(
         raise ValueError("lags must be at least 1")
     lag_idx = np.stack([_lag_rows(acc, t, k) for k in range(1, L + 1)], axis=1)
     rows = np.flatnonzero((lag_idx >= 0).all(axis=1))
+    g_codes = pd.factorize(acc[rows])[0]
+    n_g, n = int(g_codes.max(initial=-1)) + 1, len(rows)
+    if n_g < 2:
+        raise ValueError(
+            f"panel Granger test: {n_g} account(s) with {L + 1} consecutive periods (lags + 1); "
+            "expected at least 2: the test's standard errors are clustered by account, and "
+            "one account leaves accounts - 1 = 0 denominator degrees of freedom"
+        )
+    periods = pd.factorize(t[rows])[0] if period_effects else None
+    absorbed = n_g + (int(periods.max()) if period_effects else 0)
+    if n - 2 * L - absorbed < 1:
+        raise ValueError(
+            f"panel Granger test: {n} rows leave no residual degrees of freedom after "
+            f"{2 * L} lag coefficients and {absorbed} account and period effects; expected "
+            "more periods per account or fewer lags"
+        )
     z = np.log1p(frame[metrics].to_numpy(dtype=float))
     cols = []
     for m in range(len(metrics)):
         cols.append(z[rows, m][:, None])
         cols.append(z[lag_idx[rows], m])
-    Z = np.concatenate(cols, axis=1)
-    periods = pd.factorize(t[rows])[0] if period_effects else None
-    Z = demean_two_way(Z, pd.factorize(acc[rows])[0], periods)
-    gram = Z.T @ Z
+    Z = demean_two_way(np.concatenate(cols, axis=1), g_codes, periods)
     block = L + 1
-    g_codes = pd.factorize(acc[rows])[0]
+    total = ((z[rows] - z[rows].mean(axis=0)) ** 2).sum(axis=0)
+    within = (Z[:, ::block] ** 2).sum(axis=0)
+    static = within <= STATIC_SHARE * total
+    gram = Z.T @ Z
     G = _group_matrix(g_codes)
-    n_g = G.shape[1]
-    n = len(rows)
     out = []
     for e, eff in enumerate(metrics):
         yi = e * block
         for c, cause in enumerate(metrics):
             if c == e:
                 continue
+            row = {"cause": cause, "effect": eff, "lags": L, "df1": L, "df2": n_g - 1}
+            row |= {"n": n, "accounts": n_g}
+            fixed = [m for m, k in ((cause, c), (eff, e)) if static[k]]
+            if fixed:
+                out.append(
+                    _untested(
+                        row, f"not tested: {' and '.join(fixed)} never moves within an account"
+                    )
+                )
+                continue
             xi = np.r_[np.arange(yi + 1, yi + block), np.arange(c * block + 1, c * block + block)]
-            XtX = gram[np.ix_(xi, xi)]
-            Xty = gram[xi, yi]
-            k = len(xi)
-            bread = np.linalg.pinv(XtX)
-            beta = bread @ Xty
+            bread = np.linalg.pinv(gram[np.ix_(xi, xi)])
+            beta = bread @ gram[xi, yi]
             X = Z[:, xi]
             u = Z[:, yi] - X @ beta
             scores = G.T @ (X * u[:, None])
-            meat = scores.T @ scores
-            scale = n_g / max(n_g - 1, 1) * (n - 1) / max(n - k, 1)
-            V = scale * bread @ meat @ bread
-            b = beta[L:]
-            Vc = V[L:, L:]
-            W = float(b @ np.linalg.pinv(Vc) @ b)
-            F = W / L
-            out.append(
-                {
-                    "cause": cause,
-                    "effect": eff,
-                    "lags": L,
-                    "coef_sum": float(b.sum()),
-                    "coef_sum_se": float(np.sqrt(max(Vc.sum(), 0.0))),
-                    "F": F,
-                    "df1": L,
-                    "df2": n_g - 1,
-                    "p_value": float(stats.f.sf(F, L, max(n_g - 1, 1))),
-                    "n": n,
-                    "accounts": n_g,
-                }
-            )
-    return pd.DataFrame(out)
+            scale = n_g / (n_g - 1) * (n - 1) / (n - len(xi))
+            V = scale * bread @ (scores.T @ scores) @ bread
+            b, Vc = beta[L:], V[L:, L:]
+            # rank against the scale of the classical covariance: a robust one of rounding
+            # noise (scores that cancel within the clusters) has rank 0, not L
+            classical = (u @ u) / n * np.linalg.eigvalsh(bread[L:, L:]).max()
+            eig = np.linalg.eigvalsh((Vc + Vc.T) / 2)
+            rank = int((eig > 1e-10 * classical).sum()) if classical > 0 else 0
+            if rank < L:
+                out.append(
+                    _untested(
+                        row,
+                        f"not tested: the covariance of the {L} lag "
+                        f"coefficients has rank {rank} (too few accounts, or "
+                        "collinear lags)",
+                    )
+                )
+                continue
+            F = max(float(b @ np.linalg.pinv(Vc) @ b), 0.0) / L
+            row |= {
+                "coef_sum": float(b.sum()),
+                "coef_sum_se": float(np.sqrt(max(Vc.sum(), 0.0))),
+                "F": F,
+                "p_value": float(stats.f.sf(F, L, n_g - 1)),
+                "note": "",
+            }
+            out.append(row)
+    columns = ["cause", "effect", "lags", "coef_sum", "coef_sum_se", "F", "df1", "df2"]
+    return pd.DataFrame(out, columns=[*columns, "p_value", "n", "accounts", "note"])
+
+
+def _untested(row: dict, note: str) -> dict:
+    nan = float("nan")
+    return row | {"coef_sum": nan, "coef_sum_se": nan, "F": nan, "p_value": nan, "note": note}
 
 
 def cross_correlations(
