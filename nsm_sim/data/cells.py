@@ -1,21 +1,21 @@
-"""Churn cells: account-periods reduced to Binomial cells (segment x tenure band x level).
+"""Churn cells: account-periods reduced to Binomial cells (segment x tenure x level).
 
 One reducer serves every churn model: the fit's retention hazard, the validation's fits of
 each metric (and their per-account log-likelihoods, through the row -> cell index) and the
 posterior predictive check per period (``by_period=True``).
 
-Tenure bands
-------------
-:data:`TENURE_BANDS` doubles in width (0, 1, 2-3, 4-7, 8-12, 13-25, 26-51, 52-103, 104+
-periods). The hazard is linear in ``log1p(tenure)`` and a cell stands for its rows at their
-mean ``log1p(tenure)``, so the error of a band grows with the spread of ``log1p(tenure)``
-inside it; bands of equal width on the log scale keep that spread about the same in every
-band, where the churn hazard changes fastest (the first weeks) included. On the demo world
-(5,000 accounts x 52 weeks) the tenure slope of a maximum-likelihood fit to the cells is
-within 0.0020 of the per-row fit with these bands and within 0.0039 with the coarser
-(0, 4, 13, 26, 52), for any of the three metrics, at about 1.75 times the cells (625 against
-358 for the North Star); the metric's slope is not affected (its error comes from the level
-bins).
+Tenure is exact
+---------------
+Every cell holds rows of one tenure (in periods), so a cell's ``log_tenure`` is the
+``log1p(tenure)`` of each of its rows, not an average: the Binomial likelihood of the cells
+is the per-row Bernoulli likelihood wherever the metric's level is exact too. Averaging tenure
+inside bands biased the tenure slope where churn depends sharply on tenure (churn defined by
+N periods of inactivity is impossible before tenure N - 1, and a band mixing tenures on both
+sides stands for none of them). The cells grow with the periods (at most segments x
+tenures x level bins: 4,680 for the demo world's 3 plans x 52 weeks x 30 levels) and stay
+flat in rows; the query engine makes the same cells
+(:func:`nsm_sim.events.reduce_sql.cell_sums`). Coarser ``tenure_bands`` remain an option of
+:func:`churn_cells` (an approximation: each band's mean ``log1p(tenure)``).
 """
 
 from __future__ import annotations
@@ -28,17 +28,13 @@ import pandas as pd
 from nsm_sim.data.panel import Panel, check_frame  # noqa: F401  (doctest)
 from nsm_sim.errors import hint
 
-#: Left edges of the tenure bands in periods (the last band is open-ended); see the module
-#: docstring for the choice.
-TENURE_BANDS = (0, 1, 2, 4, 8, 13, 26, 52, 104)
-
 #: Levels of the metric per cell grid (quantile bins when it takes more distinct values).
 LEVEL_BINS = 30
 
 
 @dataclass(frozen=True)
 class ChurnCells:
-    """Binomial cells of the churn model: segment x tenure band x metric level.
+    """Binomial cells of the churn model: segment x tenure x metric level.
 
     Attributes
     ----------
@@ -47,8 +43,9 @@ class ChurnCells:
     segments : tuple of str
     frame : pandas.DataFrame
         One row per non-empty cell: ``period`` (int, with ``by_period`` only), ``segment``
-        (str), ``segment_idx`` (int, into ``segments``), ``tenure_band`` (int, index of the
-        band in ``tenure_bands``), ``log_tenure`` (mean of ``log1p(tenure)`` in the cell),
+        (str), ``segment_idx`` (int, into ``segments``), ``tenure_band`` (int: the tenure in
+        periods, or the index of the band with coarser ``tenure_bands``), ``log_tenure``
+        (``log1p(tenure)``; the mean over the band's rows with bands),
         ``level`` (mean metric value), ``x`` (mean of ``log1p(metric)``), ``at_risk`` (rows)
         and ``churned`` (churn events).
     row_cell : ndarray of int or None
@@ -101,10 +98,10 @@ def churn_cells(
     *,
     rows: np.ndarray | pd.Series | None = None,
     bins: int = LEVEL_BINS,
-    tenure_bands: tuple[int, ...] = TENURE_BANDS,
+    tenure_bands: tuple[int, ...] | None = None,
     by_period: bool = False,
 ) -> ChurnCells:
-    """Reduce account-periods to Binomial cells: segment x tenure band x metric level.
+    """Reduce account-periods to Binomial cells: segment x tenure x metric level.
 
     Parameters
     ----------
@@ -118,16 +115,17 @@ def churn_cells(
     bins : int, default :data:`LEVEL_BINS`
         Levels of the metric: each distinct value when there are at most ``bins`` of them
         (exact), else ``bins`` quantile bins of the selected rows.
-    tenure_bands : tuple of int, default :data:`TENURE_BANDS`
-        Left edges of the tenure bands, in periods, increasing from 0; the last band is
-        open-ended.
+    tenure_bands : tuple of int, optional
+        Left edges of coarser tenure bands, in periods, increasing from 0 (the last band is
+        open-ended; each cell then stands for its rows at their mean ``log1p(tenure)``);
+        exact tenure by default.
     by_period : bool, default False
         Key the cells by period too (a ``period`` column, the panel's ``t``, first).
 
     Returns
     -------
     ChurnCells
-        One row per non-empty cell, sorted by (period,) segment, band and level;
+        One row per non-empty cell, sorted by (period,) segment, tenure and level;
         ``at_risk`` sums to the selected rows and ``churned`` to their churn events;
         ``row_cell`` maps every row of ``panel.frame`` to its cell.
 
@@ -146,19 +144,59 @@ def churn_cells(
     f = panel.frame
     if metric not in f:
         raise ValueError(f"{metric!r} is not a metric of the panel{hint(metric, f.columns)}")
-    bands = np.asarray(tenure_bands)
-    if bands.size == 0 or bands[0] != 0 or np.any(np.diff(bands) <= 0):
-        raise ValueError(f"tenure_bands must increase from 0, got {tuple(tenure_bands)}")
     if bins < 1:
         raise ValueError(f"bins must be at least 1, got {bins}")
+    return _cells(
+        panel, metric, f[metric].to_numpy(dtype=float), rows, bins, tenure_bands, by_period
+    )
+
+
+def tenure_cells(panel: Panel, *, rows: np.ndarray | pd.Series | None = None) -> ChurnCells:
+    """Reduce account-periods to Binomial cells of segment x tenure only (no metric).
+
+    The cells of the churn model without a metric (``x`` and ``level`` are 0): the baseline
+    that each metric's model is scored against, fit by the same estimator.
+
+    Parameters
+    ----------
+    panel : Panel
+        A checked panel.
+    rows : array_like of bool, optional
+        Rows of ``panel.frame`` to use; all rows by default.
+
+    Returns
+    -------
+    ChurnCells
+        With ``metric`` ``""``; otherwise as :func:`churn_cells`.
+    """
+    return _cells(panel, "", np.zeros(len(panel.frame)), rows, 1, None, False)
+
+
+def _cells(
+    panel: Panel,
+    metric: str,
+    metric_values: np.ndarray,
+    rows: np.ndarray | pd.Series | None,
+    bins: int,
+    tenure_bands: tuple[int, ...] | None,
+    by_period: bool,
+) -> ChurnCells:
+    f = panel.frame
     mask = np.ones(len(f), dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
     if mask.shape != (len(f),):
         raise ValueError(f"rows must be a boolean mask of length {len(f)}, got {mask.shape}")
-    values = f[metric].to_numpy(dtype=float)[mask]
-    tenure = f["tenure"].to_numpy()[mask]
+    values = metric_values[mask]
+    tenure = f["tenure"].to_numpy()[mask].astype(np.int64)
+    if tenure_bands is None:
+        band = tenure
+    else:
+        bands = np.asarray(tenure_bands)
+        if bands.size == 0 or bands[0] != 0 or np.any(np.diff(bands) <= 0):
+            raise ValueError(f"tenure_bands must increase from 0, got {tuple(tenure_bands)}")
+        band = np.searchsorted(bands, tenure, side="right") - 1
     keys = {
         "segment_idx": segment_codes(panel)[mask].astype(np.int64),
-        "tenure_band": np.searchsorted(bands, tenure, side="right") - 1,
+        "tenure_band": band,
         "level_bin": level_bins(values, bins) if values.size else np.zeros(0, np.int64),
     }
     if by_period:
@@ -178,7 +216,10 @@ def churn_cells(
         "segment",
         np.asarray(panel.segments, dtype=object)[out["segment_idx"]].astype(str),
     )
-    out["log_tenure"] = cell_mean(np.log1p(tenure.astype(float)))
+    if tenure_bands is None:
+        out["log_tenure"] = np.log1p(out["tenure_band"].to_numpy(float))
+    else:
+        out["log_tenure"] = cell_mean(np.log1p(tenure.astype(float)))
     out["level"] = cell_mean(values)
     out["x"] = cell_mean(np.log1p(values))
     out["at_risk"] = at_risk.astype(np.int64)

@@ -263,12 +263,6 @@ def _indicator_sum(conditions: list[exp.Expression]) -> exp.Expression:
     return exp.paren(total)
 
 
-def band_of(tenure: exp.Expression, bands: Sequence[int]) -> exp.Expression:
-    """Return the tenure band of a row: the last left edge at or below its tenure."""
-    edges = [tenure >= exp.Literal.number(b) for b in bands[1:]]
-    return _indicator_sum(edges)
-
-
 def level_of(value: exp.Expression, levels: Sequence[float], exact: bool) -> exp.Expression:
     """Return a row's level bin, as :func:`nsm_sim.data.level_bins` computes it.
 
@@ -280,25 +274,15 @@ def level_of(value: exp.Expression, levels: Sequence[float], exact: bool) -> exp
     return _indicator_sum([value >= number(v) for v in levels])
 
 
-def cell_sums(
-    metric: str,
-    level: exp.Expression,
-    bands: Sequence[int],
-    by_period: bool,
-) -> exp.Select:
-    """Select the churn cells' sums: per (period,) segment, tenure band and level bin."""
+def cell_sums(metric: str, level: exp.Expression, by_period: bool) -> exp.Select:
+    """Select the churn cells' sums: per (period,) segment, tenure (exact) and level bin."""
     keys = [_as(col("t"), "period")] if by_period else []
-    keys += [
-        col("segment"),
-        _as(band_of(col("tenure"), bands), "tenure_band"),
-        _as(level, "level_bin"),
-    ]
+    keys += [col("segment"), _as(col("tenure"), "tenure_band"), _as(level, "level_bin")]
     grouped = [exp.Literal.number(i + 1) for i in range(len(keys))]
     return (
         exp.select(
             *keys,
             _count(),
-            _sum(_log1p(_double(col("tenure")))),
             _sum(col(metric)),
             _sum(col(log_column(metric))),
             _sum(col("churned")),

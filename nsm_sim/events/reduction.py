@@ -23,7 +23,7 @@ import pandas as pd
 from sqlglot import exp
 
 from nsm_sim.data import ChurnCells, Population, Reduction
-from nsm_sim.data.cells import LEVEL_BINS, TENURE_BANDS
+from nsm_sim.data.cells import LEVEL_BINS
 from nsm_sim.errors import DataError, hint
 from nsm_sim.events import query, sql
 from nsm_sim.events import reduce_sql as q
@@ -191,10 +191,10 @@ def _cells(
     """Churn cells as :func:`nsm_sim.data.churn_cells` makes them (without ``row_cell``)."""
     values, exact = level
     expression = q.level_of(sql.col(metric), values, exact)
-    found = session.rows(q.cell_sums(metric, expression, TENURE_BANDS, by_period))
+    found = session.rows(q.cell_sums(metric, expression, by_period))
     keys = ["period"] if by_period else []
     keys += ["segment", "tenure_band", "level_bin"]
-    sums = ["at_risk", "log_tenure", "level", "x", "churned"]
+    sums = ["at_risk", "level", "x", "churned"]
     frame = pd.DataFrame(found, columns=[*keys, *sums])
     index = {s: i for i, s in enumerate(segments)}
     frame["segment_idx"] = frame["segment"].map(index).astype(np.int64)
@@ -205,7 +205,8 @@ def _cells(
     out.insert(
         len(out.columns) - 2, "segment", _segment_labels(segments, out["segment_idx"].to_numpy())
     )
-    for name in ("log_tenure", "level", "x"):
+    out["log_tenure"] = np.log1p(out["tenure_band"].to_numpy(float))  # tenure is exact
+    for name in ("level", "x"):
         out[name] = frame[name].to_numpy(float) / np.maximum(at_risk, 1)
     out["at_risk"] = at_risk
     out["churned"] = frame["churned"].to_numpy(np.int64)

@@ -12,15 +12,62 @@ from scipy.special import expit
 #: Width, on the log1p scale, of the smooth step at the threshold ``hinge_tau``.
 HINGE_WIDTH = 0.05
 
-#: Prior scales, written down once (see the module docstring).
+#: Prior scale of a slope, in logits per standard deviation of its covariate (as Bambi and
+#: rstanarm scale their default priors): ``slope ~ Normal(0, SLOPE_SCALE / sd(covariate))``.
+SLOPE_SCALE = 2.5
+
+#: Prior scale of the spread of the metric's slope across segments, in logits per standard
+#: deviation of ``x``: ``churn_slope_sigma ~ HalfNormal(SPREAD_SCALE / sd(x))``.
+SPREAD_SCALE = 0.1
+
+#: Priors, written down once (see the package docstring). A scale given as a string is
+#: divided by the standard deviation, over the cells (rows weighted), of the covariate named.
 PRIORS = {
     "churn_intercept_c": ("Normal", -3.0, 2.0),
-    "churn_slope_mu": ("Normal", 0.0, 1.0),
-    "churn_slope_sigma": ("HalfNormal", 0.1),
-    "tenure_slope": ("Normal", 0.0, 1.0),
-    "hinge_jump": ("Normal", 0.0, 1.0),
+    "churn_slope_mu": ("Normal", 0.0, f"{SLOPE_SCALE} / sd(x)"),
+    "churn_slope_sigma": ("HalfNormal", f"{SPREAD_SCALE} / sd(x)"),
+    "tenure_slope": ("Normal", 0.0, f"{SLOPE_SCALE} / sd(log1p(tenure))"),
+    "hinge_jump": ("Normal", 0.0, SLOPE_SCALE),
     "hinge_tau": ("Uniform", "p5", "p95"),
 }
+
+
+def prior_scales(x: np.ndarray, log_tenure: np.ndarray, weights: np.ndarray) -> dict[str, float]:
+    """Return the data-scaled prior standard deviations of the slopes (see :data:`PRIORS`).
+
+    Parameters
+    ----------
+    x, log_tenure : ndarray
+        ``log1p`` of the metric and of tenure per cell.
+    weights : ndarray
+        Rows per cell.
+
+    Returns
+    -------
+    dict
+        ``churn_slope_prior_sd``, ``churn_slope_sigma_prior_sd`` and
+        ``tenure_slope_prior_sd``. A covariate that does not vary counts as one unit wide
+        (its slope is then not identified and keeps a prior of ``SLOPE_SCALE``).
+
+    Examples
+    --------
+    >>> scales = prior_scales(np.array([0.0, np.log(2)]), np.zeros(2), np.ones(2))
+    >>> round(scales["churn_slope_prior_sd"], 3)  # a 0/1 metric half the time: sd log(2) / 2
+    7.213
+    """
+
+    def sd(v):
+        w = np.asarray(weights, dtype=float)
+        mean = np.average(v, weights=w)
+        spread = float(np.sqrt(np.average((v - mean) ** 2, weights=w)))
+        return spread if spread > 1e-12 else 1.0
+
+    sd_x, sd_tenure = sd(x), sd(log_tenure)
+    return {
+        "churn_slope_prior_sd": SLOPE_SCALE / sd_x,
+        "churn_slope_sigma_prior_sd": SPREAD_SCALE / sd_x,
+        "tenure_slope_prior_sd": SLOPE_SCALE / sd_tenure,
+    }
 
 
 def _log1p(value):
@@ -69,6 +116,38 @@ def churn_logit(
     if hinge_tau is not None:
         logit = logit + hinge_jump * sigmoid((x - _log1p(hinge_tau)) / HINGE_WIDTH)
     return logit
+
+
+def combined_effect(slope, hinge_jump, hinge_tau, low: float, high: float) -> np.ndarray:
+    """Return the change of the churn logit from one level of the metric to another.
+
+    Slope and step together: ``churn_logit`` at ``high`` minus at ``low``, the segment and
+    tenure held. With a step, the slope and the jump share the metric's effect and their
+    posteriors are correlated; their sum is what moving the metric does, and it stays clear
+    when neither part is.
+
+    Parameters
+    ----------
+    slope, hinge_jump, hinge_tau : array_like
+        Draws (broadcast together); ``hinge_tau`` None for no step.
+    low, high : float
+        Levels of the metric, on its own scale.
+
+    Returns
+    -------
+    ndarray
+        The change per draw.
+
+    Examples
+    --------
+    >>> float(combined_effect(-1.0, -0.5, 0.5, 0.0, 1.0))  # doctest: +ELLIPSIS
+    -1.19...
+    """
+    at = [
+        churn_logit(np.log1p(level), 0.0, 0.0, slope, 0.0, hinge_jump, hinge_tau)
+        for level in (low, high)
+    ]
+    return np.asarray(at[1] - at[0], dtype=float)
 
 
 # --------------------------------------------------------------------------- numpy helpers

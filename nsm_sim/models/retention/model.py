@@ -9,7 +9,7 @@ import pandas as pd
 from scipy.special import gammaln, log_expit, logsumexp
 
 from nsm_sim.data import ChurnCells
-from nsm_sim.models.retention.hazard import HINGE_WIDTH, PRIORS, churn_logit
+from nsm_sim.models.retention.hazard import HINGE_WIDTH, PRIORS, churn_logit, prior_scales
 from nsm_sim.numeric import logistic_map, weighted_quantile
 
 # --------------------------------------------------------------------------- the hinge grid
@@ -122,6 +122,58 @@ def hinge_grid(cells: ChurnCells, max_points: int = 120, keep: float = 10.0) -> 
     }
 
 
+#: Distinct levels a metric needs before a threshold step is fit by default: with few levels a
+#: step between two of them is the slope said another way (with two, a 0/1 metric, the slope
+#: and the step are the same contrast and their posteriors split one effect between them).
+HINGE_MIN_LEVELS = 10
+
+#: Expected gain in elpd a step must bring to be on by default (as for the validation's
+#: threshold: below 4 an elpd difference is small; Sivula et al. 2020).
+HINGE_MIN_ELPD_GAIN = 4.0
+
+
+def step_evidence(cells: ChurnCells) -> dict[str, Any]:
+    """Return whether the data call for a threshold step in the churn model, and why.
+
+    The step is on when the metric has at least :data:`HINGE_MIN_LEVELS` distinct levels and
+    the step's expected gain in elpd is above :data:`HINGE_MIN_ELPD_GAIN`: the gain in
+    maximum log-likelihood at the best threshold of :func:`hinge_grid` over the smooth model,
+    less the two parameters it adds (jump and threshold; Akaike's estimate of the elpd).
+
+    Parameters
+    ----------
+    cells : ChurnCells
+        The churn cells of the metric.
+
+    Returns
+    -------
+    dict
+        ``on`` (bool), ``levels`` (distinct levels of the metric in the cells),
+        ``elpd_gain`` (None when too few levels to look) and ``reason`` (a sentence).
+    """
+    level = cells.frame["level"].to_numpy(float)
+    levels = int(np.unique(np.round(level, 9)).size)
+    metric = cells.metric or "the metric"
+    if levels < HINGE_MIN_LEVELS:
+        reason = (
+            f"no threshold step: {metric} takes {levels} distinct levels (a step needs "
+            f"{HINGE_MIN_LEVELS}; with fewer it only splits the slope's effect)"
+        )
+        return {"on": False, "levels": levels, "elpd_gain": None, "reason": reason}
+    a = _cell_arrays(cells)
+    seg = np.eye(len(cells.segments))[a["segment_idx"]]
+    base = np.column_stack([seg, a["x"], a["log_tenure"]])
+    _, _, smooth = logistic_map(base, a["churned"], a["at_risk"])
+    gain = float(hinge_grid(cells)["profile"]["log_lik"].max() - smooth) - 2.0
+    on = gain > HINGE_MIN_ELPD_GAIN
+    verb = "improves" if on else "does not improve"
+    reason = (
+        f"threshold step {'on' if on else 'off'}: a step in {metric} {verb} the expected "
+        f"elpd by more than {HINGE_MIN_ELPD_GAIN:g} (estimated gain {gain:+.1f})"
+    )
+    return {"on": bool(on), "levels": levels, "elpd_gain": gain, "reason": reason}
+
+
 # --------------------------------------------------------------------------- model
 
 
@@ -142,7 +194,9 @@ def retention_data(cells: ChurnCells, *, hinge: bool = True) -> dict[str, np.nda
         ``churn_segment_idx``, ``churn_x``, ``churn_log_tenure``, ``churn_at_risk``,
         ``churn_churned`` (C,), ``churn_x_ref`` and ``churn_log_tenure_ref`` (S,) (the means
         over each segment's rows the intercept is centred at), ``churn_log_choose`` (the sum
-        of the log Binomial coefficients) and, with the hinge, ``hinge_grid_step`` (G, C),
+        of the log Binomial coefficients), the slopes' prior scales of
+        :func:`~nsm_sim.models.retention.hazard.prior_scales` and, with the hinge,
+        ``hinge_grid_step`` (G, C),
         ``hinge_grid_log_weight`` (G,), ``hinge_step_ref`` (S,) (each segment's mean of the
         grid's ``mean_step``) and the starting point ``churn_start_intercept_c`` (S,),
         ``churn_start_slope``, ``churn_start_tenure_slope``, ``hinge_start_jump``.
@@ -156,6 +210,10 @@ def retention_data(cells: ChurnCells, *, hinge: bool = True) -> dict[str, np.nda
         churn_x_ref=w @ a["x"],
         churn_log_tenure_ref=w @ a["log_tenure"],
         churn_log_choose=np.float64(np.sum(gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1))),
+        **{
+            name: np.float64(value)
+            for name, value in prior_scales(a["x"], a["log_tenure"], a["at_risk"]).items()
+        },
     )
     if not hinge:
         return data
@@ -226,22 +284,27 @@ def add_retention_terms(cells: ChurnCells, *, hinge: bool = True) -> None:
         model.add_coord("segment", list(cells.segments))
     d = {name: pm.Data(name, value) for name, value in retention_data(cells, hinge=hinge).items()}
 
-    def prior(name, **kwargs):
-        family, *params = PRIORS[name]
-        return getattr(pm, family)(name, *params, **kwargs)
-
-    intercept_c = prior(
-        "churn_intercept_c", dims="segment", initval=d.get("churn_start_intercept_c")
+    _, mean, sd = PRIORS["churn_intercept_c"]
+    intercept_c = pm.Normal(
+        "churn_intercept_c", mean, sd, dims="segment", initval=d.get("churn_start_intercept_c")
     )
-    slope_mu = prior("churn_slope_mu", initval=d.get("churn_start_slope"))
-    slope_sigma = prior("churn_slope_sigma")
+    slope_mu = pm.Normal(
+        "churn_slope_mu", 0.0, d["churn_slope_prior_sd"], initval=d.get("churn_start_slope")
+    )
+    slope_sigma = pm.HalfNormal("churn_slope_sigma", d["churn_slope_sigma_prior_sd"])
     if len(cells.segments) > 1:
         slope_z = pm.ZeroSumNormal("churn_slope_z", sigma=1.0, dims="segment")
     else:
         slope_z = pm.Normal("churn_slope_z", 0.0, 1.0, dims="segment")
     slope = pm.Deterministic("churn_slope", slope_mu + slope_sigma * slope_z, dims="segment")
-    tenure_slope = prior("tenure_slope", initval=d.get("churn_start_tenure_slope"))
-    jump = prior("hinge_jump", initval=d["hinge_start_jump"]) if hinge else 0.0
+    tenure_slope = pm.Normal(
+        "tenure_slope",
+        0.0,
+        d["tenure_slope_prior_sd"],
+        initval=d.get("churn_start_tenure_slope"),
+    )
+    _, mean, sd = PRIORS["hinge_jump"]
+    jump = pm.Normal("hinge_jump", mean, sd, initval=d["hinge_start_jump"]) if hinge else 0.0
     hinge_ref = jump * d["hinge_step_ref"] if hinge else 0.0
     intercept = pm.Deterministic(
         "churn_intercept",
