@@ -52,33 +52,42 @@ TREE = small_tree()  # nsm <- a <- (a1, a2); nsm <- b
 FLAT = flat_tree()  # nsm <- a
 
 
-def direct_projection(pop, post, mult, horizon, d=0):
+def direct_projection(pop, post, change, horizon, d=0, reach=None):
     """Project cell by cell and period by period with plain Python (the reference).
 
-    ``mult(t, s)`` is the North Star multiplier of segment index ``s`` in period ``t``.
+    ``change(t, s, row)`` is the change of ``log1p(North Star)`` of a cell (``row``) of
+    segment index ``s`` in period ``t``: its North Star moves from ``N`` to
+    ``(1 + N) exp(change) - 1``. ``reach(s)`` is the share of the segment's accounts it
+    reaches (the others keep their baseline).
     """
-    nsm_last = retained = value = 0.0
+    totals = np.zeros(3)
     for row in pop.frame.itertuples():
         s = post.segments.index(row.segment)
-        alive = row.accounts
-        for t in range(horizon):
-            m = mult(t, s)
-            x = math.log1p(row.north_star * m)
-            logit = churn_logit(
-                x,
-                math.log1p(row.tenure + 1 + t),
-                post.churn_intercept[d, s],
-                post.churn_slope[d, s],
-                post.tenure_slope[d],
-                0.0 if post.hinge_jump is None else post.hinge_jump[d],
-                None if post.hinge_tau is None else post.hinge_tau[d],
-            )
-            value += alive * row.value
-            if t == horizon - 1:
-                nsm_last += alive * row.north_star * m
-            alive *= 1.0 - float(expit(logit))
-        retained += alive
-    return np.array([nsm_last, retained, value])
+        share = 1.0 if reach is None else reach(s)
+        for weight, moved in ((share, True), (1.0 - share, False)):
+            alive = row.accounts * weight
+            for t in range(horizon):
+                dx = change(t, s, row) if moved else 0.0
+                x = math.log1p(row.north_star) + dx
+                logit = churn_logit(
+                    x,
+                    math.log1p(row.tenure + 1 + t),
+                    post.churn_intercept[d, s],
+                    post.churn_slope[d, s],
+                    post.tenure_slope[d],
+                    0.0 if post.hinge_jump is None else post.hinge_jump[d],
+                    None if post.hinge_tau is None else post.hinge_tau[d],
+                )
+                totals[2] += alive * row.value
+                if t == horizon - 1:
+                    totals[0] += alive * math.expm1(x)
+                alive *= 1.0 - float(expit(logit))
+            totals[1] += alive
+    return totals
+
+
+def no_change(t, s, row):
+    return 0.0
 
 
 def changes(outcomes, k=None):
@@ -213,12 +222,12 @@ def test_one_level_tree_matches_the_analytic_projection():
     scen = scenario([initiative(target="a", lift=0.2, start=2, ramp=3)], tree=FLAT, horizon=10)
     res = simulate(scen, post, pop, simulations=5, seed=0)
 
-    def mult(t, s):
+    def change(t, s, row):  # no level given for `a`: its share is 1
         share = min(max((t - 2 + 1) / 4, 0.0), 1.0)
-        return math.exp(post.elasticity[0, 0, s] * math.log(1.2) * share)
+        return post.elasticity[0, 0, s] * math.log(1.2) * share
 
-    expected = direct_projection(pop, post, mult, 10) - direct_projection(
-        pop, post, lambda t, s: 1.0, 10
+    expected = direct_projection(pop, post, change, 10) - direct_projection(
+        pop, post, no_change, 10
     )
     got = changes(res.initiatives, 0)
     assert np.allclose(got, expected[:, None], rtol=1e-10, atol=0)
@@ -229,7 +238,7 @@ def test_one_level_tree_matches_the_analytic_projection():
         scenario([initiative(lift=0.21)], tree=FLAT, horizon=4), post0, pop, simulations=3
     )
     survive = (1 - expit(-3.0)) ** 3
-    closed = (pop.frame.accounts * pop.frame.north_star).sum() * survive * (1.21**0.5 - 1)
+    closed = (pop.frame.accounts * (1 + pop.frame.north_star)).sum() * survive * (1.21**0.5 - 1)
     assert res0.portfolio.north_star_change == pytest.approx(np.full(3, closed), rel=1e-12)
     assert res0.portfolio.retained_accounts == pytest.approx(np.zeros(3), abs=1e-9)
 
@@ -244,12 +253,12 @@ def test_random_posterior_draws_match_the_direct_projection():
     for k, d in enumerate(res.posterior_index):
         path = post.elasticity[d, 0] * post.elasticity[d, 2]  # nsm<-a, a<-a1, per segment
 
-        def mult(t, s, path=path):
+        def change(t, s, row, path=path):
             share = min(max(t / 3, 0.0), 1.0)
-            return 1 + 0.6 * (math.exp(path[s] * math.log(1.15) * share) - 1)
+            return path[s] * math.log(1.15) * share
 
-        base = direct_projection(pop, post, lambda t, s: 1.0, 8, d)
-        expected = direct_projection(pop, post, mult, 8, d) - base
+        base = direct_projection(pop, post, no_change, 8, d)
+        expected = direct_projection(pop, post, change, 8, d, reach=lambda s: 0.6) - base
         assert np.allclose(changes(res.initiatives, 0)[:, k], expected, rtol=1e-9)
         assert res.baseline["retained_accounts"][k] == pytest.approx(base[1], rel=1e-12)
 
@@ -259,11 +268,12 @@ def test_sub_input_lift_reaches_the_north_star_by_the_product_of_elasticities():
         TREE, SEGMENTS, elasticity={("nsm", "a"): 0.7, ("a", "a1"): 0.4}, churn_slope=-0.5
     )
     lift = 0.3
-    on_nsm = math.exp(0.7 * 0.4 * math.log1p(lift)) - 1  # the same log-change of the North Star
+    on_a = math.exp(0.4 * math.log1p(lift)) - 1  # the same log-change of `a` (levels not given)
+    on_nsm = math.exp(0.7 * math.log1p(on_a)) - 1
     scen = scenario(
         [
             initiative("deep", target="a1", lift=lift),
-            initiative("direct", target="nsm", lift=on_nsm),
+            initiative("direct", target="a", lift=on_a),
         ]
     )
     res = simulate(scen, post, small_population(), simulations=3)
@@ -347,11 +357,15 @@ def test_joint_lifts_multiply_and_overlap_shrinks_them(overlap):
     )
     res = simulate(scen, post, small_population(), simulations=2)
     single = res.initiatives.north_star_change_pct[:, 0]
-    assert single == pytest.approx([10.0, 5.0], rel=1e-12)  # a single lift is never shrunk
-    joint_log = math.log(1.1) + (1 - overlap) * math.log(1.05)
-    assert res.portfolio.north_star_change_pct[0] == pytest.approx(
-        100 * math.expm1(joint_log), rel=1e-12
-    )
+    f = small_population().frame
+    n, w = f.north_star.to_numpy(), f.accounts.to_numpy()
+
+    def pct(change):  # the North Star moves from n to (1 + n) exp(change) - 1
+        return 100 * (w * (1 + n) * np.expm1(change)).sum() / (w * n).sum()
+
+    assert single == pytest.approx([pct(math.log(1.1)), pct(math.log(1.05))], rel=1e-12)
+    joint = math.log(1.1) + (1 - overlap) * math.log(1.05)  # a single lift is never shrunk
+    assert res.portfolio.north_star_change_pct[0] == pytest.approx(pct(joint), rel=1e-12)
 
 
 def test_ramp_shapes_the_trajectory():

@@ -2,6 +2,7 @@
 
 - :mod:`~nsm_sim.simulate.posterior`: the fitted models' draws as plain arrays.
 - :mod:`~nsm_sim.simulate.lifts`: the lift models' samplers.
+- :mod:`~nsm_sim.simulate.levels`: the levels of the nodes within each cell of a population.
 - :mod:`~nsm_sim.simulate.plan`: input checks and every random number, drawn up front.
 - :mod:`~nsm_sim.simulate.kernel`: the vectorised, chunked Monte Carlo kernel.
 - :mod:`~nsm_sim.simulate.results`: outcomes per simulation and their summaries.
@@ -9,6 +10,7 @@
   simulation is described there).
 """
 
+from nsm_sim.simulate.levels import level_columns, population_with_levels, share_column
 from nsm_sim.simulate.lifts import MIN_LIFT, experiment_parameters, pert_parameters, sample_lift
 from nsm_sim.simulate.plan import initiative_outcomes, posterior_choice
 from nsm_sim.simulate.posterior import PosteriorDraws, fixed_posterior, posterior_draws
@@ -24,10 +26,13 @@ __all__ = [
     "experiment_parameters",
     "fixed_posterior",
     "initiative_outcomes",
+    "level_columns",
     "pert_parameters",
+    "population_with_levels",
     "posterior_choice",
     "posterior_draws",
     "sample_lift",
+    "share_column",
     "simulate",
     "simulate_sets",
     "summarise_outcome",

@@ -45,12 +45,19 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return np.reciprocal(out, out=out)
 
 
-def _hinge_step(x: np.ndarray, ltw: np.ndarray, hj: np.ndarray) -> np.ndarray:
-    """``hj * sigmoid((x - log1p(tau)) / HINGE_WIDTH)`` with ``ltw = log1p(tau) / HINGE_WIDTH``."""
-    z = np.subtract(ltw, x * (1.0 / HINGE_WIDTH))
-    np.exp(z, out=z)
-    z += 1.0
-    return np.divide(hj, z, out=z)
+def _step_share(lo: np.ndarray, hi: np.ndarray, ltw: np.ndarray) -> np.ndarray:
+    """Mean of ``sigmoid((y - log1p(tau)) / HINGE_WIDTH)`` for ``y`` uniform on ``[lo, hi]``.
+
+    ``lo`` and ``hi`` are on the ``log1p`` scale, ``ltw = log1p(tau) / HINGE_WIDTH``; the mean
+    of a logistic over an interval is a difference of softplus over its width, and the
+    logistic at the point where the interval is (almost) a point.
+    """
+    z_lo = lo * (1.0 / HINGE_WIDTH) - ltw
+    z_hi = hi * (1.0 / HINGE_WIDTH) - ltw
+    width = z_hi - z_lo
+    point = width < 1e-6
+    mean = (np.logaddexp(0.0, z_hi) - np.logaddexp(0.0, z_lo)) / np.where(point, 1.0, width)
+    return np.where(point, _sigmoid(0.5 * (z_lo + z_hi)), mean)
 
 
 def _ramp_share(start: int, ramp: int, t: np.ndarray) -> np.ndarray:
@@ -96,11 +103,15 @@ class _Chunk:
         self.pidx = pidx
         self.b = post.churn_slope[pidx][:, seg]  # (n, C)
         self.x0 = np.log1p(cells.north_star)  # (C,)
-        self.ns = cells.north_star
+        self.lo = np.log1p(cells.north_star_min)  # (C,): the range of the North Star
+        self.hi = np.log1p(cells.north_star_max)
+        self.point = (self.hi - self.lo) * (1.0 / HINGE_WIDTH) < 1e-6
         if post.hinge_jump is not None:
             self.hj = post.hinge_jump[pidx][:, None]  # (n, 1)
             self.ltw = np.log1p(post.hinge_tau[pidx])[:, None] / HINGE_WIDTH
-            self.base_step = _hinge_step(self.x0, self.ltw, self.hj)  # (n, C)
+            # share of each cell's accounts at or above the threshold (smoothly)
+            self.base_share = _step_share(self.lo, self.hi, self.ltw)  # (n, C)
+            self.cross_up, self.cross_down = np.expm1(self.hj), np.expm1(-self.hj)
         else:
             self.hj = None
         # The baseline depends on the posterior draw only: project each distinct one once.
@@ -154,55 +165,98 @@ class _Chunk:
         """Per-simulation values from per-posterior-draw ones (last axis)."""
         return per_unique if self._inv is None else per_unique[..., self._inv]
 
-    def _hazard_factor(self, rows: Any, span: slice, mult: np.ndarray) -> np.ndarray:
-        """``k = exp(logit - logit0)`` for multipliers ``mult`` (..., r, C) of the cells in span."""
-        x = np.multiply(self.ns[span], mult)
-        np.log1p(x, out=x)
-        delta = np.subtract(x, self.x0[span])
-        delta *= self.b[rows, span]
-        if self.hj is not None:
-            step = _hinge_step(x, self.ltw[rows], self.hj[rows])
-            step -= self.base_step[rows, span]
-            delta += step
-        return np.exp(delta, out=delta)
+    def _hazard_factor(self, rows: Any, span: slice, d: np.ndarray) -> np.ndarray:
+        """``k``, the mean over a cell's accounts of ``exp(logit - logit0)``, for a change ``d``.
 
-    def sums(self, lo: int, hi: int) -> dict[str, np.ndarray]:
+        ``d`` (..., r, C) is the change of ``log1p(North Star)`` of the cells in ``span``. The
+        slope term is ``exp(b d)``. The threshold term moves the accounts that cross it: with
+        the cell's North Star spread uniformly over its range (on the ``log1p`` scale), the
+        share ``c`` crossing upward has its hazard times ``exp(jump)``, so the cell's factor is
+        ``1 + c (exp(jump) - 1)`` (downward: ``exp(-jump)``); a cell of one level keeps the
+        model's smooth step at that level, ``exp(jump * change of the step)``.
+        """
+        delta = np.multiply(d, self.b[rows, span])
+        k = np.exp(delta, out=delta)
+        if self.hj is None:
+            return k
+        ltw = self.ltw[rows]
+        crossing = _step_share(self.lo[span] + d, self.hi[span] + d, ltw)
+        crossing -= self.base_share[rows, span]
+        hj = self.hj[rows]
+        at_point = np.exp(hj * crossing)
+        spread = 1.0 + np.where(
+            crossing > 0.0, self.cross_up[rows] * crossing, -self.cross_down[rows] * crossing
+        )
+        k *= np.where(self.point[span], at_point, spread)
+        return k
+
+    def sums(self, lo: int, hi: int, weight: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Baseline totals over cells ``lo:hi``, reduced as :meth:`run` reduces its own.
 
         ``value_tail[t]`` (T+1, n) is the value of periods ``t .. T-1``, summed from the last
         period back; ``north_star`` (n,) the North Star of the last period; ``retained`` (n,).
         The same order of summation makes a change exactly zero when nothing changed.
+        ``weight`` (per cell of the span) scales the accounts of each cell (the share of a
+        segment an initiative reaches); only the unweighted totals are kept for reuse.
         """
         key = (lo, hi)
-        if key not in self._sums:
-            t_count, span, alive = self.plan.horizon, slice(lo, hi), self._alive_u
-            value_t = np.einsum("tuc,c->tu", alive[:t_count, :, span], self.w_value[span])
-            value_tail = np.zeros((t_count + 1, value_t.shape[1]))
-            value_tail[:t_count] = np.cumsum(value_t[::-1], axis=0)[::-1]
-            north_star = np.einsum("uc,c->u", alive[t_count - 1][:, span], self.w_nsm[span])
-            retained = np.einsum("uc,c->u", alive[t_count][:, span], self.plan.cells.accounts[span])
-            self._sums[key] = {
-                "value_tail": self._expand(value_tail),
-                "north_star": self._expand(north_star),
-                "retained": self._expand(retained),
-            }
-        return self._sums[key]
+        if weight is None and key in self._sums:
+            return self._sums[key]
+        t_count, span, alive = self.plan.horizon, slice(lo, hi), self._alive_u
+        scale = 1.0 if weight is None else weight
+        w_value, w_nsm = self.w_value[span] * scale, self.w_nsm[span] * scale
+        accounts = self.plan.cells.accounts[span] * scale
+        value_t = np.einsum("tuc,c->tu", alive[:t_count, :, span], w_value)
+        value_tail = np.zeros((t_count + 1, value_t.shape[1]))
+        value_tail[:t_count] = np.cumsum(value_t[::-1], axis=0)[::-1]
+        out = {
+            "value_tail": self._expand(value_tail),
+            "north_star": self._expand(np.einsum("uc,c->u", alive[t_count - 1][:, span], w_nsm)),
+            "retained": self._expand(np.einsum("uc,c->u", alive[t_count][:, span], accounts)),
+        }
+        if weight is None:
+            self._sums[key] = out
+        return out
+
+    def _nsm_change(
+        self, active: list[int], lifts: dict[int, np.ndarray], sel: Any, span: slice, share: Any
+    ) -> np.ndarray:
+        """Change of ``log1p(North Star)`` per cell, (..., r, C), at ramp shares ``share[i]``.
+
+        A lift ``exp(g) - 1`` (ramped: ``exp(share * g) - 1``) on a target whose share in the
+        cell is ``s`` changes the target's ``log1p`` by ``log1p(s (exp(g) - 1))``, and the
+        North Star's by that times the elasticities on the path. Alone, an initiative is
+        projected on the accounts it reaches (the caller weights the cells by its reach);
+        several combine their changes on the ``log1p(1 + North Star)`` scale, each at its
+        expected value over its reach, ``log1p(rho (exp(d) - 1))``.
+        """
+        plan = self.plan
+        seg = plan.cells.seg[span]
+        pidx = self.pidx[sel]
+        parts = []
+        for i in active:
+            u = np.expm1(np.multiply.outer(share[i], lifts[i][sel]))[..., None]  # (..., r, 1)
+            d = np.log1p(plan.share[i, span] * u)
+            d *= plan.path[i][pidx][:, seg]
+            parts.append(d if len(active) == 1 else _log_multiplier(d, plan.rho[i][seg]))
+        return parts[0] if len(active) == 1 else _combine(parts, plan.overlap)
 
     def run(self, members: np.ndarray, keep_path: bool) -> dict[str, Any]:
         """Project a set of initiatives; return its changes in the simulations it affects."""
         plan = self.plan
         t_count = plan.horizon
         n = self.ids.size
-        g = {}
+        lifts = {}
         affected = np.zeros(n, dtype=bool)
         reached = np.zeros(len(plan.posterior.segments), dtype=bool)
         for i in members:
             if plan.start[i] >= t_count:
                 continue
-            gi = plan.loglift[i, self.ids, None] * plan.path[i][self.pidx]  # (n, S)
-            hit = ((gi != 0.0) & (plan.rho[i] > 0.0)).any(axis=1)
+            gi = plan.loglift[i, self.ids]  # (n,)
+            moves = (plan.path[i][self.pidx] != 0.0) & (plan.rho[i] > 0.0)  # (n, S)
+            hit = (gi != 0.0) & moves.any(axis=1)
             if hit.any():
-                g[i] = gi
+                lifts[i] = gi
                 affected |= hit
                 reached |= plan.rho[i] > 0.0
         rows = np.flatnonzero(affected)
@@ -220,32 +274,30 @@ class _Chunk:
         whole = lo == 0 and hi == plan.cells.seg.size
         seg = plan.cells.seg[span]
         n_cells = hi - lo
-        active = list(g)
+        active = list(lifts)
+        # One initiative is projected on the accounts it reaches: its cells weighted by reach.
+        weight = plan.rho[active[0]][seg] if len(active) == 1 else np.ones(n_cells)
+        weighted = not np.all(weight == 1.0)
         t0 = int(min(plan.start[i] for i in active))
         t1 = int(min(t_count, max(plan.start[i] + plan.ramp[i] for i in active)))
         # steady state: every ramp complete
-        steady = _combine([_log_multiplier(g[i][sel], plan.rho[i]) for i in active], plan.overlap)
-        mult_steady = np.exp(steady)[:, seg]  # (r, C)
-        k_steady = self._hazard_factor(sel, span, mult_steady)
+        d_steady = self._nsm_change(active, lifts, sel, span, dict.fromkeys(active, 1.0))
+        k_steady = self._hazard_factor(sel, span, d_steady)
         n_ramp = t1 - t0
         if n_ramp > 0:
             t = np.arange(t0, t1)
-            parts = [
-                _log_multiplier(
-                    _ramp_share(plan.start[i], plan.ramp[i], t)[:, None, None] * g[i][sel],
-                    plan.rho[i],
-                )
-                for i in active
-            ]
-            mult_ramp = np.exp(_combine(parts, plan.overlap))[..., seg]  # (Tr, r, C)
-            k_ramp = self._hazard_factor(sel, span, mult_ramp)
+            shares = {i: _ramp_share(plan.start[i], plan.ramp[i], t) for i in active}
+            d_ramp = self._nsm_change(active, lifts, sel, span, shares)  # (Tr, r, C)
+            k_ramp = self._hazard_factor(sel, span, d_ramp)
         m = t_count - t0
         # alive in period t0 + j, per account of the cell at the start, for j = 0 .. m - 1
-        alive_t0 = self._alive_u[t0][self._source(np.arange(n) if every else rows), span]
+        source = self._source(np.arange(n) if every else rows)
+        alive_t0 = self._alive_u[t0][source, span]
         # odds: all simulations at once, or gathered per period from the distinct posterior draws
         odds_all, src = (self.odds, None) if every else (self._odds_u, self._source(rows))
         path_alive = np.empty((m, r, n_cells)) if keep_path else None
-        w_value = self.w_value[span]
+        accounts = plan.cells.accounts[span] * weight
+        w_value, w_nsm = self.w_value[span] * weight, self.w_nsm[span] * weight
         value_t = np.empty((m - 1, r))  # value of periods t0 + 1 .. T - 1
         buffers = (np.empty((r, n_cells)), np.empty((r, n_cells)))
         tmp = np.empty((r, n_cells))
@@ -267,31 +319,37 @@ class _Chunk:
             if j == m - 2:
                 alive_last = cur.copy()
             prev = cur
-        mult_last = mult_steady if t_count - 1 >= t1 else mult_ramp[t_count - 1 - t0]
+        # the North Star's level moves from N to (1 + N) exp(d) - 1
+        lift_n = 1.0 + self.plan.cells.north_star[span]
+        d_last = d_steady if t_count - 1 >= t1 else d_ramp[t_count - 1 - t0]
         # summed from the last period back, as the baseline's value_tail
         value = np.cumsum(value_t[::-1], axis=0)[-1] if m > 1 else np.zeros(r)
-        retained = np.einsum("rc,c->r", prev, plan.cells.accounts[span])
-        nsm = np.einsum("rc,c->r", alive_last * mult_last, self.w_nsm[span])
+        retained = np.einsum("rc,c->r", prev, accounts)
+        nsm = np.einsum("rc,c->r", alive_last, w_nsm)
+        nsm += np.einsum("rc,c->r", alive_last * np.expm1(d_last), lift_n * accounts)
         if every:
             value, retained, nsm = value[rows], retained[rows], nsm[rows]
-        base = self.sums(lo, hi)
-        base_nsm = base["north_star"][rows]
-        base_retained = base["retained"][rows]
-        base_value = base["value_tail"][t0 + 1, rows]
+        base = self.sums(lo, hi, weight if weighted else None)
         out = {
             "rows": rows,
-            "north_star": nsm - base_nsm,
-            "retained": retained - base_retained,
-            "value": value - base_value,
+            "north_star": nsm - base["north_star"][rows],
+            "retained": retained - base["retained"][rows],
+            "value": value - base["value_tail"][t0 + 1, rows],
         }
         if keep_path:
-            if n_ramp > 0:
-                path_alive[:n_ramp] *= mult_ramp
-            path_alive[n_ramp:] *= mult_steady
-            new = np.einsum("jrc,c->jr", path_alive, self.w_nsm[span])
+            d_path = np.empty((m, r, n_cells))
+            d_path[:n_ramp] = d_ramp[:n_ramp] if n_ramp > 0 else 0.0
+            d_path[n_ramp:] = d_steady
+            new = np.einsum("jrc,c->jr", path_alive, w_nsm)
+            new += np.einsum("jrc,c->jr", path_alive * np.expm1(d_path), lift_n * accounts)
+            base_alive = self._alive_u[t0:t_count][:, source]
+            if weighted:  # the accounts of the span not reached keep their baseline
+                unreached = self.w_nsm[span] * (1.0 - weight)
+                new += np.einsum("jrc,c->jr", base_alive[:, :, span], unreached)
             if not whole:  # cells outside the span keep their baseline
-                rest = self._alive_u[t0:t_count][:, self._source(np.arange(n) if every else rows)]
-                new += np.einsum("jrc,c->jr", rest, self.w_nsm * ~reached[plan.cells.seg])
+                outside = self.w_nsm.copy()
+                outside[span] = 0.0
+                new += np.einsum("jrc,c->jr", base_alive, outside)
             path = self.nsm_path.copy() if every else self.nsm_path[:, rows]  # (T, r)
             path[t0:] = new
             out["path"] = path[:, rows] if every else path

@@ -20,6 +20,7 @@ import pandas as pd
 from nsm_sim.data import Population
 from nsm_sim.errors import BundleError, DataError, SpecError
 from nsm_sim.numeric import name_key, stream
+from nsm_sim.simulate.levels import NORTH_STAR_MAX, NORTH_STAR_MIN, SHARE_PREFIX
 from nsm_sim.simulate.lifts import sample_lift
 from nsm_sim.simulate.posterior import PosteriorDraws
 from nsm_sim.spec import Initiative, Scenario, edge_label
@@ -38,6 +39,11 @@ class Cells:
         Index of each cell's segment in the posterior's segments.
     accounts, north_star, tenure, value : ndarray, shape (C,)
         The population's columns.
+    north_star_min, north_star_max : ndarray, shape (C,)
+        The range of the North Star in each cell (both the mean without the columns).
+    shares : dict of str to ndarray, shape (C,)
+        Each node's share ``x / (1 + x)`` per cell, for the nodes the population gives (see
+        :mod:`nsm_sim.simulate.levels`).
     """
 
     seg: np.ndarray
@@ -45,6 +51,26 @@ class Cells:
     north_star: np.ndarray
     tenure: np.ndarray
     value: np.ndarray
+    north_star_min: np.ndarray
+    north_star_max: np.ndarray
+    shares: dict[str, np.ndarray]
+
+    def share(self, node: str, north_star: str) -> np.ndarray:
+        """Return a node's share per cell: exact for the North Star, 1 when not given.
+
+        Parameters
+        ----------
+        node : str
+        north_star : str
+            The North Star's name.
+
+        Returns
+        -------
+        ndarray, shape (C,)
+        """
+        if node == north_star:
+            return self.north_star / (1.0 + self.north_star)
+        return self.shares.get(node, np.ones_like(self.north_star))
 
 
 @dataclass(frozen=True)
@@ -61,6 +87,8 @@ class Plan:
         ``works * log1p(lift)`` of each initiative in each simulation.
     path : ndarray, shape (I, D, S)
         Product of the elasticities from each initiative's target to the North Star.
+    share : ndarray, shape (I, C)
+        The share ``x / (1 + x)`` of each initiative's target in each cell.
     rho : ndarray, shape (I, S)
         Share of each segment each initiative reaches.
     start, ramp : ndarray of int, shape (I,)
@@ -77,6 +105,7 @@ class Plan:
     post_idx: np.ndarray
     loglift: np.ndarray
     path: np.ndarray
+    share: np.ndarray
     rho: np.ndarray
     start: np.ndarray
     ramp: np.ndarray
@@ -109,13 +138,16 @@ def population_cells(population: Population, posterior: PosteriorDraws) -> Cells
         A column is missing, a value is not a finite number >= 0, or a segment is unknown to
         the fit.
     """
+    optional = [NORTH_STAR_MIN, NORTH_STAR_MAX] + [
+        c for c in population.frame.columns if str(c).startswith(SHARE_PREFIX)
+    ]
     frame = population.frame
     need = ["segment", "accounts", "north_star", "tenure", "value"]
     missing = [c for c in need if c not in frame.columns]
     if missing:
         raise DataError("population", [f"column {c!r} is missing" for c in missing])
     problems = []
-    for col in ("accounts", "north_star", "tenure", "value"):
+    for col in ["accounts", "north_star", "tenure", "value", *(c for c in optional if c in frame)]:
         vals = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
         bad = np.flatnonzero(~np.isfinite(vals) | (vals < 0))
         if bad.size:
@@ -137,12 +169,21 @@ def population_cells(population: Population, posterior: PosteriorDraws) -> Cells
     def col(name: str) -> np.ndarray:
         return frame[name].to_numpy(dtype=float)[keep]
 
+    north_star = col("north_star")
+    has_range = NORTH_STAR_MIN in frame and NORTH_STAR_MAX in frame
     return Cells(
         seg=seg[keep],
         accounts=col("accounts"),
-        north_star=col("north_star"),
+        north_star=north_star,
         tenure=col("tenure"),
         value=col("value"),
+        north_star_min=col(NORTH_STAR_MIN) if has_range else north_star,
+        north_star_max=col(NORTH_STAR_MAX) if has_range else north_star,
+        shares={
+            str(c)[len(SHARE_PREFIX) :]: np.clip(col(c), 0.0, 1.0)
+            for c in optional
+            if c in frame and str(c).startswith(SHARE_PREFIX)
+        },
     )
 
 
@@ -278,11 +319,13 @@ def make_plan(
     n_i, n_s = len(names), len(posterior.segments)
     loglift = np.empty((n_i, simulations))
     path = np.empty((n_i, posterior.n_draws, n_s))
+    share = np.empty((n_i, cells.seg.size))
     rho = np.empty((n_i, n_s))
     for k, ini in enumerate(scenario.initiatives):
         works, lift = initiative_outcomes(ini, simulations, seed)
         loglift[k] = np.where(works, np.log1p(lift), 0.0)
         path[k] = posterior.path_elasticity(ini.target)
+        share[k] = cells.share(ini.target, posterior.north_star)
         rho[k] = _reach(ini, k, posterior.segments, source)
     index = {n: k for k, n in enumerate(names)}
     set_index = []
@@ -297,6 +340,7 @@ def make_plan(
         post_idx=posterior_choice(posterior.n_draws, simulations, seed),
         loglift=loglift,
         path=path,
+        share=share,
         rho=rho,
         start=np.array([ini.start for ini in scenario.initiatives]),
         ramp=np.array([ini.ramp for ini in scenario.initiatives]),

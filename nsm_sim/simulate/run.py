@@ -15,30 +15,40 @@ The model of one simulation
   in period ``t`` is ``works * log(1 + l) * r(t)`` with the ramp
   ``r(t) = clip((t - start + 1) / (ramp + 1), 0, 1)``: nothing before ``start``, a linear
   ramp from the ship period, full effect from period ``start + ramp`` on.
-- **Tree.** The drivers model is linear on the ``log1p`` scale, so a log-change of a child
-  moves its parent by ``elasticity[edge, segment]`` times as much; a lift on a sub-input
-  reaches the North Star scaled by the product of the elasticities on its path. (For metrics
-  well above 1, ``log1p`` and ``log`` changes agree; the relative lift is applied on the log
-  scale.) The North Star multiplier of initiative ``i`` is ``m_i = exp(dlog NSM)``.
+- **Tree.** The drivers model is linear on the ``log1p`` scale, and the change is carried
+  exactly as it is written. A relative lift ``exp(g) - 1`` on a node at level ``x`` changes
+  ``log1p(x)`` by ``log1p(x exp(g)) - log1p(x) = log1p(s (exp(g) - 1))`` with the node's
+  share ``s = x / (1 + x)``, taken per cell from the levels its accounts have (the
+  population's ``share:<node>`` columns, :mod:`nsm_sim.simulate.levels`; 1, a level far
+  above 1, when the population does not give it). Each parent's ``log1p`` then moves by its
+  elasticity times its child's, at its own level, up to the North Star: ``d = path * log1p(s
+  (exp(g) - 1))`` with ``path[draw, segment]`` the product of the elasticities. The North
+  Star of the cell moves from ``N`` to ``(1 + N) exp(d) - 1`` (a lift on the North Star
+  itself gives exactly ``N (1 + l)``).
 - **Reach.** Initiative ``i`` reaches a share ``rho[i, s]`` of segment ``s`` (``reach``; or 1
-  for the listed ``segments`` and 0 for the others; 1 by default). A cell's expected
-  multiplier is ``1 + rho * (m - 1)``. The cell is then projected at that expected multiplier
-  (the hazard is evaluated at the cell's mean North Star, as the population is projected by
-  cells, not by accounts).
-- **Several initiatives** combine on the log scale: their log-multipliers ``L_i = log(1 +
-  rho_i (m_i - 1))`` add (lifts multiply, on the same node or on different ones). With
+  for the listed ``segments`` and 0 for the others; 1 by default). Alone, it is projected on
+  the accounts it reaches, and the others keep their baseline (exact: the cell's change is
+  ``rho`` times the change of a cell wholly reached).
+- **Several initiatives** combine on the ``log1p`` scale: each contributes its expected
+  change over its reach, ``D_i = log1p(rho_i (exp(d_i) - 1))``, and these add. With
   ``scenario.overlap = w > 0`` the joint lift shrinks because the initiatives reach the same
-  users: of the positive ``L_i`` the largest counts in full and the rest by ``1 - w``; the
+  users: of the positive ``D_i`` the largest counts in full and the rest by ``1 - w``; the
   negative ones likewise (so ``w = 1`` keeps only the largest gain and the largest loss, and a
   single initiative is never shrunk).
 - **Churn.** Period ``t = 0, ..., horizon - 1`` is the ``t``-th period after the last observed
   one. Each cell's accounts are the customers of period 0; in period ``t`` an account has
   tenure ``tenure + 1 + t`` and churns after the period with hazard
   ``logistic(churn_logit(x, log1p(tenure + 1 + t), ...))`` from
-  :func:`nsm_sim.models.retention.churn_logit`, ``x = log1p(north_star * multiplier)``. The
-  accounts active in period ``t`` are ``accounts * prod_{u < t} (1 - h_u)``.
+  :func:`nsm_sim.models.retention.churn_logit`, ``x = log1p(north_star) + d``. The accounts
+  active in period ``t`` are ``accounts * prod_{u < t} (1 - h_u)``. A change ``d`` multiplies
+  the odds of churn by the mean over the cell's accounts of ``exp(logit - logit0)``: the slope
+  term gives ``exp(churn_slope * d)``; the threshold term moves only the accounts that cross
+  it, so with the cell's North Star spread uniformly over its range (``north_star_min`` to
+  ``north_star_max``, on the ``log1p`` scale) the share ``c`` that crosses upward has its
+  odds times ``exp(hinge_jump)`` and the cell's factor is ``1 + c (exp(hinge_jump) - 1)``,
+  with no jump at the cell's mean; a cell of one level keeps the model's smooth step.
 - **Outputs per simulation** (each a change against the baseline in the same simulation): the
-  North Star total in the last period (``sum active * north_star * multiplier``, absolute and
+  North Star total in the last period (``sum active * north star level``, absolute and
   in per cent of the baseline), the accounts retained after the last period, and the value
   over the horizon (``sum over periods of active * value``, the value column per account per
   period).
@@ -149,7 +159,9 @@ def simulate(
         From :func:`posterior_draws` (a fit) or :func:`fixed_posterior` (constants).
     population : Population
         Cells of the last observed period (``segment``, ``accounts``, ``north_star``,
-        ``tenure``, ``value``).
+        ``tenure``, ``value``; for exact propagation also the levels within each cell:
+        ``share:<node>``, ``north_star_min``, ``north_star_max``, see
+        :func:`nsm_sim.simulate.levels.population_with_levels`).
     simulations : int, default 4000
         Monte Carlo simulations; each uses one posterior draw (chosen without replacement
         when ``simulations`` does not exceed the posterior's draws, with replacement
@@ -187,11 +199,12 @@ def simulate(
     >>> scen = Scenario(name="s", model="t.yaml", horizon=4, capacity=1, tree=tree,
     ...                 initiatives=[Initiative(name="x", target="a", lift=0.1)])
     >>> pop = Population(("all",), pd.DataFrame({"segment": ["all"], "segment_idx": [0],
-    ...     "accounts": [100.0], "north_star": [5.0], "tenure": [3.0], "value": [0.0]}))
+    ...     "accounts": [100.0], "north_star": [5.0], "tenure": [3.0], "value": [0.0],
+    ...     "share:a": [0.5]}))
     >>> res = simulate(scen, fixed_posterior(tree, ["all"], elasticity=1.0,
     ...                churn_slope=0.0), pop, simulations=10)
-    >>> round(float(res.portfolio.north_star_change_pct[0]), 6)
-    10.0
+    >>> round(float(res.portfolio.north_star_change_pct[0]), 6)  # a at 1: log1p(a) +log(1.05)
+    6.0
     """
     names = tuple(ini.name for ini in scenario.initiatives)
     sets = {n: [n] for n in names}

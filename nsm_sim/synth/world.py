@@ -1,49 +1,4 @@
-"""The built-in synthetic world: a collaboration-SaaS panel with known ground truth.
-
-The world is generated from the same model forms the fits use, so a fit can be checked
-against the truth it should recover:
-
-* **Accounts.** Each account has a plan (``free``/``team``/``enterprise``, about 50/35/15 %)
-  and a log size ``u ~ Normal(offset[plan], 0.5)``. An initial cohort starts in period 0
-  and the rest join one by one over the later periods, so tenure varies.
-* **Leaves** (``invites_sent``, ``seats_activated``, ``boards_shared``,
-  ``integrations_connected``)::
-
-      log1p(leaf[i, t]) = alpha_k + lambda_k * u[i] + g[t] + d[i, t]
-
-  with ``g`` a small random walk shared by all accounts and ``d`` an AR(1) deviation within
-  the account (``phi = 0.6``, stationary sd 0.3).
-* **Parents** (``active_seats`` from its two children, the North Star ``projects_completed``
-  from its three)::
-
-      log1p(P[i, t]) = a[plan] + sum_k b_k * log1p(C_k[i, t]) + kappa * u[i] + g[t] + e[i, t]
-
-  ``b_k`` are the true elasticities (the same in every plan), ``e ~ Normal(0, sigma_P)``.
-  The direct size effect ``kappa > 0`` (and the shared shocks ``g``) bias a pooled
-  regression upward; a regression within accounts with period effects is unbiased.
-* **Churn.** An account alive in period ``t`` churns after it with probability::
-
-      expit(c[plan] + churn_slope * log1p(NSM) + tenure_slope * log1p(tenure)
-            + hinge_jump * 1[NSM >= hinge_tau])
-
-  (a hard step; the model's :func:`nsm_sim.models.retention.churn_logit` smooths it over a width
-  of 0.05 on the log scale). The intercepts ``c`` are set so that the average weekly churn
-  stays near 1-2 % whatever ``churn_slope`` and ``hinge_jump``: with both 0 the North Star
-  has no effect on churn at all.
-* **Candidates.** ``logins`` is a vanity metric: ``log1p(logins) = 3 + 1.2 * u + noise``
-  (iid), it tracks size and nothing else. ``revenue`` (also the value column) is lagging:
-  ``log1p(revenue) = r[plan] + 0.8 * log1p(NSM[t - revenue_lag]) + noise`` (the account's
-  first North Star before it has ``revenue_lag`` periods of history); revenue does not
-  drive churn.
-
-Options of :func:`generate_world` make worlds less shaped like the model: AR(1) residuals of
-the parents, churn defined by inactivity, a static trait among the candidates, a 0/1 North
-Star. :func:`counterfactual` reruns a world with an intervention on one node.
-
-Every random draw is made whatever the parameters, in a fixed order, so two worlds with
-the same seed differ only where their parameters differ (the same metrics, a different
-churn) and the same seed gives the same panel to the last digit.
-"""
+"""Generation of the synthetic world (described in :mod:`nsm_sim.synth`)."""
 
 from __future__ import annotations
 
@@ -146,35 +101,6 @@ class World:
 
 
 @dataclass(frozen=True)
-class Intervention:
-    """A relative lift on one node of the world, for its counterfactual (:func:`counterfactual`).
-
-    Attributes
-    ----------
-    target : str
-        A node of the tree (a leaf, an input with inputs, or the North Star).
-    lift : float
-        Relative lift at full effect (``0.2`` = +20 %), above -1.
-    start : int
-        First period (0-based, of the whole world) with an effect.
-    reach : float, default 1
-        Share of accounts reached; which accounts is drawn from a stream keyed by ``name``.
-    ramp : int, default 0
-        Periods of ramp: in period ``t`` the target is multiplied by ``(1 + lift) ** r`` with
-        ``r = clip((t - start + 1) / (ramp + 1), 0, 1)``, as the simulator ramps a lift.
-    name : str, default "initiative"
-        Keys the choice of the accounts reached.
-    """
-
-    target: str
-    lift: float
-    start: int
-    reach: float = 1.0
-    ramp: int = 0
-    name: str = "initiative"
-
-
-@dataclass(frozen=True)
 class _Options:
     churn_slope: float
     hinge_jump: float
@@ -270,14 +196,7 @@ def _positive(z: np.ndarray) -> np.ndarray:
     return np.round(np.maximum(np.expm1(z), 0.0), 3)
 
 
-def _lift_matrix(iv: Intervention, A: int, T: int, seed: int) -> np.ndarray:
-    """Multiplier of the target per account and period under an intervention."""
-    reached = stream(seed, name_key("reach"), name_key(iv.name)).random(A) < iv.reach
-    share = np.clip((np.arange(T) - iv.start + 1) / (iv.ramp + 1), 0.0, 1.0)
-    return np.where(reached[:, None], (1.0 + iv.lift) ** share[None, :], 1.0)
-
-
-def _metrics(
+def world_metrics(
     tree: MetricTree, d: _Draws, opt: _Options, lift: tuple[str, np.ndarray] | None
 ) -> dict[str, np.ndarray]:
     """Return the metrics of the tree, with the lift on one node if given."""
@@ -309,7 +228,7 @@ def _metrics(
     return values
 
 
-def _hazard(
+def churn_probability(
     tree: MetricTree, d: _Draws, opt: _Options, values: dict[str, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the churn intercepts per plan and the churn probability of every account-period."""
@@ -331,7 +250,7 @@ def _hazard(
     return intercept, expit(logit)
 
 
-def _ends(
+def account_ends(
     d: _Draws, opt: _Options, hazard: np.ndarray, values: dict[str, np.ndarray], ns: str
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Return whether each account churned, its last period, and the metrics.
@@ -360,8 +279,42 @@ def _ends(
     return churned, np.where(churned, last_active.argmax(axis=1), T - 1), values
 
 
-def _options(**kwargs: Any) -> _Options:
-    opt = _Options(**kwargs)
+def setup(
+    accounts: int,
+    periods: int,
+    seed: int,
+    *,
+    churn_slope: float = -0.5,
+    hinge_jump: float = -0.7,
+    hinge_tau: float = 7.5,
+    revenue_lag: int = 3,
+    residual_rho: float = 0.0,
+    churn: str = "hazard",
+    inactive_periods: int = 4,
+    static_trait: bool = False,
+    binary_north_star: bool = False,
+) -> tuple[MetricTree, _Options, _Draws]:
+    """Check a world's options and draw its random numbers (see :func:`generate_world`).
+
+    Returns
+    -------
+    tree : MetricTree
+    options : _Options
+    draws : _Draws
+    """
+    if accounts < 1 or periods < 1:
+        raise ValueError("accounts and periods must be at least 1")
+    opt = _Options(
+        churn_slope=float(churn_slope),
+        hinge_jump=0.0 if binary_north_star else float(hinge_jump),
+        hinge_tau=float(hinge_tau),
+        revenue_lag=int(revenue_lag),
+        residual_rho=float(residual_rho),
+        churn=churn,
+        inactive_periods=int(inactive_periods),
+        static_trait=bool(static_trait),
+        binary_north_star=bool(binary_north_star),
+    )
     if opt.revenue_lag < 0:
         raise ValueError("revenue_lag must be >= 0")
     if opt.hinge_tau <= 0:
@@ -372,7 +325,10 @@ def _options(**kwargs: Any) -> _Options:
         raise ValueError(f"churn must be one of {CHURN_DEFINITIONS}, got {opt.churn!r}")
     if opt.inactive_periods < 1:
         raise ValueError("inactive_periods must be >= 1")
-    return opt
+    tree = demo_tree()
+    if opt.static_trait:
+        tree = tree.model_copy(update={"candidates": [*tree.candidates, STATIC_TRAIT]})
+    return tree, opt, _draw(tree, int(accounts), int(periods), seed, opt)
 
 
 def generate_world(
@@ -458,28 +414,25 @@ def generate_world(
     >>> world.truth["elasticities"]["projects_completed<-active_seats"]
     0.6
     """
-    if accounts < 1 or periods < 1:
-        raise ValueError("accounts and periods must be at least 1")
-    opt = _options(
-        churn_slope=float(churn_slope),
-        hinge_jump=0.0 if binary_north_star else float(hinge_jump),
-        hinge_tau=float(hinge_tau),
-        revenue_lag=int(revenue_lag),
-        residual_rho=float(residual_rho),
+    tree, opt, d = setup(
+        accounts,
+        periods,
+        seed,
+        churn_slope=churn_slope,
+        hinge_jump=hinge_jump,
+        hinge_tau=hinge_tau,
+        revenue_lag=revenue_lag,
+        residual_rho=residual_rho,
         churn=churn,
-        inactive_periods=int(inactive_periods),
-        static_trait=bool(static_trait),
-        binary_north_star=bool(binary_north_star),
+        inactive_periods=inactive_periods,
+        static_trait=static_trait,
+        binary_north_star=binary_north_star,
     )
-    tree = demo_tree()
-    if static_trait:
-        tree = tree.model_copy(update={"candidates": [*tree.candidates, STATIC_TRAIT]})
     A, T = int(accounts), int(periods)
     t = np.arange(T)
-    d = _draw(tree, A, T, seed, opt)
-    values = _metrics(tree, d, opt, None)
-    intercept, hazard = _hazard(tree, d, opt, values)
-    churned_any, end, values = _ends(d, opt, hazard, values, tree.north_star)
+    values = world_metrics(tree, d, opt, None)
+    intercept, hazard = churn_probability(tree, d, opt, values)
+    churned_any, end, values = account_ends(d, opt, hazard, values, tree.north_star)
     x = np.log1p(values[tree.north_star])
     values[VANITY] = _positive(LOGINS_CONST + LOGINS_SIZE * d.u[:, None] + d.logins_noise)
     lagged = np.maximum(t[None, :] - revenue_lag, d.join[:, None])
