@@ -40,6 +40,21 @@ def test_diagnose_grades_against_the_thresholds_and_names_the_worst_parameter():
     assert any("r_hat" in w for w in summary["warnings"])
 
 
+def test_a_parameter_whose_draws_do_not_move_fails_its_gate_by_name():
+    rng = np.random.default_rng(1)
+    idata = _fake(rng)
+    assert inference.diagnose(idata).set_index("check").loc["degenerate_intervals", "status"] == (
+        "PASS"
+    )
+    stuck = idata.posterior["b"].values.copy()
+    stuck[..., 0] = 0.25  # b[x] never moves: its interval is [0.25, 0.25]
+    idata.posterior["b"] = idata.posterior["b"].copy(data=stuck)
+    gate = inference.diagnose(idata).set_index("check").loc["degenerate_intervals"]
+    assert gate["status"] == "FAIL"
+    assert gate["value"] == 1 and gate["parameter"] == "b[x]"
+    assert "width zero" in gate["detail"]
+
+
 def test_sample_refuses_an_unknown_sampler():
     with pytest.raises(ValueError, match="sampler"):
         inference.sample(None, sampler="gibbs")

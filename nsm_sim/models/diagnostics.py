@@ -25,6 +25,9 @@ RHAT_LIMITS = (1.01, 1.05)
 ESS_LIMITS = (400.0, 100.0)
 DIVERGENCE_REVIEW_SHARE = 0.01
 TREE_DEPTH_LIMITS = (0.0, 0.05)
+#: A parameter whose draws spread less than this (relative to ``max(1, |mean|)``) has a
+#: degenerate interval: the sampler did not move it, whatever the data say.
+DEGENERATE_SPREAD = 1e-9
 
 
 # --------------------------------------------------------------------------- diagnostics
@@ -97,7 +100,8 @@ def diagnose(idata: az.InferenceData, *, seed: int = 0, max_draws: int = 400) ->
 
     Thresholds: R-hat < 1.01 PASS, < 1.05 REVIEW, else FAIL; bulk and tail ESS > 400 PASS,
     > 100 REVIEW; divergences 0 PASS, < 1 % of draws REVIEW; tree-depth saturation 0 PASS,
-    < 5 % REVIEW. Predictive checks (when the InferenceData holds their data in
+    < 5 % REVIEW; a parameter whose draws do not move (spread under 1e-9 of ``max(1, |mean|)``,
+    an interval of width zero) FAIL. Predictive checks (when the InferenceData holds their data in
     ``constant_data``, as fits of :func:`fit` do): churn events per period and the variation
     of ``log1p`` North Star per segment; PASS when at most 20 % of the groups are outside the
     predictive 90 % band and at most ``max(1, 2 %)`` of them outside the 99 % band (what a
@@ -124,7 +128,9 @@ def diagnose(idata: az.InferenceData, *, seed: int = 0, max_draws: int = 400) ->
     n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
     total = n_chains * n_draws
 
-    rhat = az.rhat(post) if n_chains > 1 else None
+    with np.errstate(invalid="ignore", divide="ignore"):  # a stuck parameter: its own gate
+        rhat = az.rhat(post) if n_chains > 1 else None
+        ess = {method: az.ess(post, method=method) for method in ("bulk", "tail")}
     if rhat is not None:
         v, name = _worst(rhat, "max")
         rows.append(
@@ -138,7 +144,7 @@ def diagnose(idata: az.InferenceData, *, seed: int = 0, max_draws: int = 400) ->
             }
         )
     for method in ("bulk", "tail"):
-        v, name = _worst(az.ess(post, method=method), "min")
+        v, name = _worst(ess[method], "min")
         rows.append(
             {
                 "check": f"ess_{method}",
@@ -149,6 +155,7 @@ def diagnose(idata: az.InferenceData, *, seed: int = 0, max_draws: int = 400) ->
                 "detail": f"smallest {method} ESS {v:.0f} ({name})",
             }
         )
+    rows.append(_degenerate_check(post))
     stats = idata.get("sample_stats")
     if stats is not None and "diverging" in stats:
         div = int(np.asarray(stats["diverging"].values, dtype=bool).sum())
@@ -188,6 +195,38 @@ def diagnose(idata: az.InferenceData, *, seed: int = 0, max_draws: int = 400) ->
     return pd.DataFrame(
         rows, columns=["check", "value", "threshold", "status", "parameter", "detail"]
     )
+
+
+def _degenerate_check(post: xr.Dataset) -> dict[str, Any]:
+    """FAIL when some parameter's draws do not move (an interval of width zero)."""
+    stuck: list[str] = []
+    for name, da in post.data_vars.items():
+        values = np.asarray(da.values, dtype=float).reshape(da.shape[0] * da.shape[1], -1)
+        spread = np.nanstd(values, axis=0)
+        scale = np.maximum(1.0, np.abs(np.nanmean(values, axis=0)))
+        flat = np.flatnonzero(~(spread > DEGENERATE_SPREAD * scale))
+        dims = [d for d in da.dims if d not in ("chain", "draw")]
+        shape = [da.sizes[d] for d in dims]
+        for index in flat:
+            labels = [
+                str(da.coords[d].values[i]) if d in da.coords else str(i)
+                for d, i in zip(dims, np.unravel_index(index, shape), strict=True)
+            ]
+            stuck.append(f"{name}[{', '.join(labels)}]" if labels else name)
+    detail = (
+        f"{len(stuck)} parameter(s) whose draws do not move, so their intervals have width "
+        f"zero: {', '.join(stuck[:5])}{' ...' if len(stuck) > 5 else ''}"
+        if stuck
+        else "every parameter's draws spread"
+    )
+    return {
+        "check": "degenerate_intervals",
+        "value": float(len(stuck)),
+        "threshold": "0 PASS, else FAIL",
+        "status": "FAIL" if stuck else "PASS",
+        "parameter": stuck[0] if stuck else "",
+        "detail": detail,
+    }
 
 
 def _thinned(post: xr.Dataset, name: str, max_draws: int) -> np.ndarray:
