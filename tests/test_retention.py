@@ -14,11 +14,13 @@ from nsm_sim.models.retention import (
     add_retention_terms,
     build_retention_model,
     churn_logit,
+    combined_effect,
     expected_hazard,
     expected_retention,
     hinge_bounds,
     hinge_grid,
     retention_data,
+    step_evidence,
 )
 from nsm_sim.models.sampling import Sampler
 from nsm_sim.synth import generate_world
@@ -329,3 +331,38 @@ def test_hinge_profile_peaks_at_a_planted_threshold():
     # the chains start at the best threshold's maximum-likelihood jump, inside the kept grid
     assert grid["start"]["hinge_jump"] == pytest.approx(best["jump"])
     assert grid["low"].min() <= best["tau"] <= grid["high"].max()
+
+
+# --------------------------------------------------------------------------- the step by evidence
+
+
+def test_the_step_is_on_only_where_the_data_call_for_it():
+    planted = generate_world(3000, 40, seed=4, churn_slope=-0.3, hinge_jump=-1.2, hinge_tau=6.0)
+    smooth = generate_world(3000, 40, seed=4, churn_slope=-0.3, hinge_jump=0.0)
+    binary = generate_world(1000, 30, seed=2, binary_north_star=True)
+    evidence = {
+        name: step_evidence(churn_cells(check_frame(w.panel, w.tree), bins=80))
+        for name, w in (("planted", planted), ("smooth", smooth), ("binary", binary))
+    }
+    assert evidence["planted"]["on"] and evidence["planted"]["elpd_gain"] > 20
+    assert not evidence["smooth"]["on"] and evidence["smooth"]["elpd_gain"] < 4
+    # a 0/1 North Star: two levels, no step to look for
+    assert evidence["binary"] == {
+        "on": False,
+        "levels": 2,
+        "elpd_gain": None,
+        "reason": evidence["binary"]["reason"],
+    }
+    assert "2 distinct levels" in evidence["binary"]["reason"]
+
+
+def test_combined_effect_is_the_logit_difference_between_two_levels():
+    rng = np.random.default_rng(1)
+    slope, jump, tau = rng.normal(-0.5, 0.1, 50), rng.normal(-0.8, 0.2, 50), rng.uniform(4, 9, 50)
+    got = combined_effect(slope, jump, tau, 2.0, 20.0)
+    at = [churn_logit(np.log1p(v), 1.3, -3.0, slope, -0.2, jump, tau) for v in (2.0, 20.0)]
+    np.testing.assert_allclose(got, at[1] - at[0], rtol=1e-12)
+    # without a step it is the slope times the distance in log1p units
+    np.testing.assert_allclose(
+        combined_effect(slope, 0.0, None, 0.0, 1.0), slope * np.log(2.0), rtol=1e-12
+    )

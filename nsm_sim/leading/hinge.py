@@ -6,6 +6,11 @@ started at the grid's best threshold, ``hinge_tau`` drawn from its exact conditi
 sampling) is fit next to the one without and the two are compared by PSIS-LOO over accounts.
 When the hinge has the clearly better elpd, the posterior of ``tau`` is reported with the
 retention over ``tree.retention_horizon`` periods of account-periods at or above and below it.
+A North Star with fewer than :data:`~nsm_sim.models.retention.HINGE_MIN_LEVELS` distinct
+levels (a 0/1 North Star has two) gets no hinge fit: a step between two of a few levels is
+the slope said another way. The hinge's slope and jump are also reported together
+(:func:`~nsm_sim.models.retention.combined_effect`, from the 5th to the 95th percentile of
+the North Star), which stays clear when the split between them does not.
 """
 
 from __future__ import annotations
@@ -22,7 +27,12 @@ from nsm_sim.leading.posterior import (
     flat_draws,
     with_account_log_likelihood,
 )
-from nsm_sim.models.retention import churn_logit
+from nsm_sim.models.retention import (
+    churn_logit,
+    combined_effect,
+    hinge_bounds,
+    step_evidence,
+)
 from nsm_sim.numeric import interval
 
 #: Level bins of the North Star's cells for the threshold: finer than the fit's, since the
@@ -96,38 +106,74 @@ def threshold_fit(
     Returns
     -------
     tuple
-        The dict of :func:`threshold` and the hinge model's InferenceData.
+        The dict of :func:`threshold` and the hinge model's InferenceData (the smooth
+        model's when the North Star has too few levels for a hinge).
     """
     sampling = sampling or RetentionSampler()
     frame = panel.frame
     tree = panel.tree
     ns = tree.north_star
     cells = churn_cells(panel, ns, bins=bins)
-    fit = sampling.sample(cells, hinge=True, seed=seed, key=(THRESHOLD, 0))
-    fit = with_account_log_likelihood(fit, cells, panel)
+    evidence = step_evidence(cells)
     smooth = sampling.sample(cells, hinge=False, seed=seed, key=(THRESHOLD, 1))
     smooth = with_account_log_likelihood(smooth, cells, panel)
+    horizon, period = tree.retention_horizon, tree.period
+    common = {"metric": ns, "horizon": int(horizon), "period": period, "bins": int(bins)}
+    if evidence["elpd_gain"] is None:  # too few levels for a step
+        out = {
+            **common,
+            "supported": False,
+            "tested": False,
+            "tau": None,
+            "jump": None,
+            "combined": None,
+            "elpd_diff": None,
+            "elpd_diff_se": None,
+            "retention_above": None,
+            "retention_below": None,
+            "share_above": None,
+            "sentence": f"No threshold in {ns}: {evidence['reason']}.",
+            **convergence(smooth, hinge=False),
+        }
+        return out, smooth
+    fit = sampling.sample(cells, hinge=True, seed=seed, key=(THRESHOLD, 0))
+    fit = with_account_log_likelihood(fit, cells, panel)
     d = (
         az.loo(fit, pointwise=True).loo_i.to_numpy()
         - az.loo(smooth, pointwise=True).loo_i.to_numpy()
     )
     elpd_diff, elpd_diff_se = float(d.sum()), float(np.sqrt(len(d) * np.var(d)))
     draws = flat_draws(fit, hinge=True)
-    horizon, period = tree.retention_horizon, tree.period
     r_above, r_below = retention_split(draws, cells, horizon)
     tau = interval(draws["hinge_tau"])
     jump = interval(draws["hinge_jump"])
+    low_level, high_level = hinge_bounds(cells)
+    slope_mu = fit.posterior["churn_slope_mu"].to_numpy().reshape(-1)
+    combined = {
+        "from": low_level,
+        "to": high_level,
+        **interval(
+            combined_effect(
+                slope_mu, draws["hinge_jump"], draws["hinge_tau"], low_level, high_level
+            )
+        ),
+    }
     fin_a, fin_b = np.isfinite(r_above), np.isfinite(r_below)
     ra = interval(r_above[fin_a]) if fin_a.any() else None
     rb = interval(r_below[fin_b]) if fin_b.any() else None
     supported = bool(elpd_diff > max(4.0, elpd_diff_se) and (jump["high"] < 0 or jump["low"] > 0))
     share = float((frame[ns].to_numpy(dtype=float) >= tau["mean"]).mean())
+    together = (
+        f" Slope and step together: from {low_level:.3g} to {high_level:.3g} {ns} the churn "
+        f"logit changes by {combined['mean']:+.2f} (90% interval {combined['low']:+.2f} to "
+        f"{combined['high']:+.2f})."
+    )
     if supported and ra and rb:
         sentence = (
             f"Accounts at or above {tau['mean']:.3g} {ns} per {period} "
             f"(90% interval {tau['low']:.3g}-{tau['high']:.3g}; {100 * share:.0f}% of "
             f"account-{period}s) retain at {100 * ra['mean']:.0f}% over {horizon} {period}s, "
-            f"those below at {100 * rb['mean']:.0f}%."
+            f"those below at {100 * rb['mean']:.0f}%." + together
         )
     else:
         sentence = (
@@ -136,19 +182,18 @@ def threshold_fit(
             f"than its standard error, with a clear jump)."
         )
     out = {
-        "metric": ns,
+        **common,
         "supported": supported,
+        "tested": True,
         "tau": tau,
         "jump": jump,
+        "combined": combined,
         "elpd_diff": elpd_diff,
         "elpd_diff_se": elpd_diff_se,
-        "horizon": int(horizon),
-        "period": period,
         "retention_above": ra,
         "retention_below": rb,
         "share_above": share,
         "sentence": sentence,
-        "bins": int(bins),
         **convergence(fit, hinge=True),
     }
     return out, fit
@@ -188,7 +233,11 @@ def threshold(
     Returns
     -------
     dict
-        ``metric``, ``supported``, ``tau`` and ``jump`` (``mean``, ``low``, ``high``; 90 %),
+        ``metric``, ``supported``, ``tested`` (False when the North Star has fewer than
+        :data:`~nsm_sim.models.retention.HINGE_MIN_LEVELS` distinct levels: no hinge is fit
+        and the values below are None), ``tau`` and ``jump`` (``mean``, ``low``, ``high``;
+        90 %), ``combined`` (slope and jump together: the change of the churn logit ``from``
+        the North Star's 5th ``to`` its 95th percentile, with ``mean``, ``low``, ``high``),
         ``elpd_diff``, ``elpd_diff_se``, ``horizon``, ``period``, ``retention_above``,
         ``retention_below`` (mean, low, high, or None), ``share_above`` (share of
         account-periods at or above the mean ``tau``), ``sentence``, ``bins``,

@@ -8,11 +8,11 @@ backend, cached across processes) and samples it again after the next cells are 
 data containers. It is made by :func:`nsm_sim.leading.validate` (or passed to it) and lives
 as long as the run.
 
-Seeds: the fit with key ``(stage, index)`` (:data:`TRAIN`, :data:`IN_SAMPLE` or
-:data:`THRESHOLD`, then the metric's :func:`~nsm_sim.numeric.name_key` or the threshold
-model's number) samples with ``child_seed(seed, stage, index)`` and, with the hinge, draws
-``hinge_tau`` from ``stream(seed, stage, index, 1)``: no fit's numbers depend on which other
-metrics are judged.
+Seeds: the fit with key ``(stage, index)`` (:data:`TRAIN`, :data:`IN_SAMPLE`,
+:data:`THRESHOLD` or :data:`BASELINE`, then the metric's :func:`~nsm_sim.numeric.name_key`,
+the threshold model's number or 0 for the baseline) samples with
+``child_seed(seed, stage, index)`` and, with the hinge, draws ``hinge_tau`` from
+``stream(seed, stage, index, 1)``: no fit's numbers depend on which other metrics are judged.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ from nsm_sim.models.retention import (
 from nsm_sim.models.sampling import DEFAULT_SAMPLER, Sampler
 from nsm_sim.numeric import child_seed, stream
 
-#: Stages of a validation's fits (the first key of their seeds).
-TRAIN, IN_SAMPLE, THRESHOLD = 0, 1, 2
+#: Stages of a validation's fits (the first key of their seeds): each metric's fit before the
+#: cutoff and on all rows, the North Star's threshold models, the segment + tenure baseline.
+TRAIN, IN_SAMPLE, THRESHOLD, BASELINE = 0, 1, 2, 3
 
 #: Posterior variables of the hazard, without and with the hinge.
 HAZARD_VARS = ("churn_intercept", "churn_slope", "tenure_slope")

@@ -4,11 +4,22 @@ The retention hazard of :mod:`nsm_sim.models.retention` with the metric M in pla
 North Star (cells built on M) is fit on the earlier periods only (rows with ``t < cutoff``;
 the churn outcome of such a row is known by ``t + 1 <= cutoff``, so nothing from the scoring
 periods leaks in; the level bins come from those rows too) and scored row by row on the later
-ones: log-loss, Brier score and AUC of the posterior predictive churn probability. ``skill``
-is the relative log-loss improvement over a baseline with segment intercepts and tenure only
-(``1 - log_loss / baseline_log_loss``). In sample, the same model fit on all periods is
-compared by PSIS-LOO (:func:`arviz.compare`); the pointwise log-likelihood is taken per
-*account* (the sum of its rows' Bernoulli log-likelihoods under the fitted cell model,
+ones: log-loss, Brier score and AUC of the posterior predictive churn probability, each row at
+its own metric value and tenure. ``skill`` is the relative log-loss improvement over a
+baseline with segment intercepts and tenure only (``1 - log_loss / baseline_log_loss``), fit
+by the same estimator: the same retention model without a metric, sampled on the same rows
+and scored the same way, so that skill measures what the metric adds and nothing else.
+
+Tenure beyond the trained range: the scored periods come after the training periods, so some
+scored rows are older than any training row (tenure above ``trained_tenure_max``, the
+largest tenure before the cutoff). The hazard's tenure term is held at its value at
+``trained_tenure_max`` for them, in the metric's model and the baseline alike: the log-linear
+tenure term is not extrapolated where no training row was. ``beyond_trained_tenure`` is the
+share of scored rows this concerns.
+
+In sample, the same model fit on all periods is compared by PSIS-LOO (:func:`arviz.compare`);
+the pointwise log-likelihood is taken per *account* (the sum of its rows' Bernoulli
+log-likelihoods under the fitted cell model,
 :func:`nsm_sim.models.retention.account_log_likelihood`), so every metric's model is scored on
 the same units and outcomes and the elpd values are comparable (cell-level elpds are not:
 each metric has its own cells).
@@ -26,10 +37,10 @@ from scipy import stats
 from scipy.special import expit
 
 from nsm_sim.data import Panel, churn_cells
-from nsm_sim.data.cells import LEVEL_BINS
+from nsm_sim.data.cells import LEVEL_BINS, segment_codes, tenure_cells
 from nsm_sim.errors import DataError
-from nsm_sim.leading.effects import segment_tenure_design
 from nsm_sim.leading.posterior import (
+    BASELINE,
     IN_SAMPLE,
     TRAIN,
     RetentionSampler,
@@ -38,7 +49,7 @@ from nsm_sim.leading.posterior import (
     with_account_log_likelihood,
 )
 from nsm_sim.models.retention import churn_logit
-from nsm_sim.numeric import logistic_map, name_key
+from nsm_sim.numeric import name_key
 
 
 def log_loss(y: np.ndarray, p: np.ndarray) -> float:
@@ -63,29 +74,50 @@ def auc(y: np.ndarray, p: np.ndarray) -> float:
     return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
+def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Return ``log_loss``, ``brier`` and ``auc`` of probabilities ``p`` for outcomes ``y``."""
+    return {"log_loss": log_loss(y, p), "brier": brier(y, p), "auc": auc(y, p)}
+
+
 def baseline_scores(
-    frame: pd.DataFrame, segments: Sequence[str], train: np.ndarray
+    panel: Panel,
+    train: np.ndarray,
+    *,
+    seed: int = 0,
+    sampling: RetentionSampler | None = None,
 ) -> dict[str, float]:
-    """Scores of a segment + ``log1p(tenure)`` logistic hazard fit on ``train`` rows, on the rest.
+    """Scores of the segment + tenure hazard fit on ``train`` rows, on the others.
+
+    The retention model without a metric (:func:`nsm_sim.data.cells.tenure_cells`), sampled
+    with the key ``(BASELINE, 0)`` and scored as every metric's model is (tenure held at the
+    largest trained tenure beyond it).
 
     Parameters
     ----------
-    frame : pandas.DataFrame
-    segments : sequence of str
+    panel : Panel
     train : ndarray of bool
         Rows to fit on; the others are scored.
+    seed : int, default 0
+    sampling : RetentionSampler, optional
 
     Returns
     -------
     dict
         ``log_loss``, ``brier``, ``auc`` on the scored rows.
     """
-    X = segment_tenure_design(frame, segments)
-    y = frame["churned"].to_numpy(dtype=float)
-    beta, _, _ = logistic_map(X[train], y[train], prior_sd=10.0)
-    p = expit(X[~train] @ beta)
-    yt = y[~train]
-    return {"log_loss": log_loss(yt, p), "brier": brier(yt, p), "auc": auc(yt, p)}
+    sampling = sampling or RetentionSampler()
+    idata = sampling.sample(
+        tenure_cells(panel, rows=train), hinge=False, seed=seed, key=(BASELINE, 0)
+    )
+    frame = panel.frame
+    rows = ~np.asarray(train, dtype=bool)
+    p = _predict_rows(idata, panel, np.zeros(int(rows.sum())), rows, trained_tenure(panel, train))
+    return scores(frame["churned"].to_numpy(dtype=float)[rows], p)
+
+
+def trained_tenure(panel: Panel, train: np.ndarray) -> int:
+    """Return the largest tenure among the training rows (the hazard's tenure is held there)."""
+    return int(panel.frame["tenure"].to_numpy()[np.asarray(train, dtype=bool)].max())
 
 
 def cutoff_rows(panel: Panel, train_share: float) -> tuple[int, np.ndarray]:
@@ -165,9 +197,10 @@ class PredictivePower:
     ----------
     scores : pandas.DataFrame
         One row per metric: ``metric``, ``log_loss``, ``brier``, ``auc`` (rows at or after
-        the cutoff), ``baseline_log_loss``, ``skill``, ``elpd_loo``, ``elpd_se``, ``p_loo``,
-        ``pareto_k_max``, ``rhat_max``, ``divergences`` (of the in-sample fit; of the
-        training fit when ``in_sample`` is off).
+        the cutoff), ``baseline_log_loss``, ``baseline_auc``, ``trained_tenure_max``,
+        ``beyond_trained_tenure`` (see the module docstring), ``skill``, ``elpd_loo``,
+        ``elpd_se``, ``p_loo``, ``pareto_k_max``, ``rhat_max``, ``divergences`` (of the
+        in-sample fit; of the training fit when ``in_sample`` is off).
     cutoff : int
         First scored period index; fits use rows with ``t < cutoff``.
     predictions : dict
@@ -208,7 +241,8 @@ def predictive_power(
         Default: the North Star and the candidates.
     seed : int, default 0
         Seed of the fits: metric M's training fit has the key ``(TRAIN, name_key(M))``, its
-        in-sample fit ``(IN_SAMPLE, name_key(M))`` (see :mod:`nsm_sim.leading.posterior`).
+        in-sample fit ``(IN_SAMPLE, name_key(M))``, the baseline ``(BASELINE, 0)`` (see
+        :mod:`nsm_sim.leading.posterior`).
     sampling : RetentionSampler, optional
         Sampler settings and the compiled models; a new one with the defaults when omitted.
     train_share : float, default 0.7
@@ -226,21 +260,24 @@ def predictive_power(
     metrics = check_metrics(panel, metrics)
     cutoff, train = cutoff_rows(panel, train_share)
     frame = panel.frame
-    y = frame["churned"].to_numpy(dtype=float)
-    base = baseline_scores(frame, panel.segments, train)
+    scored = ~train
+    yt = frame["churned"].to_numpy(dtype=float)[scored]
+    tenure_max = trained_tenure(panel, train)
+    beyond = float(np.mean(frame["tenure"].to_numpy()[scored] > tenure_max))
+    base = baseline_scores(panel, train, seed=seed, sampling=sampling)
     rows, preds, train_post, posts, loos = [], {}, {}, {}, {}
     for m in metrics:
         cells = churn_cells(panel, m, rows=train, bins=bins)
         train_post[m] = sampling.sample(cells, hinge=False, seed=seed, key=(TRAIN, name_key(m)))
-        p = preds[m] = _predict_rows(train_post[m], frame, m, panel.segments, ~train)
-        yt = y[~train]
+        values = frame[m].to_numpy(dtype=float)[scored]
+        p = preds[m] = _predict_rows(train_post[m], panel, values, scored, tenure_max)
         row = {
             "metric": m,
-            "log_loss": log_loss(yt, p),
-            "brier": brier(yt, p),
-            "auc": auc(yt, p),
+            **scores(yt, p),
             "baseline_log_loss": base["log_loss"],
             "baseline_auc": base["auc"],
+            "trained_tenure_max": tenure_max,
+            "beyond_trained_tenure": beyond,
         }
         row["skill"] = 1.0 - row["log_loss"] / base["log_loss"]
         diag = convergence(train_post[m], hinge=False)
@@ -268,22 +305,28 @@ def predictive_power(
 
 
 def _predict_rows(
-    idata: az.InferenceData, frame: pd.DataFrame, metric: str, segments, rows, *, max_draws=200
+    idata: az.InferenceData,
+    panel: Panel,
+    values: np.ndarray,
+    rows: np.ndarray,
+    tenure_max: int,
+    *,
+    max_draws: int = 200,
 ) -> np.ndarray:
     """Posterior predictive churn probability of each selected row (no hinge).
 
-    Rows alike in segment, metric and tenure share one evaluation, a block of them at a time.
+    Each row at its metric value (``values``, one per selected row) and its tenure, held at
+    ``tenure_max`` beyond it. Rows alike in segment, value and tenure share one evaluation, a
+    block of them at a time.
     """
     draws = flat_draws(idata, hinge=False)
     n = len(draws["tenure_slope"])
     keep = np.unique(np.linspace(0, n - 1, min(n, max_draws)).round().astype(int))
     intercept, slope = draws["churn_intercept"][keep], draws["churn_slope"][keep]
     tenure_slope = draws["tenure_slope"][keep][:, None]
-    sub = frame.loc[rows]
-    seg = pd.Categorical(sub["segment"].astype(str), categories=list(segments)).codes
-    keys = np.column_stack(
-        [seg, sub[metric].to_numpy(dtype=float), sub["tenure"].to_numpy(dtype=float)]
-    )
+    rows = np.asarray(rows, dtype=bool)
+    tenure = np.minimum(panel.frame["tenure"].to_numpy()[rows], tenure_max)
+    keys = np.column_stack([segment_codes(panel)[rows], values, tenure])
     unique, row_of = np.unique(keys, axis=0, return_inverse=True)
     s, x, lt = unique[:, 0].astype(int), np.log1p(unique[:, 1]), np.log1p(unique[:, 2])
     prob = np.empty(len(unique))
