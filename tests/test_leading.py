@@ -1,19 +1,24 @@
 """Leading: timing, within/between, predictive power, threshold and the verdict rule."""
 
+import io
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
+from rich.console import Console
 from scipy import stats
 from scipy.special import expit
+from typer.testing import CliRunner
 
 from nsm_sim import leading as L
+from nsm_sim.cli import app
 from nsm_sim.data import ChurnCells, check_frame
 from nsm_sim.errors import DataError
 from nsm_sim.leading import Effect, VerdictRule, verdict
 from nsm_sim.leading.hinge import retention_split
-from nsm_sim.synth import generate_world
+from nsm_sim.output import report, terminal
+from nsm_sim.synth import generate_world, write_world
 
 # --------------------------------------------------------------------------- verdict rule
 
@@ -391,6 +396,25 @@ def test_bad_inputs_raise_data_errors(panel):
         L.validate(panel, train_share=0.999)
 
 
+def test_cli_refuses_a_static_input_and_a_single_account(world, tmp_path):
+    """Exit 2 with the column, the tree node and why (nothing is fitted)."""
+    runner = CliRunner()
+    static = world.panel.copy()
+    child = world.tree.children[world.tree.north_star][0]
+    static[child] = static.groupby("account_id")[child].transform("first")
+    write_world(world, tmp_path)
+    static.to_csv(tmp_path / "static.csv", index=False)
+    tree = str(tmp_path / "tree.yaml")
+    result = runner.invoke(app, ["check", tree, "--data", str(tmp_path / "static.csv")])
+    assert result.exit_code == 2
+    assert f"{child}: never moves within an account" in " ".join(result.output.split())
+    one = world.panel[world.panel["account_id"] == world.panel["account_id"].iloc[0]]
+    one.to_csv(tmp_path / "one.csv", index=False)
+    result = runner.invoke(app, ["validate", tree, "--data", str(tmp_path / "one.csv")])
+    assert result.exit_code == 2
+    assert "only 1 account(s)" in " ".join(result.output.split())
+
+
 # --------------------------------------------------------------------------- real fits
 
 
@@ -415,6 +439,60 @@ def test_synthetic_world_verdicts(validation, world):
     assert table.loc[world.tree.north_star, "rank"] == 1
     assert (table["rhat_max"] < 1.1).all()
     assert "North Star projects_completed: LEADING." in validation.summary
+
+
+@pytest.mark.slow
+def test_every_fit_has_its_trust_gates(validation):
+    checks = validation.checks
+    metrics = list(validation.metrics["metric"])
+    fits = checks.groupby(["fit", "metric"]).ngroups
+    assert fits == 2 * len(metrics) + 1
+    assert {"r_hat", "ess_bulk", "ess_tail", "divergences"} <= set(checks["check"])
+    assert set(checks["status"]) <= {"PASS", "REVIEW", "FAIL"}
+    gates = validation.to_dict()["diagnostics"]
+    json.dumps(gates)
+    assert len(gates["fits"]) == fits and gates["status"] in ("PASS", "REVIEW", "FAIL")
+    assert len(gates["warnings"]) == int((checks["status"] != "PASS").sum())
+    # the in-sample fits' gates are the metrics table's R-hat and divergences
+    own = checks[checks["fit"] == L.validation.IN_SAMPLE_FIT].set_index(["metric", "check"])
+    table = validation.metrics.set_index("metric")
+    for m in metrics:
+        assert own.loc[(m, "divergences"), "value"] == table.loc[m, "divergences"]
+        assert own.loc[(m, "r_hat"), "value"] <= table.loc[m, "rhat_max"] + 1e-12
+    assert validation.summary.splitlines()[-1].startswith(f"Trust gates of the {fits} fits")
+    out, err = (Console(file=io.StringIO(), width=100, color_system=None) for _ in range(2))
+    terminal.render_validation(out, validation, err=err)
+    assert "Trust gates of the fits" in out.file.getvalue()
+    assert err.file.getvalue().count("warning:") == len(gates["warnings"])
+    figures = {"retention_by_level.png": b"", "timing.png": b""}
+    section = report._leading_section(validation, validation.north_star, figures)
+    shown = [b.frame for b in section.blocks if getattr(b, "caption", "").startswith("Trust")]
+    assert len(shown) == 1 and len(shown[0]) == fits
+
+
+@pytest.fixture(scope="module")
+def static_world():
+    return generate_world(1500, 40, seed=11, static_trait=True)
+
+
+@pytest.mark.slow
+def test_a_static_candidate_is_judged_for_what_it_can_tell(static_world):
+    world = static_world
+    trait = world.truth["static_trait"]["name"]
+    panel = check_frame(world.panel, world.tree)
+    v = L.validate(panel, seed=1, draws=200, tune=200, chains=2)
+    row = v.metrics.set_index("metric").loc[trait]
+    assert row["static"] and np.isnan(row["within_mean"])
+    assert row["verdict"] in ("VANITY", "COINCIDENT", "NO SIGNAL")
+    assert "cannot be tested within accounts" in row["why"]
+    assert row["precedes"] == "" and row["preceded_by"] == ""
+    timing = v.timing[(v.timing["cause"] == trait) | (v.timing["effect"] == trait)]
+    assert len(timing) == 2 * (len(v.metrics) - 1) and timing["F"].isna().all()
+    # the trait is drawn with size: its account level goes with the North Star's
+    if row["verdict"] == "VANITY":
+        assert ("tracks account size" in row["why"]) == (abs(row["level_corr"]) >= 0.5)
+    assert v.verdicts()[world.tree.north_star] == "LEADING"
+    json.dumps(v.to_dict())
 
 
 @pytest.mark.slow

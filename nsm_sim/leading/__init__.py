@@ -13,7 +13,9 @@ For the North Star and each candidate metric M, four kinds of evidence, each in 
    model against none.
 
 :mod:`~nsm_sim.leading.rule` reads them into LEADING, COINCIDENT, LAGGING, VANITY or NO
-SIGNAL and ranks the metrics; :func:`validate` (:mod:`~nsm_sim.leading.validation`) runs it all.
+SIGNAL and ranks the metrics; :func:`validate` (:mod:`~nsm_sim.leading.validation`) runs it all
+and grades every fit by the trust gates of a fit. A metric that never moves within an account
+(a trait) gets no within effect and no timing test, and its verdict says so.
 """
 
 from nsm_sim.leading.effects import within_between

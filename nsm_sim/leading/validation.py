@@ -7,7 +7,8 @@
 :mod:`~nsm_sim.leading.hinge` (the North Star's hinge), and judges each metric by the
 rule of :mod:`~nsm_sim.leading.rule`. Every churn model of a run is the one retention model
 of :mod:`nsm_sim.models.retention`, compiled once per structure and sampled on each metric's
-cells in turn (:class:`~nsm_sim.leading.posterior.RetentionSampler`).
+cells in turn (:class:`~nsm_sim.leading.posterior.RetentionSampler`); each fit is graded by
+the trust gates of a fit (:func:`nsm_sim.models.diagnostics.diagnose`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import arviz as az
+import numpy as np
 import pandas as pd
 
 from nsm_sim.data import Panel
@@ -25,10 +27,15 @@ from nsm_sim.errors import DataError
 from nsm_sim.files import to_jsonable
 from nsm_sim.leading.effects import within_between
 from nsm_sim.leading.hinge import THRESHOLD_BINS, threshold_fit
-from nsm_sim.leading.posterior import RetentionSampler
+from nsm_sim.leading.posterior import HAZARD_VARS, HINGE_VARS, RetentionSampler
 from nsm_sim.leading.predictive import check_metrics, cutoff_rows, predictive_power
 from nsm_sim.leading.rule import VerdictRule, rank_and_judge, summary_text
 from nsm_sim.leading.timing import LAG_CONVENTION, cross_correlations, granger
+from nsm_sim.models.diagnostics import diagnose, diagnostics_summary
+
+#: Names of a validation's fits in its trust gates: the training fit and the in-sample fit of
+#: each metric, and the North Star's hinge model.
+TRAINING_FIT, IN_SAMPLE_FIT, THRESHOLD_FIT = "training", "all periods", "threshold (hinge)"
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,10 @@ class Validation:
         (sign convention: :data:`~nsm_sim.leading.LAG_CONVENTION`).
     within_between : pandas.DataFrame
         :func:`~nsm_sim.leading.within_between`.
+    checks : pandas.DataFrame
+        The trust gates of every fit (:func:`nsm_sim.models.diagnostics.diagnose`): ``fit``
+        (:data:`TRAINING_FIT`, :data:`IN_SAMPLE_FIT` or :data:`THRESHOLD_FIT`), ``metric``,
+        then ``check``, ``value``, ``threshold``, ``status``, ``parameter``, ``detail``.
     comparison : pandas.DataFrame
         :func:`arviz.compare` of the in-sample fits (PSIS-LOO over accounts).
     threshold : dict
@@ -71,6 +82,7 @@ class Validation:
     timing: pd.DataFrame
     cross_correlations: pd.DataFrame
     within_between: pd.DataFrame
+    checks: pd.DataFrame
     comparison: pd.DataFrame
     threshold: dict
     summary: str
@@ -82,6 +94,31 @@ class Validation:
         """Return ``{metric: verdict}``."""
         return dict(zip(self.metrics["metric"], self.metrics["verdict"], strict=True))
 
+    def diagnostics(self) -> dict:
+        """Return the trust gates: the worst status, the warnings, one summary per fit.
+
+        Returns
+        -------
+        dict
+            ``{"status": worst of every fit, "warnings": [one line per check that is not
+            PASS, naming its fit], "fits": [{"fit", "metric", "status", "max_rhat",
+            "min_ess_bulk", "min_ess_tail", "divergences", "tree_depth_saturation"}, ...],
+            "checks": every check as a record}``.
+        """
+        fits, warnings = [], []
+        for (fit, metric), checks in self.checks.groupby(["fit", "metric"], sort=False):
+            one = diagnostics_summary(checks.drop(columns=["fit", "metric"]))
+            fits.append({"fit": fit, "metric": metric, **{k: one[k] for k in _FIT_KEYS}})
+            warnings += [f"{metric} ({fit}) {w}" for w in one["warnings"]]
+        order = {"PASS": 0, "REVIEW": 1, "FAIL": 2}
+        worst = max((f["status"] for f in fits), key=order.__getitem__, default="PASS")
+        return {
+            "status": worst,
+            "warnings": warnings,
+            "fits": to_jsonable(fits),
+            "checks": to_jsonable(self.checks),
+        }
+
     def to_dict(self) -> dict:
         """Return a JSON-ready dict of the metrics, timing, threshold, settings and summary.
 
@@ -91,8 +128,9 @@ class Validation:
             ``{"north_star", "metrics": [{"metric", "verdict", "rank", "why", "log_loss",
             "brier", "auc", "skill", "baseline_log_loss", "elpd_loo", "elpd_se",
             "elpd_diff", "within": {"mean", "low", "high"}, "between": {...}, "precedes",
-            "preceded_by", ...}, ...], "timing": [...], "cross_correlations": [...],
-            "threshold": {...}, "settings": {...}, "timings": {...}, "summary": str}``.
+            "preceded_by", "static", "within_share", ...}, ...], "timing": [...],
+            "cross_correlations": [...], "threshold": {...}, "diagnostics": {...} (see
+            :meth:`diagnostics`), "settings": {...}, "timings": {...}, "summary": str}``.
             NaN becomes None.
         """
         numbers = (
@@ -121,6 +159,8 @@ class Validation:
                 },
                 "precedes": [m for m in r["precedes"].split(", ") if m],
                 "preceded_by": [m for m in r["preceded_by"].split(", ") if m],
+                "static": bool(r["static"]),
+                "within_share": r["within_share"],
             }
             for r in self.metrics.to_dict("records")
         ]
@@ -130,6 +170,7 @@ class Validation:
             "timing": to_jsonable(self.timing),
             "cross_correlations": to_jsonable(self.cross_correlations),
             "threshold": to_jsonable(self.threshold),
+            "diagnostics": self.diagnostics(),
             "settings": to_jsonable(self.settings),
             "timings": to_jsonable(self.timings),
             "summary": self.summary,
@@ -221,7 +262,7 @@ def validate(
     clock["timing"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    effects = within_between(frame, metrics, panel.segments)
+    effects = within_between(frame, metrics, panel.segments, reference=ns)
     clock["within_between"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -233,6 +274,12 @@ def validate(
     t0 = time.perf_counter()
     thr, hinge_fit = threshold_fit(panel, seed=seed, sampling=sampling, bins=hinge_bins)
     clock["threshold"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    fits = {(TRAINING_FIT, m): power.train_posteriors[m] for m in metrics}
+    fits |= {(IN_SAMPLE_FIT, m): power.posteriors[m] for m in metrics}
+    checks = trust_gates({**fits, (THRESHOLD_FIT, ns): hinge_fit})
+    clock["trust_gates"] = time.perf_counter() - t0
 
     table = rank_and_judge(power.scores, effects, timing, rule)
     comparison = az.compare(power.loo, ic="loo") if len(power.loo) > 1 else pd.DataFrame()
@@ -257,10 +304,74 @@ def validate(
         timing=timing,
         cross_correlations=xcorr,
         within_between=effects,
+        checks=checks,
         comparison=comparison,
         threshold=thr,
-        summary=summary_text(ns, table, thr),
+        summary=f"{summary_text(ns, table, thr)}\n{gates_sentence(checks)}",
         settings=settings,
         timings=clock,
         posteriors={**power.posteriors, "hinge": hinge_fit},
+    )
+
+
+_FIT_KEYS = (
+    "status",
+    "max_rhat",
+    "min_ess_bulk",
+    "min_ess_tail",
+    "divergences",
+    "tree_depth_saturation",
+)
+
+
+def trust_gates(fits: dict[tuple[str, str], az.InferenceData]) -> pd.DataFrame:
+    """Grade each fit of a validation (:func:`nsm_sim.models.diagnostics.diagnose`).
+
+    R-hat and ESS are those of the hazard's variables the validation reads
+    (:data:`~nsm_sim.leading.posterior.HAZARD_VARS` and, with the hinge,
+    :data:`~nsm_sim.leading.posterior.HINGE_VARS`); divergences and tree depth those of the
+    whole fit.
+
+    Parameters
+    ----------
+    fits : dict
+        ``{(fit, metric): InferenceData}``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``fit``, ``metric`` and the columns of :func:`~nsm_sim.models.diagnostics.diagnose`,
+        one row per check of each fit.
+    """
+    tables = []
+    for (fit, metric), idata in fits.items():
+        read = [v for v in (*HAZARD_VARS, *HINGE_VARS) if v in idata.posterior]
+        graded = az.InferenceData(posterior=idata.posterior[read], sample_stats=idata.sample_stats)
+        tables.append(diagnose(graded).assign(fit=fit, metric=metric))
+    table = pd.concat(tables, ignore_index=True)
+    return table[["fit", "metric", *[c for c in table.columns if c not in ("fit", "metric")]]]
+
+
+def gates_sentence(checks: pd.DataFrame) -> str:
+    """Return one line on the trust gates of a validation's fits (:func:`trust_gates`).
+
+    Parameters
+    ----------
+    checks : pandas.DataFrame
+
+    Returns
+    -------
+    str
+        How many fits pass, and the worst R-hat, ESS and the divergences over all of them.
+    """
+    fits = checks.groupby(["fit", "metric"], sort=False)["status"]
+    order = {"PASS": 0, "REVIEW": 1, "FAIL": 2}
+    worst = fits.agg(lambda s: max(s, key=order.__getitem__)).value_counts()
+    counts = ", ".join(f"{worst[k]} {k}" for k in order if k in worst)
+    value = checks.groupby("check")["value"]
+    rhat, ess = value.max().get("r_hat", np.nan), value.min().get("ess_bulk", np.nan)
+    div = int(value.sum().get("divergences", 0))
+    return (
+        f"Trust gates of the {fits.ngroups} fits: {counts} (largest R-hat {rhat:.3f}, "
+        f"smallest bulk ESS {ess:.0f}, {div} divergent transitions in all)."
     )

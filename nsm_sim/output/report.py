@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pandas as pd
+
 from nsm_sim.output import html, tables
 from nsm_sim.output.format import fmt
 
@@ -96,6 +98,7 @@ def validation_files(validation: Any) -> dict[str, Any]:
         "validation_timing.csv": validation.timing,
         "cross_correlations.csv": validation.cross_correlations,
         "within_between.csv": validation.within_between,
+        "validation_checks.csv": validation.checks,
         "timing.png": evidence_plots.timing(
             validation.cross_correlations, validation.north_star, convention
         ),
@@ -203,7 +206,12 @@ def _leading_section(validation: Any, north_star: str, files: dict[str, Any]) ->
     ]
     if threshold.get("sentence"):
         blocks.append(html.Callout(threshold["sentence"], "INFO"))
+    gates = pd.DataFrame(validation.diagnostics()["fits"])
     blocks += [
+        html.TableBlock(
+            gates[["fit", "metric", "status", "max_rhat", "min_ess_bulk", "divergences"]],
+            "Trust gates of the validation's fits (R-hat, bulk ESS, divergences)",
+        ),
         html.FigureBlock(files["retention_by_level.png"], f"Retention by {north_star}"),
         html.FigureBlock(files["timing.png"], validation.settings.get("lag_convention", "")),
         html.Text(validation.summary),

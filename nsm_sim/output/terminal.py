@@ -372,8 +372,15 @@ def render_fit(
 # --------------------------------------------------------------------------- validation
 
 
-def render_validation(con: Console, validation: Any, verbose: bool = False) -> None:
-    """Print the verdicts, the reasons and the threshold (the lag convention when verbose)."""
+def render_validation(
+    con: Console, validation: Any, verbose: bool = False, err: Console | None = None
+) -> None:
+    """Print the verdicts, the reasons, the threshold and the trust gates of the fits.
+
+    One row per fit (R-hat, ESS, divergences and the worst status) and, on ``err`` (standard
+    error when omitted), a warning for each check that did not pass; the lag convention when
+    verbose.
+    """
     print_table(con, tables.validation_table(validation), "Is the North Star leading?", keys=2)
     for _, row in validation.metrics.iterrows():
         con.print(
@@ -382,6 +389,14 @@ def render_validation(con: Console, validation: Any, verbose: bool = False) -> N
     sentence = (validation.threshold or {}).get("sentence")
     if sentence:
         con.print(Text(f"Threshold: {sentence}"))
+    gates = validation.diagnostics() if hasattr(validation, "diagnostics") else None
+    if gates is not None:  # a validation read back from its CSV files has no fits to grade
+        shown = ["fit", "metric", "status", "max_rhat", "min_ess_bulk", "min_ess_tail"]
+        frame = pd.DataFrame(gates["fits"])[[*shown, "divergences"]]
+        print_table(con, frame, "Trust gates of the fits", keys=2)
+        err = err or console(stderr=True)
+        for line in gates["warnings"]:
+            err.print(Text.assemble(("warning:", "yellow"), f" {line}"))
     if verbose:
         con.print(Text(f"Timing: {validation.settings.get('lag_convention', '')}", style="dim"))
 
@@ -447,7 +462,7 @@ def render_comparison(con: Console, comparison: Any) -> None:
 def render_analysis(con: Console, err: Console, analysis: Any, verbose: bool = False) -> None:
     """Print what the report holds: verdicts, drivers, trust gates and the plan."""
     if analysis.validation is not None:
-        render_validation(con, analysis.validation, verbose)
+        render_validation(con, analysis.validation, verbose, err)
     drivers = tables.drivers_view(analysis.summaries["drivers"], population=True)
     print_table(con, drivers, "What drives the North Star", keys=2)
     render_checks(con, err, analysis.fit.diagnostics)
