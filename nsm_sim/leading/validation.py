@@ -34,8 +34,10 @@ from nsm_sim.leading.timing import LAG_CONVENTION, cross_correlations, granger
 from nsm_sim.models.diagnostics import diagnose, diagnostics_summary
 
 #: Names of a validation's fits in its trust gates: the training fit and the in-sample fit of
-#: each metric, and the North Star's hinge model.
-TRAINING_FIT, IN_SAMPLE_FIT, THRESHOLD_FIT = "training", "all periods", "threshold (hinge)"
+#: each metric, and the North Star's hinge model (its smooth model when it has too few levels
+#: for a hinge).
+TRAINING_FIT, IN_SAMPLE_FIT = "training", "all periods"
+THRESHOLD_FIT, SMOOTH_FIT = "threshold (hinge)", "threshold (smooth)"
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ class Validation:
         :func:`~nsm_sim.leading.within_between`.
     checks : pandas.DataFrame
         The trust gates of every fit (:func:`nsm_sim.models.diagnostics.diagnose`): ``fit``
-        (:data:`TRAINING_FIT`, :data:`IN_SAMPLE_FIT` or :data:`THRESHOLD_FIT`), ``metric``,
+        (:data:`TRAINING_FIT`, :data:`IN_SAMPLE_FIT`, :data:`THRESHOLD_FIT` or
+        :data:`SMOOTH_FIT`), ``metric``,
         then ``check``, ``value``, ``threshold``, ``status``, ``parameter``, ``detail``.
     comparison : pandas.DataFrame
         :func:`arviz.compare` of the in-sample fits (PSIS-LOO over accounts).
@@ -278,7 +281,8 @@ def validate(
     t0 = time.perf_counter()
     fits = {(TRAINING_FIT, m): power.train_posteriors[m] for m in metrics}
     fits |= {(IN_SAMPLE_FIT, m): power.posteriors[m] for m in metrics}
-    checks = trust_gates({**fits, (THRESHOLD_FIT, ns): hinge_fit})
+    threshold_name = THRESHOLD_FIT if thr.get("tested", True) else SMOOTH_FIT
+    checks = trust_gates({**fits, (threshold_name, ns): hinge_fit})
     clock["trust_gates"] = time.perf_counter() - t0
 
     table = rank_and_judge(power.scores, effects, timing, rule)
@@ -314,6 +318,9 @@ def validate(
     )
 
 
+#: The hinge's variables NUTS samples (``hinge_tau`` is drawn after sampling).
+SAMPLED_HINGE_VARS = tuple(v for v in HINGE_VARS if v != "hinge_tau")
+
 _FIT_KEYS = (
     "status",
     "max_rhat",
@@ -327,10 +334,10 @@ _FIT_KEYS = (
 def trust_gates(fits: dict[tuple[str, str], az.InferenceData]) -> pd.DataFrame:
     """Grade each fit of a validation (:func:`nsm_sim.models.diagnostics.diagnose`).
 
-    R-hat and ESS are those of the hazard's variables the validation reads
-    (:data:`~nsm_sim.leading.posterior.HAZARD_VARS` and, with the hinge,
-    :data:`~nsm_sim.leading.posterior.HINGE_VARS`); divergences and tree depth those of the
-    whole fit.
+    R-hat, ESS and degenerate draws are graded on the variables NUTS samples that the
+    validation reads (:data:`~nsm_sim.leading.posterior.HAZARD_VARS` and ``hinge_jump``;
+    ``hinge_tau`` is drawn from its exact conditional after sampling, on a grid, and may
+    rightly sit on one value); divergences and tree depth are the whole fit's.
 
     Parameters
     ----------
@@ -345,7 +352,7 @@ def trust_gates(fits: dict[tuple[str, str], az.InferenceData]) -> pd.DataFrame:
     """
     tables = []
     for (fit, metric), idata in fits.items():
-        read = [v for v in (*HAZARD_VARS, *HINGE_VARS) if v in idata.posterior]
+        read = [v for v in (*HAZARD_VARS, *SAMPLED_HINGE_VARS) if v in idata.posterior]
         graded = az.InferenceData(posterior=idata.posterior[read], sample_stats=idata.sample_stats)
         tables.append(diagnose(graded).assign(fit=fit, metric=metric))
     table = pd.concat(tables, ignore_index=True)
