@@ -8,7 +8,12 @@ it out.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -104,6 +109,7 @@ def analyse(
     simulations: int = 4000,
     seed: int = 0,
     sampler: str = "nutpie",
+    validation: Any = None,
     on_step: StepCallback = _quiet,
     progress: ProgressCallback | None = None,
 ) -> Analysis:
@@ -123,6 +129,9 @@ def analyse(
         Seed of the simulation and of the validation's fits.
     sampler : str
         NUTS back-end of the validation's fits.
+    validation : nsm_sim.leading.Validation, optional
+        The panel's validation, when it was computed already (``panel`` is then not
+        validated again).
     on_step : callable
         Told the name of each stage as it starts.
     progress : callable, optional
@@ -144,7 +153,9 @@ def analyse(
         summaries=inference.summarise(fit),
         retention_curve=retention_curve(posterior, fit.population, tree.retention_horizon),
     )
-    if panel is not None:
+    if validation is not None:
+        result.validation = validation
+    elif panel is not None:
         on_step("validating the North Star against the candidates")
         result.validation = leading.validate(panel, seed=seed, sampler=sampler)
     if scenario is not None:
@@ -155,6 +166,69 @@ def analyse(
         on_step("prioritising: ranking, portfolio, value of information")
         result.plan = prioritise.prioritise(result.simulation)
     return result
+
+
+def _validate_in_worker(
+    panel: Panel, seed: int, sampler: str, verbose: bool
+) -> tuple[Any, list[tuple[type[Warning], str]]]:
+    from nsm_sim import leading
+    from nsm_sim.output.notes import LIBRARY_LOGGERS
+
+    if not verbose:
+        for name in LIBRARY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        validation = leading.validate(panel, seed=seed, sampler=sampler)
+    return validation, [(m.category, str(m.message)) for m in caught]
+
+
+@contextmanager
+def validating_alongside(
+    panel: Panel, *, seed: int = 0, sampler: str = "nutpie", verbose: bool = False
+) -> Iterator[Callable[[], Any]]:
+    """Validate a panel in a second process while the caller goes on (the fit, say).
+
+    The fit's sampler and the validation's each keep about one core busy, and each spends
+    seconds importing and compiling that the other can use: on two cores the demo's fit and
+    validation together take about as long as the longer of the two. With one core the
+    validation runs when asked for, in this process. The numbers are the same either way (the
+    same code and seed).
+
+    Parameters
+    ----------
+    panel : Panel
+    seed : int, default 0
+    sampler : str, default "nutpie"
+    verbose : bool, default False
+        Leave the libraries' loggers of the second process as they are.
+
+    Yields
+    ------
+    callable
+        ``result()`` waits for the validation and returns it; the second process's warnings
+        are raised again in this one, so they reach the caller's notes.
+    """
+    from nsm_sim import leading
+
+    if (os.cpu_count() or 1) < 2:
+        yield lambda: leading.validate(panel, seed=seed, sampler=sampler)
+        return
+    import multiprocessing
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        future: Future = pool.submit(_validate_in_worker, panel, seed, sampler, verbose)
+
+        def result() -> Any:
+            validation, caught = future.result()
+            for category, message in caught:
+                warnings.warn(message, category, stacklevel=2)
+            return validation
+
+        try:
+            yield result
+        finally:
+            future.cancel()
 
 
 def demo_scenario_path() -> Path:
@@ -178,6 +252,7 @@ def run_demo(
     simulations: int = 4000,
     fit_options: dict[str, Any] | None = None,
     generated: str | None = None,
+    verbose: bool = False,
     on_step: StepCallback = _quiet,
     progress: ProgressCallback | None = None,
 ) -> Analysis:
@@ -200,6 +275,8 @@ def run_demo(
         Extra keyword arguments of :func:`nsm_sim.models.inference.fit` (draws, tune, chains).
     generated : str, optional
         Time stamp printed in the report's footer.
+    verbose : bool, default False
+        Leave the libraries' loggers as they are (see :func:`validating_alongside`).
     on_step, progress : callable
         As in :func:`analyse`.
 
@@ -222,12 +299,15 @@ def run_demo(
         panel = replace(
             data.load_panel(panel_file, world.tree), source=str(out / "world" / panel_file.name)
         )
-        on_step("fitting the driver and retention models (NUTS)")
-        fit = inference.fit(panel, seed=seed, progress=False, **(fit_options or {}))
-        inference.save_bundle(fit, stage.path / "fit")
+        on_step("fitting the driver and retention models (NUTS), validating alongside")
+        with validating_alongside(panel, seed=seed, verbose=verbose) as validation:
+            fit = inference.fit(panel, seed=seed, progress=False, **(fit_options or {}))
+            inference.save_bundle(fit, stage.path / "fit")
+            on_step("validating the North Star against the candidates")
+            validated = validation()
         analysis = analyse(
             fit,
-            panel=panel,
+            validation=validated,
             scenario=load_scenario(demo_scenario_path()),
             simulations=simulations,
             seed=seed,

@@ -258,3 +258,18 @@ def test_fit_with_an_experiment_calibrates_its_edge(world_dir, tmp_path):
     assert page.exit_code == 0, page.output
     html_text = (tmp_path / "report" / "report.html").read_text()
     assert "calibrated here: active_seats &lt;- invites_sent by Invite reminder test" in html_text
+
+
+def test_validating_alongside_gives_the_validation_of_this_process():
+    from nsm_sim import leading, pipeline, synth
+    from nsm_sim.data import check_frame
+    from nsm_sim.files import dumps
+    from nsm_sim.output.report import validation_payload
+
+    world = synth.generate_world(accounts=300, periods=20, seed=11)
+    panel = check_frame(world.panel, world.tree, source="synthetic world")
+    with pipeline.validating_alongside(panel, seed=5) as alongside:
+        here = leading.validate(panel, seed=5)
+        there = alongside()
+    assert dumps(validation_payload(there)) == dumps(validation_payload(here))
+    assert len(here.metrics) >= 3
