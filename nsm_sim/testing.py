@@ -28,7 +28,9 @@ import numpy as np
 import pandas as pd
 
 from nsm_sim.data import Population
+from nsm_sim.numeric import name_key, stream
 from nsm_sim.simulate import PosteriorDraws
+from nsm_sim.simulate.levels import NORTH_STAR_MAX, NORTH_STAR_MIN, share_column
 from nsm_sim.spec import Initiative, MetricTree, Scenario
 from nsm_sim.synth import demo_tree
 
@@ -100,7 +102,7 @@ def small_population(segments: Sequence[str] = SEGMENTS, *, value: bool = True) 
     return _population(segments, rows)
 
 
-def demo_population(levels: int = 20, seed: int = 2) -> Population:
+def demo_population(levels: int = 20, seed: int = 2, *, within: bool = False) -> Population:
     """Return :data:`DEMO_SEGMENTS` x ``levels`` cells (60 by default), North Star 0.5 x 1.25^level.
 
     Parameters
@@ -109,6 +111,10 @@ def demo_population(levels: int = 20, seed: int = 2) -> Population:
         North Star levels per segment.
     seed : int, default 2
         Draws the accounts (20-199 per cell) and tenures (5-40).
+    within : bool, default False
+        Also give the levels within each cell (:mod:`nsm_sim.simulate.levels`): the North
+        Star's range (a factor 1.25 wide around the cell's level) and each input's share,
+        uniform on [0.3, 0.95] (from a stream of its own: the other columns do not change).
 
     Returns
     -------
@@ -127,7 +133,16 @@ def demo_population(levels: int = 20, seed: int = 2) -> Population:
         for k, seg in enumerate(DEMO_SEGMENTS)
         for level in range(levels)
     ]
-    return _population(DEMO_SEGMENTS, rows)
+    population = _population(DEMO_SEGMENTS, rows)
+    if within:
+        frame = population.frame
+        frame[NORTH_STAR_MIN] = frame["north_star"] / np.sqrt(1.25)
+        frame[NORTH_STAR_MAX] = frame["north_star"] * np.sqrt(1.25)
+        shares = stream(seed, name_key("shares"))
+        tree = demo_tree()
+        for node in tree.nodes[1:]:
+            frame[share_column(node)] = shares.uniform(0.3, 0.95, len(frame))
+    return population
 
 
 # --------------------------------------------------------------------------- posteriors
@@ -421,3 +436,109 @@ __all__ = [
     "small_population",
     "small_tree",
 ]
+
+
+# --------------------------------------------------------------------------- counterfactual truth
+
+#: Ten initiatives on the synthetic world's nodes: ``(target, lift, reach, ramp)``, at levels
+#: from about 1 (integrations) to the North Star, full and partial reach, with and without ramp.
+COUNTERFACTUAL_INITIATIVES = (
+    ("active_seats", 0.20, 1.0, 0),
+    ("seats_activated", 0.20, 1.0, 0),
+    ("boards_shared", 0.20, 1.0, 0),
+    ("integrations_connected", 0.20, 1.0, 0),
+    ("projects_completed", 0.10, 1.0, 0),
+    ("invites_sent", 0.30, 0.8, 2),
+    ("integrations_connected", 0.50, 0.7, 3),
+    ("boards_shared", 0.10, 0.9, 1),
+    ("seats_activated", 0.40, 0.6, 0),
+    ("active_seats", 0.05, 1.0, 4),
+)
+
+
+def counterfactual_comparison(
+    world: dict[str, int],
+    start: int,
+    posterior: PosteriorDraws,
+    population: Population,
+    *,
+    simulations: int = 1000,
+    seed: int = 0,
+    simulator: Any = None,
+) -> pd.DataFrame:
+    """Simulate :data:`COUNTERFACTUAL_INITIATIVES` and set them against the world's truth.
+
+    Each initiative starts in the first period after the panel the posterior was fitted on
+    (``start`` of the world) and is compared, on the North Star total of the world's last
+    period, with :func:`nsm_sim.synth.counterfactual` of the same world.
+
+    Parameters
+    ----------
+    world : dict
+        ``accounts``, ``periods`` and ``seed`` of :func:`nsm_sim.synth.generate_world`.
+    start : int
+        Periods of the world the posterior was fitted on.
+    posterior : PosteriorDraws
+    population : Population
+        The fitted panel's starting population (with its levels, for exact propagation).
+    simulations, seed : int
+        Of the simulator.
+    simulator : callable, optional
+        ``simulator(scenario, posterior, population, simulations=, seed=)`` returning the
+        per-simulation North Star change in per cent of each initiative, (I, N); by default
+        :func:`nsm_sim.simulate.simulate`'s.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per initiative: ``name``, ``target``, ``lift``, ``reach``, ``ramp``,
+        ``share`` (the target's mean share ``x / (1 + x)`` over the population's accounts;
+        NaN when the population does not give it),
+        ``truth`` (per cent), ``mean``, ``q05``, ``q95``, ``q005``, ``q995`` and ``error``
+        (``mean / truth - 1``).
+    """
+    from nsm_sim.simulate import simulate
+    from nsm_sim.synth import Intervention, counterfactual
+
+    horizon = world["periods"] - start
+    inis = [
+        initiative(f"{k:02d} {target}", target=target, lift=lift, reach=reach, ramp=ramp)
+        for k, (target, lift, reach, ramp) in enumerate(COUNTERFACTUAL_INITIATIVES)
+    ]
+    scen = scenario(inis, tree=demo_tree(), horizon=horizon)
+    if simulator is None:
+        pct = simulate(
+            scen, posterior, population, simulations=simulations, seed=seed
+        ).initiatives.north_star_change_pct
+    else:
+        pct = simulator(scen, posterior, population, simulations=simulations, seed=seed)
+    rows = []
+    for k, ini in enumerate(inis):
+        target, lift, reach, ramp = COUNTERFACTUAL_INITIATIVES[k]
+        iv = Intervention(target, lift, start=start, reach=reach, ramp=ramp, name=ini.name)
+        truth = counterfactual(iv, **world)["north_star_change_pct"].iloc[-1]
+        q = np.quantile(pct[k], [0.05, 0.95, 0.005, 0.995])
+        column = share_column(target)
+        frame = population.frame
+        if column in frame:
+            share = float(np.average(frame[column], weights=frame["accounts"]))
+        else:
+            share = float("nan")
+        rows.append(
+            {
+                "name": ini.name,
+                "target": target,
+                "lift": lift,
+                "reach": reach,
+                "ramp": ramp,
+                "share": share,
+                "truth": float(truth),
+                "mean": float(pct[k].mean()),
+                "q05": q[0],
+                "q95": q[1],
+                "q005": q[2],
+                "q995": q[3],
+                "error": float(pct[k].mean() / truth - 1.0),
+            }
+        )
+    return pd.DataFrame(rows)

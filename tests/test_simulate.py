@@ -6,21 +6,24 @@ import math
 
 import arviz as az
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, optimize, stats
 from scipy.special import expit
 
-from nsm_sim.data import Population
+from nsm_sim.data import Population, check_frame, starting_population
 from nsm_sim.errors import BundleError, DataError, SpecError
 from nsm_sim.models.retention import churn_logit
 from nsm_sim.simulate import (
     MIN_LIFT,
     fixed_posterior,
     pert_parameters,
+    population_with_levels,
     posterior_draws,
     sample_lift,
+    share_column,
     simulate,
     simulate_sets,
 )
@@ -554,3 +557,89 @@ def test_bad_inputs_raise_input_errors():
         simulate(scenario([initiative(segments=["gold"])]), post, pop)
     with pytest.raises(BundleError, match="do not match"):
         simulate(scenario([initiative()], tree=FLAT), post, pop)
+
+
+# --------------------------------------------------------------------------- levels
+
+
+def _one_cell(north_star, **columns):
+    row = {"segment": "free", "segment_idx": 0, "accounts": 100.0, "north_star": north_star}
+    return Population(("free",), pd.DataFrame([{**row, "tenure": 5.0, "value": 1.0, **columns}]))
+
+
+@pytest.mark.parametrize("level", [0.2, 1.0, 4.0, 50.0])
+def test_a_lift_moves_log1p_of_its_target_at_the_level_it_has(level):
+    post = fixed_posterior(FLAT, ["free"], elasticity=0.6, churn_slope=0.0, tenure_slope=0.0)
+    pop = _one_cell(3.0, **{share_column("a"): level / (1 + level)})
+    res = simulate(scenario([initiative(lift=0.2)], tree=FLAT, horizon=3), post, pop, simulations=2)
+    d = 0.6 * (math.log1p(level * 1.2) - math.log1p(level))
+    survive = (1 - expit(-3.0)) ** 2
+    expected = 100.0 * survive * (4.0 * math.expm1(d))  # (1 + N) (exp(d) - 1), N = 3
+    assert res.portfolio.north_star_change[0] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("north_star", [0.3, 1.0, 20.0])
+def test_a_lift_on_the_north_star_is_the_lift_at_any_level(north_star):
+    post = fixed_posterior(FLAT, ["free"], churn_slope=0.0, tenure_slope=0.0)
+    res = simulate(
+        scenario([initiative(target="nsm", lift=0.15)], tree=FLAT, horizon=2),
+        post,
+        _one_cell(north_star),
+        simulations=2,
+    )
+    assert res.portfolio.north_star_change_pct == pytest.approx([15.0, 15.0], rel=1e-12)
+
+
+def test_the_threshold_acts_on_the_accounts_that_cross_it():
+    # one cell spread over [4, 9] against the same accounts as 400 cells of one level each
+    post = fixed_posterior(
+        FLAT, ["free"], elasticity=1.0, churn_slope=-0.2, hinge_jump=-0.8, hinge_tau=7.0
+    )
+    lo, hi = math.log1p(4.0), math.log1p(9.0)
+    levels = np.expm1(lo + (hi - lo) * (np.arange(400) + 0.5) / 400)
+    fine = Population(
+        ("free",),
+        pd.DataFrame(
+            {
+                "segment": "free",
+                "segment_idx": 0,
+                "accounts": 1.0,
+                "north_star": levels,
+                "tenure": 5.0,
+                "value": 1.0,
+            }
+        ),
+    )
+    mean = float(np.expm1(np.log1p(levels).mean()))
+    spread = _one_cell(mean, north_star_min=4.0, north_star_max=9.0)
+    point = _one_cell(mean)
+    scen = scenario([initiative(target="nsm", lift=0.1)], tree=FLAT, horizon=20)
+    retained = {
+        name: simulate(scen, post, pop, simulations=1).portfolio.retained_accounts[0]
+        for name, pop in {"fine": fine, "spread": spread, "point": point}.items()
+    }
+    retained["fine"] *= 100 / 400  # the one cell holds 100 accounts
+    assert retained["spread"] == pytest.approx(retained["fine"], rel=0.03)
+    # at the cell's mean level every account sits a few step widths below the threshold and
+    # moves toward it: the Jensen gap the spread removes
+    assert retained["point"] > 1.5 * retained["fine"]
+
+
+def test_population_with_levels_reduces_each_cell_of_the_starting_population(world):
+    panel = check_frame(world.panel, world.tree)
+    plain, pop = starting_population(panel), population_with_levels(panel)
+    pd.testing.assert_frame_equal(pop.frame[plain.frame.columns], plain.frame)
+    for node in world.tree.nodes[1:]:
+        share = pop.frame[share_column(node)]
+        assert ((share > 0) & (share < 1)).all()
+    assert (pop.frame["north_star_min"] <= pop.frame["north_star"]).all()
+    assert (pop.frame["north_star"] <= pop.frame["north_star_max"]).all()
+    # the first cell by hand: shares of active_seats weighted by 1 + North Star
+    f = panel.frame
+    last = f[(f["period"] == panel.periods[-1]) & (f["churned"] == 0)]
+    first = last[last["segment"] == pop.frame["segment"].iloc[0]]
+    first = first[first["projects_completed"] <= pop.frame["north_star_max"].iloc[0]]
+    x, w = first["active_seats"], 1 + first["projects_completed"]
+    assert pop.frame[share_column("active_seats")].iloc[0] == pytest.approx(
+        (w * x / (1 + x)).sum() / w.sum()
+    )

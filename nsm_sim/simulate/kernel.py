@@ -45,19 +45,41 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return np.reciprocal(out, out=out)
 
 
-def _step_share(lo: np.ndarray, hi: np.ndarray, ltw: np.ndarray) -> np.ndarray:
-    """Mean of ``sigmoid((y - log1p(tau)) / HINGE_WIDTH)`` for ``y`` uniform on ``[lo, hi]``.
+def _jump_bump(hj: np.ndarray) -> np.ndarray:
+    """``G(j) = int (exp(j s) - 1 - (exp(j) - 1) s) du`` with ``s = sigmoid(u)``.
 
-    ``lo`` and ``hi`` are on the ``log1p`` scale, ``ltw = log1p(tau) / HINGE_WIDTH``; the mean
-    of a logistic over an interval is a difference of softplus over its width, and the
-    logistic at the point where the interval is (almost) a point.
+    How much ``exp(jump * sigmoid(u))`` differs, summed over ``u``, from the straight line in
+    ``sigmoid(u)`` between its ends: ``-sum_{k >= 2} j**k / k! * H_{k-1}`` (``H`` the
+    harmonic numbers).
     """
-    z_lo = lo * (1.0 / HINGE_WIDTH) - ltw
-    z_hi = hi * (1.0 / HINGE_WIDTH) - ltw
-    width = z_hi - z_lo
-    point = width < 1e-6
-    mean = (np.logaddexp(0.0, z_hi) - np.logaddexp(0.0, z_lo)) / np.where(point, 1.0, width)
-    return np.where(point, _sigmoid(0.5 * (z_lo + z_hi)), mean)
+    total = np.zeros_like(hj)
+    term, harmonic = np.ones_like(hj), 0.0
+    for k in range(1, 30):
+        term = term * hj / k
+        if k >= 2:
+            total -= term * harmonic
+        harmonic += 1.0 / k
+    return total
+
+
+def _odds_above(z: np.ndarray, gap: np.ndarray, bump: np.ndarray) -> np.ndarray:
+    """``int_{-inf}^{z} (exp(jump * sigmoid(u)) - 1) du``, to second order in its bump.
+
+    ``gap = exp(jump) - 1`` and ``bump`` from :func:`_jump_bump`: the integral of the
+    straight line, ``gap * softplus(z)``, plus the bump's total spread as a smooth step.
+    """
+    return gap * np.logaddexp(0.0, z) + bump * _sigmoid(z)
+
+
+def _spread_odds(
+    z_hi: np.ndarray, spread: np.ndarray, gap: np.ndarray, bump: np.ndarray
+) -> np.ndarray:
+    """Mean of ``exp(jump * sigmoid(z))`` for ``z`` uniform on ``[z_hi - 1 / spread, z_hi]``."""
+    mean = _odds_above(z_hi, gap, bump)
+    mean -= _odds_above(z_hi - 1.0 / spread, gap, bump)
+    mean *= spread
+    mean += 1.0
+    return mean
 
 
 def _ramp_share(start: int, ramp: int, t: np.ndarray) -> np.ndarray:
@@ -72,19 +94,42 @@ def _log_multiplier(g: np.ndarray, rho: np.ndarray) -> np.ndarray:
     return np.where(rho == 1.0, g, partial)
 
 
-def _combine(parts: list[np.ndarray], overlap: float) -> np.ndarray:
-    total = parts[0]
-    for p in parts[1:]:
-        total = total + p
-    if overlap == 0.0 or len(parts) == 1:
-        return total
-    stack = np.stack(parts)
-    pos, neg = np.maximum(stack, 0.0), np.minimum(stack, 0.0)
-    big_pos, big_neg = pos.max(axis=0), neg.min(axis=0)
-    keep = 1.0 - overlap
-    return (
-        big_pos + keep * (pos.sum(axis=0) - big_pos) + big_neg + keep * (neg.sum(axis=0) - big_neg)
-    )
+class _Joint:
+    """The joint change of several initiatives, added one part at a time.
+
+    Parts add on the ``log1p`` scale; with ``overlap = w > 0``, of the positive parts the
+    largest counts in full and the rest by ``1 - w``, and likewise the negative ones (a single
+    part is never shrunk). Only running sums and extremes are kept, not the parts.
+    """
+
+    def __init__(self, shape: tuple[int, ...], overlap: float):
+        self.overlap = overlap
+        self.total = np.zeros(shape)
+        if overlap:
+            self.positive = np.zeros(shape)
+            self.largest = np.zeros(shape)
+            self.smallest = np.zeros(shape)
+
+    def add(self, part: np.ndarray, at: slice) -> None:
+        """Add a part to the periods ``at`` (the first axis; all of it for a steady state)."""
+        self.total[at] += part
+        if self.overlap:
+            self.positive[at] += np.maximum(part, 0.0)
+            np.maximum(self.largest[at], part, out=self.largest[at])
+            np.minimum(self.smallest[at], part, out=self.smallest[at])
+
+    def result(self) -> np.ndarray:
+        """Return the joint change."""
+        if not self.overlap:
+            return self.total
+        keep = 1.0 - self.overlap
+        negative = self.total - self.positive
+        return (
+            self.largest
+            + keep * (self.positive - self.largest)
+            + self.smallest
+            + keep * (negative - self.smallest)
+        )
 
 
 class _Chunk:
@@ -103,15 +148,16 @@ class _Chunk:
         self.pidx = pidx
         self.b = post.churn_slope[pidx][:, seg]  # (n, C)
         self.x0 = np.log1p(cells.north_star)  # (C,)
-        self.lo = np.log1p(cells.north_star_min)  # (C,): the range of the North Star
+        # the range of the North Star in each cell, on the log1p scale
         self.hi = np.log1p(cells.north_star_max)
-        self.point = (self.hi - self.lo) * (1.0 / HINGE_WIDTH) < 1e-6
+        width = self.hi - np.log1p(cells.north_star_min)
+        self.point = width < 1e-9
+        self.spread = HINGE_WIDTH / np.where(self.point, 1.0, width)  # (C,)
         if post.hinge_jump is not None:
             self.hj = post.hinge_jump[pidx][:, None]  # (n, 1)
             self.ltw = np.log1p(post.hinge_tau[pidx])[:, None] / HINGE_WIDTH
-            # share of each cell's accounts at or above the threshold (smoothly)
-            self.base_share = _step_share(self.lo, self.hi, self.ltw)  # (n, C)
-            self.cross_up, self.cross_down = np.expm1(self.hj), np.expm1(-self.hj)
+            self.gap, self.bump = np.expm1(self.hj), _jump_bump(self.hj)
+            self.base_odds = self._step_odds(slice(None), slice(None), 0.0)  # (n, C)
         else:
             self.hj = None
         # The baseline depends on the posterior draw only: project each distinct one once.
@@ -129,6 +175,14 @@ class _Chunk:
             post.hinge_tau[uniq][:, None] if hinge else None,
             sigmoid=_sigmoid,
         )
+        if hinge and not self.point.all():
+            # a cell spread across the threshold: its accounts' mean odds, not its mean's
+            hj_u = post.hinge_jump[uniq][:, None]
+            ltw_u = np.log1p(post.hinge_tau[uniq])[:, None] / HINGE_WIDTH
+            z_hi = self.hi * (1.0 / HINGE_WIDTH) - ltw_u
+            spread = _spread_odds(z_hi, self.spread, np.expm1(hj_u), _jump_bump(hj_u))
+            at_mean = hj_u * _sigmoid(self.x0 * (1.0 / HINGE_WIDTH) - ltw_u)
+            static += np.where(self.point, 0.0, np.log(spread) - at_mean)
         logit0 = churn_logit(
             0.0, log_tenure[:, None, :], static, 0.0, post.tenure_slope[uniq][:, None]
         )
@@ -165,29 +219,42 @@ class _Chunk:
         """Per-simulation values from per-posterior-draw ones (last axis)."""
         return per_unique if self._inv is None else per_unique[..., self._inv]
 
+    def _step_odds(self, rows: Any, span: slice, d: Any) -> np.ndarray:
+        """Return the cell's mean of ``exp(jump * step)`` after a change ``d`` of ``log1p(N)``.
+
+        A cell of one level has the model's smooth step at its level. A cell whose North Star
+        spreads over a range (uniform on the ``log1p`` scale, from the population's
+        ``north_star_min`` to ``north_star_max``) has the mean over its accounts,
+        ``1 + (w / width) * (F(z_hi) - F(z_lo))`` with ``F`` from :func:`_odds_above` and
+        ``z`` the range's ends against the threshold in step widths ``w``.
+        """
+        ltw = self.ltw[rows]
+        hj = self.hj[rows]
+        z_hi = (self.hi[span] + d) * (1.0 / HINGE_WIDTH) - ltw
+        point = self.point[span]
+        if point.any():
+            z_point = z_hi if point.all() else np.where(point, z_hi, 0.0)
+            at_point = np.exp(hj * _sigmoid(z_point))
+            if point.all():
+                return at_point
+        mean = _spread_odds(z_hi, self.spread[span], self.gap[rows], self.bump[rows])
+        return np.where(point, at_point, mean) if point.any() else mean
+
     def _hazard_factor(self, rows: Any, span: slice, d: np.ndarray) -> np.ndarray:
-        """``k``, the mean over a cell's accounts of ``exp(logit - logit0)``, for a change ``d``.
+        """``k``, the factor on a cell's odds of churn for a change ``d`` of ``log1p(N)``.
 
         ``d`` (..., r, C) is the change of ``log1p(North Star)`` of the cells in ``span``. The
-        slope term is ``exp(b d)``. The threshold term moves the accounts that cross it: with
-        the cell's North Star spread uniformly over its range (on the ``log1p`` scale), the
-        share ``c`` crossing upward has its hazard times ``exp(jump)``, so the cell's factor is
-        ``1 + c (exp(jump) - 1)`` (downward: ``exp(-jump)``); a cell of one level keeps the
-        model's smooth step at that level, ``exp(jump * change of the step)``.
+        slope term gives ``exp(b d)``; the threshold term the ratio of the cell's mean
+        ``exp(jump * step)`` after and before (:meth:`_step_odds`), so that the accounts of a
+        cell spread across the threshold cross it as many at a time as the spread says, with
+        no jump at the cell's mean level.
         """
         delta = np.multiply(d, self.b[rows, span])
         k = np.exp(delta, out=delta)
         if self.hj is None:
             return k
-        ltw = self.ltw[rows]
-        crossing = _step_share(self.lo[span] + d, self.hi[span] + d, ltw)
-        crossing -= self.base_share[rows, span]
-        hj = self.hj[rows]
-        at_point = np.exp(hj * crossing)
-        spread = 1.0 + np.where(
-            crossing > 0.0, self.cross_up[rows] * crossing, -self.cross_down[rows] * crossing
-        )
-        k *= np.where(self.point[span], at_point, spread)
+        k *= self._step_odds(rows, span, d)
+        k /= self.base_odds[rows, span]
         return k
 
     def sums(self, lo: int, hi: int, weight: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -218,28 +285,51 @@ class _Chunk:
             self._sums[key] = out
         return out
 
-    def _nsm_change(
-        self, active: list[int], lifts: dict[int, np.ndarray], sel: Any, span: slice, share: Any
-    ) -> np.ndarray:
-        """Change of ``log1p(North Star)`` per cell, (..., r, C), at ramp shares ``share[i]``.
+    def _set_change(
+        self, active: list[int], lifts: dict[int, np.ndarray], sel: Any, span: slice, t0: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Change of ``log1p(North Star)`` per cell: steady (r, C), and in the ramp (Tr, r, C).
 
         A lift ``exp(g) - 1`` (ramped: ``exp(share * g) - 1``) on a target whose share in the
         cell is ``s`` changes the target's ``log1p`` by ``log1p(s (exp(g) - 1))``, and the
         North Star's by that times the elasticities on the path. Alone, an initiative is
         projected on the accounts it reaches (the caller weights the cells by its reach);
-        several combine their changes on the ``log1p(1 + North Star)`` scale, each at its
-        expected value over its reach, ``log1p(rho (exp(d) - 1))``.
+        several combine their changes (:class:`_Joint`), each at its expected value over its
+        reach, ``log1p(rho (exp(d) - 1))``. Each initiative's ramp is evaluated in its own
+        ramp periods only: nothing before its start, its steady change after its ramp.
         """
         plan = self.plan
         seg = plan.cells.seg[span]
         pidx = self.pidx[sel]
-        parts = []
+        alone = len(active) == 1
+        t1 = int(min(plan.horizon, max(plan.start[i] + plan.ramp[i] for i in active)))
+        n_ramp = max(t1 - t0, 0)
+        r = lifts[active[0]][sel].size
+        steady = _Joint((r, seg.size), 0.0 if alone else plan.overlap)
+        ramp = _Joint((n_ramp, r, seg.size), 0.0 if alone else plan.overlap)
         for i in active:
-            u = np.expm1(np.multiply.outer(share[i], lifts[i][sel]))[..., None]  # (..., r, 1)
-            d = np.log1p(plan.share[i, span] * u)
-            d *= plan.path[i][pidx][:, seg]
-            parts.append(d if len(active) == 1 else _log_multiplier(d, plan.rho[i][seg]))
-        return parts[0] if len(active) == 1 else _combine(parts, plan.overlap)
+            rho = plan.rho[i][seg]
+            if not rho.any():
+                continue
+            path = plan.path[i][pidx][:, seg]
+            share, g = plan.share[i, span], lifts[i][sel]
+
+            def change(ramp_share: Any, path=path, share=share, g=g, rho=rho) -> np.ndarray:
+                u = np.expm1(np.multiply.outer(ramp_share, g))[..., None]  # (..., r, 1)
+                d = np.log1p(share * u)
+                d *= path
+                return d if alone else _log_multiplier(d, rho)
+
+            full = change(1.0)
+            steady.add(full, slice(None))
+            start, end = int(plan.start[i]), int(plan.start[i] + plan.ramp[i])
+            lo, mid = min(max(start - t0, 0), n_ramp), min(max(end - t0, 0), n_ramp)
+            if mid > lo:
+                shares = _ramp_share(start, int(plan.ramp[i]), np.arange(t0 + lo, t0 + mid))
+                ramp.add(change(shares), slice(lo, mid))
+            if n_ramp > mid:
+                ramp.add(full, slice(mid, n_ramp))
+        return steady.result(), ramp.result()
 
     def run(self, members: np.ndarray, keep_path: bool) -> dict[str, Any]:
         """Project a set of initiatives; return its changes in the simulations it affects."""
@@ -279,15 +369,12 @@ class _Chunk:
         weight = plan.rho[active[0]][seg] if len(active) == 1 else np.ones(n_cells)
         weighted = not np.all(weight == 1.0)
         t0 = int(min(plan.start[i] for i in active))
-        t1 = int(min(t_count, max(plan.start[i] + plan.ramp[i] for i in active)))
-        # steady state: every ramp complete
-        d_steady = self._nsm_change(active, lifts, sel, span, dict.fromkeys(active, 1.0))
+        # the steady state (every ramp complete) and the periods t0 .. t1 - 1 of the ramps
+        d_steady, d_ramp = self._set_change(active, lifts, sel, span, t0)
         k_steady = self._hazard_factor(sel, span, d_steady)
-        n_ramp = t1 - t0
+        n_ramp = d_ramp.shape[0]
+        t1 = t0 + n_ramp
         if n_ramp > 0:
-            t = np.arange(t0, t1)
-            shares = {i: _ramp_share(plan.start[i], plan.ramp[i], t) for i in active}
-            d_ramp = self._nsm_change(active, lifts, sel, span, shares)  # (Tr, r, C)
             k_ramp = self._hazard_factor(sel, span, d_ramp)
         m = t_count - t0
         # alive in period t0 + j, per account of the cell at the start, for j = 0 .. m - 1
