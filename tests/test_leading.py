@@ -207,6 +207,15 @@ def test_granger_does_not_test_a_metric_that_never_moves_within_an_account():
     assert prec["trait"] == ((), ()) and prec["x"] == (("y",), ())
 
 
+def test_cross_correlations_of_a_metric_that_never_moves_are_not_computed():
+    f = with_static(lead_lag_frame())
+    f["trait"] *= 1 + 1e-12 * np.sin(np.arange(len(f)))  # rounding-level changes only
+    cc = L.cross_correlations(f, ["y", "x", "trait"], reference="y", lags=2)
+    trait = cc[cc["metric"] == "trait"]
+    assert trait["corr"].isna().all() and not trait["outside"].any()
+    assert cc.loc[cc["metric"] == "x", "corr"].notna().all()
+
+
 def test_granger_refuses_a_single_account_and_too_few_degrees_of_freedom():
     f = lead_lag_frame(accounts=50, periods=30)
     one = f[f["account_id"] == "a0000"]

@@ -224,8 +224,10 @@ def cross_correlations(
     Returns
     -------
     pandas.DataFrame
-        ``metric``, ``lag``, ``corr``, ``band`` (``1.96 / sqrt(n)``), ``n`` (pairs),
-        ``outside`` (``|corr| > band``).
+        ``metric``, ``lag``, ``corr`` (NaN for a metric whose changes hold less than
+        :data:`~nsm_sim.data.panel.STATIC_SHARE` of its variance: it never moves within an
+        account), ``band`` (``1.96 / sqrt(n)``), ``n`` (pairs), ``outside``
+        (``|corr| > band``).
     """
     acc, t = _codes(frame)
     prev = _lag_rows(acc, t, 1)
@@ -235,6 +237,8 @@ def cross_correlations(
     d = np.full_like(z, np.nan)
     d[has] = z[has] - z[prev[has]]
     d[has] = demean_two_way(d[has], pd.factorize(t[has])[0])  # one-way: each period's mean
+    # changes of a metric that never moves within an account are rounding noise: no correlation
+    moves = (d[has] ** 2).sum(axis=0) > STATIC_SHARE * ((z - z.mean(axis=0)) ** 2).sum(axis=0)
     out = []
     for k in range(-lags, lags + 1):
         j = _lag_rows(acc, t, abs(k))
@@ -246,7 +250,7 @@ def cross_correlations(
             fin = np.isfinite(x) & np.isfinite(y)
             x, y = x[fin], y[fin]
             n = len(x)
-            if n > 2 and x.std() > 0 and y.std() > 0:
+            if n > 2 and moves[m] and moves[0] and x.std() > 0 and y.std() > 0:
                 c = float(np.corrcoef(x, y)[0, 1])
             else:
                 c = float("nan")
