@@ -317,3 +317,36 @@ def test_the_command_line_starts_without_the_heavy_libraries():
     loaded = set(done.stdout.split())
     assert "nsm_sim" in loaded
     assert loaded.isdisjoint(HEAVY_MODULES), sorted(loaded & set(HEAVY_MODULES))
+
+
+@pytest.mark.slow
+def test_fit_with_an_engine_reduces_there_and_agrees_with_the_fit_in_memory(tmp_path):
+    world = tmp_path / "world"
+    result = runner.invoke(
+        app,
+        ["generate", "--events", "--out", str(world), "--accounts", "300", "--periods", "16"],
+    )
+    assert result.exit_code == 0, result.output
+    common = ["--draws", "100", "--tune", "100", "--chains", "2", "--seed", "4", "--json"]
+    fits = {}
+    for name, extra in {"memory": [], "duckdb": ["--engine", "duckdb"]}.items():
+        out = tmp_path / name
+        result = runner.invoke(
+            app, ["fit", str(world / "tree.yaml"), "--out", str(out), *common, *extra]
+        )
+        assert result.exit_code == 0, result.output
+        fits[name] = json.loads(result.stdout)
+        card = json.loads((out / "card.json").read_text())
+        assert card["rows"] > 0 and card["seconds"]["data_reduction"] >= 0
+    memory, engine = (pd.DataFrame(fits[k]["drivers"]) for k in ("memory", "duckdb"))
+    assert list(memory.columns) == list(engine.columns) and len(memory) == len(engine)
+    # The reductions agree to about 1e-12, but NUTS amplifies any difference into other
+    # chains: the posteriors agree within their Monte Carlo error.
+    spread = (memory["high"] - memory["low"]) / (2 * 1.645)
+    assert (abs(memory["mean"] - engine["mean"]) < 0.5 * spread).all()
+    assert (abs((engine["high"] - engine["low"]) / (2 * 1.645) / spread - 1) < 0.3).all()
+    result = runner.invoke(
+        app, ["fit", str(world / "tree.yaml"), "--out", str(tmp_path / "x"), "--engine", "duck"]
+    )
+    assert result.exit_code == 2
+    assert "unknown engine 'duck'" in result.output

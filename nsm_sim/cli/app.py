@@ -85,6 +85,14 @@ PanelFile = Annotated[
         "--data", help="Panel, CSV or Parquet (not needed when the tree builds it from events)."
     ),
 ]
+Engine = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="Query engine that builds the panel from the tree's events: duckdb (embedded) or "
+        "spark (the extra).",
+    ),
+]
 Verbose = Annotated[
     bool,
     typer.Option("--verbose", help="Also show library warnings and logs, and the lag convention."),

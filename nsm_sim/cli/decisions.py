@@ -11,6 +11,7 @@ from rich.text import Text
 
 from nsm_sim import limits
 from nsm_sim.cli.app import (
+    Engine,
     FitDir,
     Json,
     OutDir,
@@ -174,6 +175,7 @@ def report_command(
     ] = None,
     simulations: Simulations = 4000,
     seed: Seed = 0,
+    engine: Engine = "duckdb",
     json: Json = False,
     verbose: Verbose = False,
 ) -> None:
@@ -194,7 +196,7 @@ def report_command(
             terminal.render_warnings(err, fitted.warnings)
         panel = None
         if tree is not None:
-            panel = events_command.panel_for(tree, data)
+            panel = events_command.panel_for(tree, data, engine)
             diffs = inference.tree_differences(fitted.tree, panel.tree)
             if diffs:
                 raise BundleError(str(fit_dir), [f"fitted on another tree than {tree}: {diffs[0]}"])
@@ -253,6 +255,7 @@ def demo(
             seed=seed,
             simulations=simulations,
             generated=now(),
+            verbose=verbose,
             on_step=stages.start,
             progress=stages.advance,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +12,7 @@ from rich.text import Text
 
 from nsm_sim import limits
 from nsm_sim.cli.app import (
+    Engine,
     Json,
     OutDir,
     PanelFile,
@@ -199,6 +201,15 @@ def fit(
         bool, typer.Option("--pooled", help="Elasticities across accounts (biased by size).")
     ] = False,
     hinge: Annotated[bool, typer.Option(help="Threshold ('aha') step in the churn model.")] = True,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="Reduce the panel inside a query engine, duckdb or spark (the extra), and bring "
+            "back only its statistics (kilobytes), from the tree's events or the --data file; "
+            "default: read the rows into memory.",
+        ),
+    ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 3 when a diagnostic fails.")
     ] = False,
@@ -213,21 +224,25 @@ def fit(
     limits.check_fit(draws, tune, chains)
     err = terminal.console(stderr=True)
     with terminal.Stages(err, quiet=json) as stages:
-        stages.start(f"reading the panel {data or tree}")
-        panel = events_command.panel_for(tree, data)
-        limits.check_fit(draws, tune, chains, rows=len(panel.frame))
-        announce_first_compile(err, json)
-        stages.start(f"fitting the driver and retention models ({sampler} NUTS)")
-        result = inference.fit(
-            panel,
-            within=not pooled,
-            hinge=hinge,
-            sampler=sampler,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            seed=seed,
-        )
+        settings = dict(hinge=hinge, sampler=sampler, draws=draws, tune=tune, chains=chains)
+        if engine is None:
+            stages.start(f"reading the panel {data or tree}")
+            panel = events_command.panel_for(tree, data)
+            limits.check_fit(draws, tune, chains, rows=len(panel.frame))
+            announce_first_compile(err, json)
+            stages.start(f"fitting the driver and retention models ({sampler} NUTS)")
+            result = inference.fit(panel, within=not pooled, seed=seed, **settings)
+        else:
+            stages.start(f"reducing the panel of {data or tree} in {engine}")
+            started = time.perf_counter()
+            reduction = events_command.reduction_for(tree, data, engine=engine, within=not pooled)
+            reduce_seconds = time.perf_counter() - started
+            limits.check_fit(draws, tune, chains, rows=int(reduction.summary["rows"]))
+            announce_first_compile(err, json)
+            stages.start(f"fitting the driver and retention models ({sampler} NUTS)")
+            result = inference.fit_reduction(
+                reduction, seed=seed, reduce_seconds=reduce_seconds, **settings
+            )
         stages.start(f"writing the fit bundle to {out}")
         inference.save_bundle(result, out)
         summaries = inference.summarise(result)
@@ -256,6 +271,7 @@ def validate(
     seed: Seed = 0,
     sampler: Sampler = "nutpie",
     out: OutDir = None,
+    engine: Engine = "duckdb",
     json: Json = False,
     verbose: Verbose = False,
 ) -> None:
@@ -267,7 +283,7 @@ def validate(
     err = terminal.console(stderr=True)
     with terminal.Stages(err, quiet=json) as stages:
         stages.start(f"reading the panel {data or tree}")
-        panel = events_command.panel_for(tree, data)
+        panel = events_command.panel_for(tree, data, engine)
         if not json:
             terminal.render_warnings(err, panel.warnings)
         announce_first_compile(err, json)
