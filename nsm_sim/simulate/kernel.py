@@ -68,7 +68,17 @@ def _odds_above(z: np.ndarray, gap: np.ndarray, bump: np.ndarray) -> np.ndarray:
     ``gap = exp(jump) - 1`` and ``bump`` from :func:`_jump_bump`: the integral of the
     straight line, ``gap * softplus(z)``, plus the bump's total spread as a smooth step.
     """
-    return gap * np.logaddexp(0.0, z) + bump * _sigmoid(z)
+    small = np.abs(z)
+    np.negative(small, out=small)
+    tail = np.exp(small, out=small)  # exp(-|z|)
+    above = z >= 0.0
+    step = np.divide(np.where(above, 1.0, tail), 1.0 + tail)  # sigmoid(z)
+    softplus = np.log1p(tail, out=tail)
+    softplus += np.maximum(z, 0.0)
+    softplus *= gap
+    step *= bump
+    softplus += step
+    return softplus
 
 
 def _spread_odds(
