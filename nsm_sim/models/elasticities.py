@@ -295,9 +295,8 @@ def reduce_stats(st: DriverStats, *, cluster_robust: bool = True) -> dict[str, n
         is ``sigma^2 sxx_inv``), ``ssr_min`` (S,), ``logdet_sxx`` (S,) (of ``sxx_inv^-1``),
         ``df`` (S,) (``n_eff - K``) and the statistics ``lik_syy``, ``lik_sxy``,
         ``lik_sxx`` whose Gaussian likelihood has that curvature (the data's own when not
-        calibrated); ``inflation`` (S,) is the ratio of the calibrated to the independent
-        standard error, averaged over the children (1 when not calibrated). Segments whose
-        statistics cannot identify the elasticities get an uninformative ``bhat``.
+        calibrated). Segments whose statistics cannot identify the elasticities get an
+        uninformative ``bhat``.
     """
     n = np.asarray(st.n, dtype=float)
     S, K = np.shape(st.Xty)
@@ -321,7 +320,6 @@ def reduce_stats(st: DriverStats, *, cluster_robust: bool = True) -> dict[str, n
     ssr_min = np.zeros(S)
     logdet = np.zeros(S)
     df = np.zeros(S)
-    inflation = np.ones(S)
     lik_syy, lik_sxy, lik_sxx = syy.copy(), sxy.copy(), sxx.copy()
     for s in range(S):
         ok = n_eff[s] > K
@@ -336,7 +334,6 @@ def reduce_stats(st: DriverStats, *, cluster_robust: bool = True) -> dict[str, n
         if cluster_robust:
             calibrated = _sandwich(sxx_inv[s], st.meat[s], int(st.clusters[s]), ssr_min[s] / df[s])
             if calibrated is not None:
-                inflation[s] = np.mean(np.sqrt(np.diag(calibrated) / np.diag(sxx_inv[s])))
                 sxx_inv[s] = calibrated
                 lik_sxx[s] = _symmetric(np.linalg.inv(calibrated))
                 lik_sxy[s] = lik_sxx[s] @ bhat[s]
@@ -358,7 +355,6 @@ def reduce_stats(st: DriverStats, *, cluster_robust: bool = True) -> dict[str, n
         "lik_syy": lik_syy,
         "lik_sxy": lik_sxy,
         "lik_sxx": lik_sxx,
-        "inflation": inflation,
     }
 
 
