@@ -266,6 +266,11 @@ def test_drawn_elasticities_follow_the_ols_estimates(small):
     )
     drawn = draw_elasticities(stats, tree, posterior, seed=0)
     assert drawn["elasticity"].dims == ("chain", "draw", "edge", "segment")
+    # the population row: the segments' elasticities averaged with their shares of rows
+    rows = stats[tree.north_star].n
+    np.testing.assert_allclose(
+        drawn["elasticity_population"].values, drawn["elasticity"].values @ (rows / rows.sum())
+    )
     b = drawn["elasticity"].mean(("chain", "draw"))
     for parent in tree.children:
         r = reduce_stats(stats[parent])
