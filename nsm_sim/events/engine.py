@@ -236,7 +236,7 @@ def _zone_offsets(
     session: Session, source: exp.Expression, dtype: str, roles: dict, zone: str
 ) -> list[tuple[int, int]] | None:
     """Return the zone's offsets over the span of timestamps with a zone (else None)."""
-    if dtype != sql.TZ_TYPE:
+    if not sql.has_zone(dtype):
         return None
     if zone == "UTC":
         return [(0, 0)]

@@ -19,6 +19,9 @@ OFFSET_PATTERN = r"(Z|[+-]\d\d(:?\d\d)?)$"
 #: A Monday: weekly periods are counted from it (shifted to the calendar's week start).
 _WEEK_ORIGIN = dt.datetime(2000, 1, 3)
 TZ_TYPE = "TIMESTAMP WITH TIME ZONE"
+#: Other names of timestamps with a zone (DuckDB reads Parquet's nanosecond ones as
+#: ``TIMESTAMPTZ_NS``); they are read at micro-second precision, as ``TZ_TYPE``.
+_OTHER_TZ_TYPES = ("TIMESTAMPTZ", "TIMESTAMPTZ_NS", "TIMESTAMP_NS WITH TIME ZONE")
 _NAIVE_TYPES = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE")
 
 
@@ -121,6 +124,8 @@ def local_time(
     ends with an offset.
     """
     naive = exp.DataType.Type.TIMESTAMP
+    if dtype in _OTHER_TZ_TYPES:
+        column, dtype = exp.cast(column, exp.DataType.build("TIMESTAMPTZ")), TZ_TYPE
     if dtype == TZ_TYPE:
         if offsets:
             return _instant_to_local(column, offsets)
@@ -134,6 +139,11 @@ def local_time(
         .when(has_offset(column), converted)
         .else_(exp.TryCast(this=column, to=exp.DataType.build(naive)))
     )
+
+
+def has_zone(dtype: str) -> bool:
+    """Return whether a column type (as the engine names it) holds timestamps with a zone."""
+    return dtype == TZ_TYPE or dtype in _OTHER_TZ_TYPES
 
 
 def has_offset(column: exp.Expression) -> exp.Expression:
