@@ -366,3 +366,18 @@ def test_combined_effect_is_the_logit_difference_between_two_levels():
     np.testing.assert_allclose(
         combined_effect(slope, 0.0, None, 0.0, 1.0), slope * np.log(2.0), rtol=1e-12
     )
+
+
+@pytest.mark.slow
+def test_a_binary_north_star_gets_no_threshold_fit():
+    from nsm_sim.leading.hinge import threshold_fit
+    from nsm_sim.leading.posterior import RetentionSampler
+
+    world = generate_world(1000, 30, seed=0, binary_north_star=True)
+    panel = check_frame(world.panel, world.tree)
+    out, fit = threshold_fit(panel, sampling=RetentionSampler(draws=100, tune=100))
+    assert not out["tested"] and not out["supported"]
+    assert out["tau"] is None and out["combined"] is None
+    assert "2 distinct levels" in out["sentence"]
+    assert "hinge_jump" not in fit.posterior  # the smooth model, for the trust gates
+    assert "churn" in fit.log_likelihood
