@@ -5,6 +5,8 @@
 - :mod:`~nsm_sim.simulate.levels`: the levels of the nodes within each cell of a population.
 - :mod:`~nsm_sim.simulate.plan`: input checks and every random number, drawn up front.
 - :mod:`~nsm_sim.simulate.kernel`: the vectorised, chunked Monte Carlo kernel.
+- :mod:`~nsm_sim.simulate.changes`: its elementwise pieces (ramps, joint changes, the threshold
+  over a cell's spread).
 - :mod:`~nsm_sim.simulate.results`: outcomes per simulation and their summaries.
 - :mod:`~nsm_sim.simulate.run`: :func:`simulate` and :func:`simulate_sets` (the model of one
   simulation is described there).

@@ -28,6 +28,14 @@ from typing import Any
 import numpy as np
 
 from nsm_sim.models.retention import HINGE_WIDTH, churn_logit
+from nsm_sim.simulate.changes import (
+    Joint,
+    jump_bump,
+    log_multiplier,
+    ramp_share,
+    sigmoid,
+    spread_odds,
+)
 from nsm_sim.simulate.plan import Plan
 
 #: Share of a chunk's simulations affected by a set above which all are projected (no gather).
@@ -35,111 +43,6 @@ DENSE_SHARE = 0.8
 
 #: Working-memory budget of one chunk of simulations, in bytes.
 CHUNK_BYTES = 64 * 2**20
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    """Return the logistic function, with numpy's vectorised ``exp`` (faster than ``expit``)."""
-    out = np.negative(z)
-    np.exp(out, out=out)
-    out += 1.0
-    return np.reciprocal(out, out=out)
-
-
-def _jump_bump(hj: np.ndarray) -> np.ndarray:
-    """``G(j) = int (exp(j s) - 1 - (exp(j) - 1) s) du`` with ``s = sigmoid(u)``.
-
-    How much ``exp(jump * sigmoid(u))`` differs, summed over ``u``, from the straight line in
-    ``sigmoid(u)`` between its ends: ``-sum_{k >= 2} j**k / k! * H_{k-1}`` (``H`` the
-    harmonic numbers).
-    """
-    total = np.zeros_like(hj)
-    term, harmonic = np.ones_like(hj), 0.0
-    for k in range(1, 30):
-        term = term * hj / k
-        if k >= 2:
-            total -= term * harmonic
-        harmonic += 1.0 / k
-    return total
-
-
-def _odds_above(z: np.ndarray, gap: np.ndarray, bump: np.ndarray) -> np.ndarray:
-    """``int_{-inf}^{z} (exp(jump * sigmoid(u)) - 1) du``, to second order in its bump.
-
-    ``gap = exp(jump) - 1`` and ``bump`` from :func:`_jump_bump`: the integral of the
-    straight line, ``gap * softplus(z)``, plus the bump's total spread as a smooth step.
-    """
-    small = np.abs(z)
-    np.negative(small, out=small)
-    tail = np.exp(small, out=small)  # exp(-|z|)
-    above = z >= 0.0
-    step = np.divide(np.where(above, 1.0, tail), 1.0 + tail)  # sigmoid(z)
-    softplus = np.log1p(tail, out=tail)
-    softplus += np.maximum(z, 0.0)
-    softplus *= gap
-    step *= bump
-    softplus += step
-    return softplus
-
-
-def _spread_odds(
-    z_hi: np.ndarray, spread: np.ndarray, gap: np.ndarray, bump: np.ndarray
-) -> np.ndarray:
-    """Mean of ``exp(jump * sigmoid(z))`` for ``z`` uniform on ``[z_hi - 1 / spread, z_hi]``."""
-    mean = _odds_above(z_hi, gap, bump)
-    mean -= _odds_above(z_hi - 1.0 / spread, gap, bump)
-    mean *= spread
-    mean += 1.0
-    return mean
-
-
-def _ramp_share(start: int, ramp: int, t: np.ndarray) -> np.ndarray:
-    return np.clip((t - start + 1) / (ramp + 1), 0.0, 1.0)
-
-
-def _log_multiplier(g: np.ndarray, rho: np.ndarray) -> np.ndarray:
-    """``log(1 + rho (exp(g) - 1))``, exactly ``g`` where ``rho == 1``; ``rho`` on the last axis."""
-    if np.all(rho == 1.0):
-        return g
-    partial = np.log1p(rho * np.expm1(g))
-    return np.where(rho == 1.0, g, partial)
-
-
-class _Joint:
-    """The joint change of several initiatives, added one part at a time.
-
-    Parts add on the ``log1p`` scale; with ``overlap = w > 0``, of the positive parts the
-    largest counts in full and the rest by ``1 - w``, and likewise the negative ones (a single
-    part is never shrunk). Only running sums and extremes are kept, not the parts.
-    """
-
-    def __init__(self, shape: tuple[int, ...], overlap: float):
-        self.overlap = overlap
-        self.total = np.zeros(shape)
-        if overlap:
-            self.positive = np.zeros(shape)
-            self.largest = np.zeros(shape)
-            self.smallest = np.zeros(shape)
-
-    def add(self, part: np.ndarray, at: slice) -> None:
-        """Add a part to the periods ``at`` (the first axis; all of it for a steady state)."""
-        self.total[at] += part
-        if self.overlap:
-            self.positive[at] += np.maximum(part, 0.0)
-            np.maximum(self.largest[at], part, out=self.largest[at])
-            np.minimum(self.smallest[at], part, out=self.smallest[at])
-
-    def result(self) -> np.ndarray:
-        """Return the joint change."""
-        if not self.overlap:
-            return self.total
-        keep = 1.0 - self.overlap
-        negative = self.total - self.positive
-        return (
-            self.largest
-            + keep * (self.positive - self.largest)
-            + self.smallest
-            + keep * (negative - self.smallest)
-        )
 
 
 class _Chunk:
@@ -166,7 +69,7 @@ class _Chunk:
         if post.hinge_jump is not None:
             self.hj = post.hinge_jump[pidx][:, None]  # (n, 1)
             self.ltw = np.log1p(post.hinge_tau[pidx])[:, None] / HINGE_WIDTH
-            self.gap, self.bump = np.expm1(self.hj), _jump_bump(self.hj)
+            self.gap, self.bump = np.expm1(self.hj), jump_bump(self.hj)
             self.base_odds = self._step_odds(slice(None), slice(None), 0.0)  # (n, C)
         else:
             self.hj = None
@@ -183,15 +86,15 @@ class _Chunk:
             0.0,
             post.hinge_jump[uniq][:, None] if hinge else 0.0,
             post.hinge_tau[uniq][:, None] if hinge else None,
-            sigmoid=_sigmoid,
+            sigmoid=sigmoid,
         )
         if hinge and not self.point.all():
             # a cell spread across the threshold: its accounts' mean odds, not its mean's
             hj_u = post.hinge_jump[uniq][:, None]
             ltw_u = np.log1p(post.hinge_tau[uniq])[:, None] / HINGE_WIDTH
             z_hi = self.hi * (1.0 / HINGE_WIDTH) - ltw_u
-            spread = _spread_odds(z_hi, self.spread, np.expm1(hj_u), _jump_bump(hj_u))
-            at_mean = hj_u * _sigmoid(self.x0 * (1.0 / HINGE_WIDTH) - ltw_u)
+            spread = spread_odds(z_hi, self.spread, np.expm1(hj_u), jump_bump(hj_u))
+            at_mean = hj_u * sigmoid(self.x0 * (1.0 / HINGE_WIDTH) - ltw_u)
             static += np.where(self.point, 0.0, np.log(spread) - at_mean)
         logit0 = churn_logit(
             0.0, log_tenure[:, None, :], static, 0.0, post.tenure_slope[uniq][:, None]
@@ -235,7 +138,7 @@ class _Chunk:
         A cell of one level has the model's smooth step at its level. A cell whose North Star
         spreads over a range (uniform on the ``log1p`` scale, from the population's
         ``north_star_min`` to ``north_star_max``) has the mean over its accounts,
-        ``1 + (w / width) * (F(z_hi) - F(z_lo))`` with ``F`` from :func:`_odds_above` and
+        ``1 + (w / width) * (F(z_hi) - F(z_lo))`` with ``F`` from :func:`odds_above` and
         ``z`` the range's ends against the threshold in step widths ``w``.
         """
         ltw = self.ltw[rows]
@@ -244,10 +147,10 @@ class _Chunk:
         point = self.point[span]
         if point.any():
             z_point = z_hi if point.all() else np.where(point, z_hi, 0.0)
-            at_point = np.exp(hj * _sigmoid(z_point))
+            at_point = np.exp(hj * sigmoid(z_point))
             if point.all():
                 return at_point
-        mean = _spread_odds(z_hi, self.spread[span], self.gap[rows], self.bump[rows])
+        mean = spread_odds(z_hi, self.spread[span], self.gap[rows], self.bump[rows])
         return np.where(point, at_point, mean) if point.any() else mean
 
     def _hazard_factor(self, rows: Any, span: slice, d: np.ndarray) -> np.ndarray:
@@ -304,7 +207,7 @@ class _Chunk:
         cell is ``s`` changes the target's ``log1p`` by ``log1p(s (exp(g) - 1))``, and the
         North Star's by that times the elasticities on the path. Alone, an initiative is
         projected on the accounts it reaches (the caller weights the cells by its reach);
-        several combine their changes (:class:`_Joint`), each at its expected value over its
+        several combine their changes (:class:`Joint`), each at its expected value over its
         reach, ``log1p(rho (exp(d) - 1))``. Each initiative's ramp is evaluated in its own
         ramp periods only: nothing before its start, its steady change after its ramp.
         """
@@ -315,8 +218,8 @@ class _Chunk:
         t1 = int(min(plan.horizon, max(plan.start[i] + plan.ramp[i] for i in active)))
         n_ramp = max(t1 - t0, 0)
         r = lifts[active[0]][sel].size
-        steady = _Joint((r, seg.size), 0.0 if alone else plan.overlap)
-        ramp = _Joint((n_ramp, r, seg.size), 0.0 if alone else plan.overlap)
+        steady = Joint((r, seg.size), 0.0 if alone else plan.overlap)
+        ramp = Joint((n_ramp, r, seg.size), 0.0 if alone else plan.overlap)
         for i in active:
             rho = plan.rho[i][seg]
             if not rho.any():
@@ -328,14 +231,14 @@ class _Chunk:
                 u = np.expm1(np.multiply.outer(ramp_share, g))[..., None]  # (..., r, 1)
                 d = np.log1p(share * u)
                 d *= path
-                return d if alone else _log_multiplier(d, rho)
+                return d if alone else log_multiplier(d, rho)
 
             full = change(1.0)
             steady.add(full, slice(None))
             start, end = int(plan.start[i]), int(plan.start[i] + plan.ramp[i])
             lo, mid = min(max(start - t0, 0), n_ramp), min(max(end - t0, 0), n_ramp)
             if mid > lo:
-                shares = _ramp_share(start, int(plan.ramp[i]), np.arange(t0 + lo, t0 + mid))
+                shares = ramp_share(start, int(plan.ramp[i]), np.arange(t0 + lo, t0 + mid))
                 ramp.add(change(shares), slice(lo, mid))
             if n_ramp > mid:
                 ramp.add(full, slice(mid, n_ramp))

@@ -46,6 +46,7 @@ churn) and the same seed gives the same panel to the last digit.
 """
 
 from nsm_sim.synth.counterfactual import Intervention, counterfactual, lift_matrix
+from nsm_sim.synth.files import write_world
 from nsm_sim.synth.world import (
     CHURN_DEFINITIONS,
     LAGGING,
@@ -55,7 +56,6 @@ from nsm_sim.synth.world import (
     World,
     demo_tree,
     generate_world,
-    write_world,
 )
 
 __all__ = [

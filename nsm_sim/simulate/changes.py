@@ -1,0 +1,117 @@
+"""Elementwise pieces of the kernel: ramps, joint changes and the threshold over a cell's spread.
+
+- :func:`ramp_share`, :func:`log_multiplier` and :class:`Joint`: how initiatives' changes of
+  ``log1p(North Star)`` ramp in and combine.
+- :func:`sigmoid`, :func:`jump_bump`, :func:`odds_above` and :func:`spread_odds`: the mean of
+  the threshold term's ``exp(jump * step)`` over accounts spread uniformly across a range.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """Return the logistic function, with numpy's vectorised ``exp`` (faster than ``expit``)."""
+    out = np.negative(z)
+    np.exp(out, out=out)
+    out += 1.0
+    return np.reciprocal(out, out=out)
+
+
+def jump_bump(hj: np.ndarray) -> np.ndarray:
+    """``G(j) = int (exp(j s) - 1 - (exp(j) - 1) s) du`` with ``s = sigmoid(u)``.
+
+    How much ``exp(jump * sigmoid(u))`` differs, summed over ``u``, from the straight line in
+    ``sigmoid(u)`` between its ends: ``-sum_{k >= 2} j**k / k! * H_{k-1}`` (``H`` the
+    harmonic numbers).
+    """
+    total = np.zeros_like(hj)
+    term, harmonic = np.ones_like(hj), 0.0
+    for k in range(1, 30):
+        term = term * hj / k
+        if k >= 2:
+            total -= term * harmonic
+        harmonic += 1.0 / k
+    return total
+
+
+def odds_above(z: np.ndarray, gap: np.ndarray, bump: np.ndarray) -> np.ndarray:
+    """``int_{-inf}^{z} (exp(jump * sigmoid(u)) - 1) du``, to second order in its bump.
+
+    ``gap = exp(jump) - 1`` and ``bump`` from :func:`jump_bump`: the integral of the
+    straight line, ``gap * softplus(z)``, plus the bump's total spread as a smooth step.
+    """
+    small = np.abs(z)
+    np.negative(small, out=small)
+    tail = np.exp(small, out=small)  # exp(-|z|)
+    above = z >= 0.0
+    step = np.divide(np.where(above, 1.0, tail), 1.0 + tail)  # sigmoid(z)
+    softplus = np.log1p(tail, out=tail)
+    softplus += np.maximum(z, 0.0)
+    softplus *= gap
+    step *= bump
+    softplus += step
+    return softplus
+
+
+def spread_odds(
+    z_hi: np.ndarray, spread: np.ndarray, gap: np.ndarray, bump: np.ndarray
+) -> np.ndarray:
+    """Mean of ``exp(jump * sigmoid(z))`` for ``z`` uniform on ``[z_hi - 1 / spread, z_hi]``."""
+    mean = odds_above(z_hi, gap, bump)
+    mean -= odds_above(z_hi - 1.0 / spread, gap, bump)
+    mean *= spread
+    mean += 1.0
+    return mean
+
+
+def ramp_share(start: int, ramp: int, t: np.ndarray) -> np.ndarray:
+    """Return the share of an initiative's full effect in periods ``t``: a linear ramp."""
+    return np.clip((t - start + 1) / (ramp + 1), 0.0, 1.0)
+
+
+def log_multiplier(g: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """``log(1 + rho (exp(g) - 1))``, exactly ``g`` where ``rho == 1``; ``rho`` on the last axis."""
+    if np.all(rho == 1.0):
+        return g
+    partial = np.log1p(rho * np.expm1(g))
+    return np.where(rho == 1.0, g, partial)
+
+
+class Joint:
+    """The joint change of several initiatives, added one part at a time.
+
+    Parts add on the ``log1p`` scale; with ``overlap = w > 0``, of the positive parts the
+    largest counts in full and the rest by ``1 - w``, and likewise the negative ones (a single
+    part is never shrunk). Only running sums and extremes are kept, not the parts.
+    """
+
+    def __init__(self, shape: tuple[int, ...], overlap: float):
+        self.overlap = overlap
+        self.total = np.zeros(shape)
+        if overlap:
+            self.positive = np.zeros(shape)
+            self.largest = np.zeros(shape)
+            self.smallest = np.zeros(shape)
+
+    def add(self, part: np.ndarray, at: slice) -> None:
+        """Add a part to the periods ``at`` (the first axis; all of it for a steady state)."""
+        self.total[at] += part
+        if self.overlap:
+            self.positive[at] += np.maximum(part, 0.0)
+            np.maximum(self.largest[at], part, out=self.largest[at])
+            np.minimum(self.smallest[at], part, out=self.smallest[at])
+
+    def result(self) -> np.ndarray:
+        """Return the joint change."""
+        if not self.overlap:
+            return self.total
+        keep = 1.0 - self.overlap
+        negative = self.total - self.positive
+        return (
+            self.largest
+            + keep * (self.positive - self.largest)
+            + self.smallest
+            + keep * (negative - self.smallest)
+        )
