@@ -298,8 +298,9 @@ def summarise(fit: Fit) -> dict[str, pd.DataFrame]:
     -------
     dict of pandas.DataFrame
         ``"drivers"``: ``parent``, ``child``, ``segment`` (None for the population
-        elasticity), ``mean``, ``low``, ``high`` and ``calibrated_by`` (the experiments of
-        the tree that calibrate the edge, ``"; "``-joined; empty when none does).
+        elasticity: the segments' elasticities averaged by their account-periods),
+        ``mean``, ``low``, ``high`` and ``calibrated_by`` (the experiments of the tree that
+        calibrate the edge, ``"; "``-joined; empty when none does).
         ``"retention"``: ``term``, ``segment`` (None for population terms), ``mean``,
         ``low``, ``high`` and ``north_star`` (the level, for retention rows). Terms:
         ``intercept``; the North Star's slope on ``log1p`` (named after the North Star
@@ -314,7 +315,10 @@ def summarise(fit: Fit) -> dict[str, pd.DataFrame]:
     tree = fit.tree
     ns = tree.north_star
     rows = []
-    mu = _samples(post, "elasticity_mu")
+    # the segments' elasticities averaged by their rows (bundles before it: the segments' mean)
+    mu = _samples(
+        post, "elasticity_population" if "elasticity_population" in post else "elasticity_mu"
+    )
     b = _samples(post, "elasticity")
     for (parent, child), experiments in tree.calibration.items():
         label = edge_label(parent, child)
