@@ -70,7 +70,10 @@ class _Chunk:
             self.hj = post.hinge_jump[pidx][:, None]  # (n, 1)
             self.ltw = np.log1p(post.hinge_tau[pidx])[:, None] / HINGE_WIDTH
             self.gap, self.bump = np.expm1(self.hj), jump_bump(self.hj)
-            self.base_odds = self._step_odds(slice(None), slice(None), 0.0)  # (n, C)
+            base = self._step_odds(slice(None), slice(None), 0.0)  # (n, C)
+            self.base_inverse = 1.0 / base
+            # the step at a cell's one level, computed as the projection computes it
+            self.base_step = sigmoid(self.hi * (1.0 / HINGE_WIDTH) - self.ltw) * self.hj
         else:
             self.hj = None
         # The baseline depends on the posterior draw only: project each distinct one once.
@@ -163,11 +166,20 @@ class _Chunk:
         no jump at the cell's mean level.
         """
         delta = np.multiply(d, self.b[rows, span])
-        k = np.exp(delta, out=delta)
         if self.hj is None:
-            return k
+            return np.exp(delta, out=delta)
+        if self.point[span].all():  # the model's step at each cell's level, in the exponent
+            z = np.add(self.hi[span], d)
+            z *= 1.0 / HINGE_WIDTH
+            z -= self.ltw[rows]
+            step = sigmoid(z)
+            step *= self.hj[rows]
+            step -= self.base_step[rows, span]
+            delta += step
+            return np.exp(delta, out=delta)
+        k = np.exp(delta, out=delta)
         k *= self._step_odds(rows, span, d)
-        k /= self.base_odds[rows, span]
+        k *= self.base_inverse[rows, span]
         return k
 
     def sums(self, lo: int, hi: int, weight: np.ndarray | None = None) -> dict[str, np.ndarray]:
