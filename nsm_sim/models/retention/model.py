@@ -196,7 +196,8 @@ def retention_data(cells: ChurnCells, *, hinge: bool = True) -> dict[str, np.nda
         over each segment's rows the intercept is centred at), ``churn_log_choose`` (the sum
         of the log Binomial coefficients), the slopes' prior scales of
         :func:`~nsm_sim.models.retention.hazard.prior_scales` and, with the hinge,
-        ``hinge_grid_step`` (G, C),
+        ``hinge_grid_step`` (G, C), ``hinge_grid_step_churned`` (G,) (the step times the
+        churn events, summed over the cells),
         ``hinge_grid_log_weight`` (G,), ``hinge_step_ref`` (S,) (each segment's mean of the
         grid's ``mean_step``) and the starting point ``churn_start_intercept_c`` (S,),
         ``churn_start_slope``, ``churn_start_tenure_slope``, ``hinge_start_jump``.
@@ -223,6 +224,7 @@ def retention_data(cells: ChurnCells, *, hinge: bool = True) -> dict[str, np.nda
     return {
         **data,
         "hinge_grid_step": grid["step"],
+        "hinge_grid_step_churned": grid["step"] @ a["churned"].astype(float),
         "hinge_grid_log_weight": grid["log_weight"],
         "hinge_step_ref": step_ref,
         # the starting point on the model's parameters (the intercept centred per segment)
@@ -322,9 +324,11 @@ def add_retention_terms(cells: ChurnCells, *, hinge: bool = True) -> None:
         loglik = pt.sum(churned * base - at_risk * pt.softplus(base))
         pm.Potential("churn_cells", loglik + d["churn_log_choose"])
         return
-    # hinge_tau integrated out over the grid: eta[g, c] = churn_logit(..., jump, tau_g)
+    # hinge_tau integrated out over the grid: eta[g, c] = churn_logit(..., jump, tau_g); the
+    # events' term is linear in eta, so its grid part is the data's step @ churned
     eta = base[None, :] + jump * d["hinge_grid_step"]
-    loglik = pt.sum(churned * eta - at_risk * pt.softplus(eta), axis=1)
+    events = pt.sum(churned * base) + jump * d["hinge_grid_step_churned"]
+    loglik = events - pt.sum(at_risk * pt.softplus(eta), axis=1)
     pm.Potential(
         "churn_cells",
         pm.math.logsumexp(d["hinge_grid_log_weight"] + loglik) + d["churn_log_choose"],
