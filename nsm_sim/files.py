@@ -426,3 +426,23 @@ __all__ = [
     "write_file",
     "write_files",
 ]
+
+
+def write_parquet(frame: Any, path: str | Path) -> None:
+    """Write a table as Parquet that every engine reads: timestamps to the micro-second.
+
+    Spark refuses Parquet's nanosecond timestamps, pandas' default; micro-seconds are what
+    warehouses and Spark write.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame or pyarrow.Table
+    path : str or Path
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = (
+        frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    )
+    pq.write_table(table, path, coerce_timestamps="us", allow_truncated_timestamps=False)

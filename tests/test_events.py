@@ -102,8 +102,9 @@ def tree_file(tmp_path: Path, metrics: dict, candidates=None, **definitions) -> 
 
 
 def write_log(tmp_path: Path, events: pd.DataFrame, accounts: pd.DataFrame) -> None:
-    events.to_parquet(tmp_path / "events.parquet", index=False)
-    accounts.to_parquet(tmp_path / "accounts.parquet", index=False)
+    """Write the log as a warehouse would: timestamps in micro-seconds (Spark's precision)."""
+    for frame, name in ((events, "events"), (accounts, "accounts")):
+        frame.to_parquet(tmp_path / f"{name}.parquet", index=False, coerce_timestamps="us")
 
 
 def week_of(stamps: pd.Series) -> pd.Series:

@@ -116,3 +116,13 @@ def test_spark_finds_the_problems_duckdb_finds(tmp_path):
     assert "duplicate events: 1 event(s) appear more than once (3 rows)" in messages[1]
     assert "account missing from the accounts table in 1 event(s)" in messages[1]
     assert messages[1] == messages[0]
+
+
+def test_nanosecond_parquet_timestamps_are_refused_with_the_way_out(tmp_path):
+    events, accounts = random_log(seed=6)
+    tree = tree_file(tmp_path, {"mobile_logins": METRICS["mobile_logins"]})
+    write_log(tmp_path, events, accounts)
+    events.to_parquet(tmp_path / "events.parquet", index=False)  # pandas' nanoseconds
+    with pytest.raises(DataError, match="coerce_timestamps='us'"):
+        build_panel(tree, engine="spark")
+    assert build_panel(tree).panel.fingerprint  # DuckDB reads them

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nsm_sim.errors import InputError
-from nsm_sim.files import dumps, write_file
+from nsm_sim.files import dumps, write_file, write_parquet
 
 if TYPE_CHECKING:
     from nsm_sim.data import Panel, Reduction
@@ -29,7 +29,7 @@ def _panel_writer(build: Build, suffix: str):
     frame = build.frame
     if suffix == ".csv":
         return lambda p: frame.to_csv(p, index=False, date_format="%Y-%m-%d")
-    return lambda p: frame.to_parquet(p, index=False)
+    return lambda p: write_parquet(frame, p)
 
 
 def summary_line(summary: dict[str, Any]) -> str:

@@ -282,7 +282,15 @@ class SparkSession:
             else:
                 frame = reader.parquet(*files)
         except Exception as err:
-            raise DataError(self.source, [f"{field}: not readable: {err}"]) from None
+            problem = f"{field}: not readable: {err}"
+            if "TIMESTAMP(NANOS" in str(err):
+                problem = (
+                    f"{field}: Spark reads Parquet timestamps to the micro-second, and these are "
+                    "in nanoseconds; write them in micro-seconds (pandas: "
+                    "to_parquet(..., coerce_timestamps='us'); pyarrow: "
+                    "write_table(..., coerce_timestamps='us')) or use --engine duckdb"
+                )
+            raise DataError(self.source, [problem]) from None
         frame.createOrReplaceTempView(alias)
         self._views.append(alias)
         types = {f.name: duckdb_type(f.dataType.simpleString()) for f in frame.schema.fields}

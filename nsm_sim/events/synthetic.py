@@ -24,10 +24,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import yaml
 
-from nsm_sim.files import dumps, write_files
+from nsm_sim.files import dumps, write_files, write_parquet
 from nsm_sim.numeric import name_key, stream
 from nsm_sim.synth import World, generate_world
 
@@ -275,10 +274,10 @@ def write_synthetic_events(
     if fmt == "csv":
         write_panel = lambda p: world.panel.to_csv(p, index=False, date_format="%Y-%m-%d")  # noqa: E731
     else:
-        write_panel = lambda p: world.panel.to_parquet(p, index=False)  # noqa: E731
+        write_panel = lambda p: write_parquet(world.panel, p)  # noqa: E731
     files = {
-        "events.parquet": lambda p: pq.write_table(log.events, p),
-        "accounts.parquet": lambda p: pq.write_table(log.accounts, p),
+        "events.parquet": lambda p: write_parquet(log.events, p),
+        "accounts.parquet": lambda p: write_parquet(log.accounts, p),
         "tree.yaml": _tree_text(log.tree),
         panel_name: write_panel,
         "truth.json": dumps(world.truth) + "\n",
@@ -397,12 +396,12 @@ def write_scaled_events(
             )
         table = pa.concat_tables(pieces)
         written += table.num_rows
-        pq.write_table(table, events_dir / f"part-{k:05d}.parquet")
+        write_parquet(table, events_dir / f"part-{k:05d}.parquet")
     staff = world_events(world, seed)
     internal = staff.events.filter(pc.starts_with(staff.events["account_id"], "internal_"))
-    pq.write_table(internal, events_dir / "part-internal.parquet")
+    write_parquet(internal, events_dir / "part-internal.parquet")
     files = {
-        "accounts.parquet": lambda p: pq.write_table(staff.accounts, p),
+        "accounts.parquet": lambda p: write_parquet(staff.accounts, p),
         "tree.yaml": _tree_text(tree),
         "truth.json": dumps(world.truth) + "\n",
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from nsm_sim.files import dumps, write_files
+from nsm_sim.files import dumps, write_files, write_parquet
 from nsm_sim.spec import dump_tree
 from nsm_sim.synth.world import World
 
@@ -39,7 +39,7 @@ def write_world(
     if fmt == "csv":
         write_panel = lambda p: world.panel.to_csv(p, index=False, date_format="%Y-%m-%d")  # noqa: E731
     else:
-        write_panel = lambda p: world.panel.to_parquet(p, index=False)  # noqa: E731
+        write_panel = lambda p: write_parquet(world.panel, p)  # noqa: E731
     write_files(
         out,
         {
