@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from nsm_sim.data import check_frame
+from nsm_sim.data import check_frame, starting_population
 from nsm_sim.models import inference
-from nsm_sim.simulate import PosteriorDraws, population_with_levels, posterior_draws
+from nsm_sim.simulate import PosteriorDraws, posterior_draws
 from nsm_sim.synth import generate_world
 from nsm_sim.testing import counterfactual_comparison
 
@@ -130,7 +130,7 @@ def main() -> None:
             fit = inference.fit(panel, draws=args.draws, tune=args.draws, chains=2, seed=1)
             fit_s = time.perf_counter() - t
             post = posterior_draws(fit.idata, w.tree)
-            pop = population_with_levels(panel)
+            pop = starting_population(panel)
             common = {"simulations": args.simulations, "seed": 0}
             after = counterfactual_comparison(world, START, post, pop, **common)
             old = counterfactual_comparison(world, START, post, pop, simulator=before, **common)

@@ -327,6 +327,9 @@ def test_starting_population(panel):
         "north_star",
         "tenure",
         "value",
+        "north_star_min",
+        "north_star_max",
+        *[f"share:{n}" for n in panel.tree.nodes if n != panel.tree.north_star],
     ]
     assert p["accounts"].sum() == len(alive) == alive["account_id"].nunique()
     by_seg = p.groupby("segment")["accounts"].sum()

@@ -20,7 +20,6 @@ from nsm_sim.simulate import (
     MIN_LIFT,
     fixed_posterior,
     pert_parameters,
-    population_with_levels,
     posterior_draws,
     sample_lift,
     share_column,
@@ -625,10 +624,13 @@ def test_the_threshold_acts_on_the_accounts_that_cross_it():
     assert retained["point"] > 1.5 * retained["fine"]
 
 
-def test_population_with_levels_reduces_each_cell_of_the_starting_population(world):
+def test_the_starting_population_carries_the_levels_of_each_cell(world):
     panel = check_frame(world.panel, world.tree)
-    plain, pop = starting_population(panel), population_with_levels(panel)
-    pd.testing.assert_frame_equal(pop.frame[plain.frame.columns], plain.frame)
+    pop = starting_population(panel)
+    assert (
+        pop.frame["accounts"].sum()
+        == ((panel.frame["period"] == panel.periods[-1]) & (panel.frame["churned"] == 0)).sum()
+    )
     for node in world.tree.nodes[1:]:
         share = pop.frame[share_column(node)]
         assert ((share > 0) & (share < 1)).all()

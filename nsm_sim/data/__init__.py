@@ -11,14 +11,16 @@ from nsm_sim.data.panel import (
     describe,
     load_panel,
 )
-from nsm_sim.data.reduce import (
-    DriverStats,
+from nsm_sim.data.population import (
+    NORTH_STAR_MAX,
+    NORTH_STAR_MIN,
+    SHARE_PREFIX,
     Population,
-    Reduction,
-    driver_stats,
-    reduce_panel,
+    level_columns,
+    share_column,
     starting_population,
 )
+from nsm_sim.data.reduce import DriverStats, Reduction, driver_stats, reduce_panel
 from nsm_sim.numeric import demean_two_way
 
 __all__ = [
@@ -26,6 +28,9 @@ __all__ = [
     "MAX_EXAMPLES",
     "MIN_ACCOUNTS",
     "MIN_PERIODS",
+    "NORTH_STAR_MAX",
+    "NORTH_STAR_MIN",
+    "SHARE_PREFIX",
     "ChurnCells",
     "DriverStats",
     "Panel",
@@ -37,8 +42,10 @@ __all__ = [
     "describe",
     "driver_stats",
     "level_bins",
+    "level_columns",
     "load_panel",
     "reduce_panel",
     "segment_codes",
+    "share_column",
     "starting_population",
 ]

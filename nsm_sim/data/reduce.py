@@ -16,8 +16,9 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from nsm_sim.data.cells import ChurnCells, churn_cells, level_bins, segment_codes
+from nsm_sim.data.cells import ChurnCells, churn_cells, segment_codes
 from nsm_sim.data.panel import Panel, describe
+from nsm_sim.data.population import Population, starting_population
 from nsm_sim.numeric import demean_two_way
 from nsm_sim.spec import MetricTree
 
@@ -68,24 +69,6 @@ class DriverStats:
     Xty: np.ndarray
     meat: np.ndarray
     clusters: np.ndarray
-
-
-@dataclass(frozen=True)
-class Population:
-    """The accounts alive at the end of the panel, grouped into cells for the projection.
-
-    Attributes
-    ----------
-    segments : tuple of str
-    frame : pandas.DataFrame
-        One row per cell (segment x North Star level): ``segment`` (str), ``segment_idx``
-        (int), ``accounts`` (alive at the last period), ``north_star`` (mean North Star per
-        account per period), ``tenure`` (mean tenure, periods) and ``value`` (mean value per
-        account per period; 0 when the tree names no value column).
-    """
-
-    segments: tuple[str, ...]
-    frame: pd.DataFrame
 
 
 # --------------------------------------------------------------------------- reductions
@@ -211,70 +194,6 @@ def driver_stats(panel: Panel, parent: str, *, within: bool = True) -> DriverSta
         meat=meat,
         clusters=clusters,
     )
-
-
-def starting_population(panel: Panel, *, bins: int = 20) -> Population:
-    """Group the accounts alive at the last period into cells for the projection.
-
-    Alive accounts are the rows of the last period with ``churned == 0``. Within each
-    segment they are grouped by the North Star: each distinct level when there are at most
-    ``bins``, else ``bins`` quantile bins.
-
-    Parameters
-    ----------
-    panel : Panel
-        A checked panel.
-    bins : int, default 20
-        North Star cells per segment.
-
-    Returns
-    -------
-    Population
-        ``accounts`` sums to the accounts alive at the last period.
-
-    Examples
-    --------
-    >>> from nsm_sim.data import check_frame
-    >>> from nsm_sim.synth import generate_world
-    >>> world = generate_world(accounts=300, periods=12, seed=3)
-    >>> pop = starting_population(check_frame(world.panel, world.tree))
-    >>> list(pop.frame.columns)
-    ['segment', 'segment_idx', 'accounts', 'north_star', 'tenure', 'value']
-    """
-    f = panel.frame
-    alive = (f["period"] == panel.periods[-1]).to_numpy() & (f["churned"] == 0).to_numpy()
-    seg = segment_codes(panel)[alive].astype(np.int64)
-    north_star = f[panel.tree.north_star].to_numpy(dtype=float)[alive]
-    value_col = panel.tree.value
-    value = f[value_col].to_numpy(dtype=float)[alive] if value_col else np.zeros(alive.sum())
-    level = np.zeros(seg.size, dtype=np.int64)
-    for s in np.unique(seg):
-        in_s = seg == s
-        level[in_s] = level_bins(north_star[in_s], bins)
-    cells = pd.DataFrame(
-        {
-            "segment_idx": seg,
-            "level_bin": level,
-            "north_star": north_star,
-            "tenure": f["tenure"].to_numpy(dtype=float)[alive],
-            "value": value,
-        }
-    )
-    out = (
-        cells.groupby(["segment_idx", "level_bin"], sort=True)
-        .agg(
-            accounts=("north_star", "size"),
-            north_star=("north_star", "mean"),
-            tenure=("tenure", "mean"),
-            value=("value", "mean"),
-        )
-        .reset_index()
-        .drop(columns="level_bin")
-    )
-    out.insert(0, "segment", np.asarray(panel.segments, dtype=object)[out["segment_idx"]])
-    out["segment"] = out["segment"].astype(str)
-    out["accounts"] = out["accounts"].astype(np.int64)
-    return Population(segments=panel.segments, frame=out)
 
 
 @dataclass(frozen=True)

@@ -300,10 +300,30 @@ def alive_at_end(last_t: int) -> exp.Expression:
 
 
 def population_sums(
-    north_star: str, value: str | None, level: exp.Expression, last_t: int
+    north_star: str,
+    value: str | None,
+    level: exp.Expression,
+    last_t: int,
+    nodes: Sequence[str] = (),
 ) -> exp.Select:
-    """Select the starting population's sums: per segment and North Star level bin."""
+    """Select the starting population's sums: per segment and North Star level bin.
+
+    After the count and the sums of the North Star, tenure and value: the lowest and highest
+    North Star, the sum of ``1 + N`` and, per node, of ``(1 + N) x / (1 + x)`` (the levels
+    of :func:`nsm_sim.data.level_columns`).
+    """
     worth = col(value) if value else exp.Literal.number(0)
+    one = exp.Literal.number(1)
+    weight = exp.paren(exp.Add(this=one, expression=_double(col(north_star))))
+    shares = [
+        _sum(
+            exp.Div(
+                this=exp.Mul(this=weight, expression=_double(col(node))),
+                expression=exp.paren(exp.Add(this=one, expression=_double(col(node)))),
+            )
+        )
+        for node in nodes
+    ]
     return (
         exp.select(
             col("segment"),
@@ -312,6 +332,10 @@ def population_sums(
             _sum(col(north_star)),
             _sum(_double(col("tenure"))),
             _sum(_double(worth)),
+            exp.Min(this=_double(col(north_star))),
+            exp.Max(this=_double(col(north_star))),
+            _sum(weight),
+            *shares,
         )
         .from_(ROWS)
         .where(alive_at_end(last_t))

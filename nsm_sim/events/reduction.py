@@ -22,7 +22,14 @@ import numpy as np
 import pandas as pd
 from sqlglot import exp
 
-from nsm_sim.data import ChurnCells, Population, Reduction
+from nsm_sim.data import (
+    NORTH_STAR_MAX,
+    NORTH_STAR_MIN,
+    ChurnCells,
+    Population,
+    Reduction,
+    share_column,
+)
 from nsm_sim.data.cells import LEVEL_BINS
 from nsm_sim.errors import DataError, hint
 from nsm_sim.events import query, sql
@@ -254,10 +261,10 @@ def _population(
         )
     level = case.else_(exp.Literal.number(0)) if counts else exp.Literal.number(0)
     value = tree.value if tree.value else None
-    found = session.rows(q.population_sums(ns, value, level, last_t))
-    frame = pd.DataFrame(
-        found, columns=["segment", "level_bin", "accounts", "north_star", "tenure", "value"]
-    )
+    nodes = [n for n in tree.nodes if n != ns]
+    found = session.rows(q.population_sums(ns, value, level, last_t, nodes))
+    sums = ["accounts", "north_star", "tenure", "value", "min", "max", "weight"]
+    frame = pd.DataFrame(found, columns=["segment", "level_bin", *sums, *nodes])
     index = {s: i for i, s in enumerate(segments)}
     frame["segment_idx"] = frame["segment"].map(index).astype(np.int64)
     frame = frame.sort_values(["segment_idx", "level_bin"], ignore_index=True)
@@ -271,6 +278,10 @@ def _population(
     )
     for name in ("north_star", "tenure", "value"):
         out[name] = frame[name].to_numpy(float) / np.maximum(accounts, 1)
+    out[NORTH_STAR_MIN] = frame["min"].to_numpy(float)
+    out[NORTH_STAR_MAX] = frame["max"].to_numpy(float)
+    for node in nodes:
+        out[share_column(node)] = frame[node].to_numpy(float) / frame["weight"].to_numpy(float)
     return Population(segments=segments, frame=out)
 
 

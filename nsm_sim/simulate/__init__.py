@@ -12,7 +12,7 @@
   simulation is described there).
 """
 
-from nsm_sim.simulate.levels import level_columns, population_with_levels, share_column
+from nsm_sim.simulate.levels import level_columns, share_column
 from nsm_sim.simulate.lifts import MIN_LIFT, experiment_parameters, pert_parameters, sample_lift
 from nsm_sim.simulate.plan import initiative_outcomes, posterior_choice
 from nsm_sim.simulate.posterior import PosteriorDraws, fixed_posterior, posterior_draws
@@ -30,7 +30,6 @@ __all__ = [
     "initiative_outcomes",
     "level_columns",
     "pert_parameters",
-    "population_with_levels",
     "posterior_choice",
     "posterior_draws",
     "sample_lift",

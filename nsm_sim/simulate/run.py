@@ -161,7 +161,7 @@ def simulate(
         Cells of the last observed period (``segment``, ``accounts``, ``north_star``,
         ``tenure``, ``value``; for exact propagation also the levels within each cell:
         ``share:<node>``, ``north_star_min``, ``north_star_max``, see
-        :func:`nsm_sim.simulate.levels.population_with_levels`).
+        :func:`nsm_sim.data.starting_population`).
     simulations : int, default 4000
         Monte Carlo simulations; each uses one posterior draw (chosen without replacement
         when ``simulations`` does not exceed the posterior's draws, with replacement
