@@ -19,7 +19,10 @@ from nsm_sim.output.format import fmt
 ASSUMPTIONS = """\
 Elasticities are observational: they are estimated within accounts, with period effects, so \
 account size and shocks common to all accounts do not bias them, but a change that moves an \
-input and the North Star together for another reason would. They are causal effects only where \
+input and the North Star together for another reason would. Their intervals are calibrated to \
+the cluster-robust (by account) covariance, so they hold when an account's residuals are \
+correlated over time or differ in scale between accounts; the population row is the segments' \
+elasticities averaged by their account-periods. They are causal effects only where \
 experiments calibrate them ({calibration}): treat initiative sizing as a plan, and test the \
 initiatives with the largest value of information first.
 
@@ -29,8 +32,13 @@ is the product of (1 - hazard).
 
 The projection starts from the accounts active in the last observed period (grouped by segment \
 and North Star level), holds their North Star at its last level apart from the initiatives' \
-lifts, and carries each lift up the tree by the elasticities. A cell reached in part is \
-projected at its expected multiplier. New accounts are not projected.
+lifts, and carries each lift up the tree by the elasticities, exactly as the model is written: \
+a relative lift on a node changes its log1p by the amount its level in each cell allows (a \
+small count moves less than a large one), and the threshold of the hazard is averaged over \
+each cell's range of the North Star. An initiative alone is projected on the accounts it \
+reaches. New accounts are not projected. A projection's intervals hold the posterior's \
+uncertainty and the initiatives' own, not which accounts a partial reach happens to hit nor \
+the shocks of the projected periods, so they are narrower than the world's outcomes.
 
 Every interval is a 90% interval unless marked otherwise; Monte Carlo results use common \
 random numbers, so differences between initiatives are sharp."""
