@@ -470,9 +470,12 @@ def test_every_fit_has_its_trust_gates(validation):
         assert own.loc[(m, "r_hat"), "value"] <= table.loc[m, "rhat_max"] + 1e-12
     assert validation.summary.splitlines()[-1].startswith(f"Trust gates of the {fits} fits")
     out, err = (Console(file=io.StringIO(), width=100, color_system=None) for _ in range(2))
-    terminal.render_validation(out, validation, err=err)
+    terminal.render_validation(out, validation, verbose=True, err=err)
     assert "Trust gates of the fits" in out.file.getvalue()
     assert err.file.getvalue().count("warning:") == len(gates["warnings"])
+    quiet = Console(file=io.StringIO(), width=100, color_system=None)
+    terminal.render_validation(out, validation, err=quiet)
+    assert quiet.file.getvalue().count("warning:") == (1 if gates["warnings"] else 0)
     figures = {"retention_by_level.png": b"", "timing.png": b""}
     section = report._leading_section(validation, validation.north_star, figures)
     shown = [b.frame for b in section.blocks if getattr(b, "caption", "").startswith("Trust")]

@@ -378,8 +378,8 @@ def render_validation(
     """Print the verdicts, the reasons, the threshold and the trust gates of the fits.
 
     One row per fit (R-hat, ESS, divergences and the worst status) and, on ``err`` (standard
-    error when omitted), a warning for each check that did not pass; the lag convention when
-    verbose.
+    error when omitted), one warning line for the fits that did not pass (with ``verbose``, one
+    per check, and the lag convention).
     """
     print_table(con, tables.validation_table(validation), "Is the North Star leading?", keys=2)
     for _, row in validation.metrics.iterrows():
@@ -395,8 +395,20 @@ def render_validation(
         frame = pd.DataFrame(gates["fits"])[[*shown, "divergences"]]
         print_table(con, frame, "Trust gates of the fits", keys=2)
         err = err or console(stderr=True)
-        for line in gates["warnings"]:
-            err.print(Text.assemble(("warning:", "yellow"), f" {line}"))
+        flagged = frame[frame["status"] != "PASS"]
+        if verbose:
+            for line in gates["warnings"]:
+                err.print(Text.assemble(("warning:", "yellow"), f" {line}"))
+        elif len(flagged):
+            worst = "FAIL" if (flagged["status"] == "FAIL").any() else "REVIEW"
+            err.print(
+                Text.assemble(
+                    ("warning:", "yellow"),
+                    f" {len(flagged)} of {len(frame)} validation fits at {worst} or below "
+                    f"({len(gates['warnings'])} checks; --verbose lists them, "
+                    "validation_checks.csv has every one): read their verdicts with care",
+                )
+            )
     if verbose:
         con.print(Text(f"Timing: {validation.settings.get('lag_convention', '')}", style="dim"))
 
