@@ -350,3 +350,25 @@ def test_fit_with_an_engine_reduces_there_and_agrees_with_the_fit_in_memory(tmp_
     )
     assert result.exit_code == 2
     assert "unknown engine 'duck'" in result.output
+
+
+def test_validate_strict_exits_3_naming_the_fit_whose_gate_failed(monkeypatch, tmp_path):
+    import nsm_sim.leading as leading_mod
+    from nsm_sim.output import report as report_mod
+
+    checks = pd.DataFrame(
+        {
+            "fit": ["in_sample", "in_sample"],
+            "metric": ["logins", "revenue"],
+            "check": ["r_hat", "r_hat"],
+            "status": ["PASS", "FAIL"],
+        }
+    )
+    monkeypatch.setattr(leading_mod, "validate", lambda *a, **k: SimpleNamespace(checks=checks))
+    monkeypatch.setattr(report_mod, "validation_payload", lambda v: {"checks": len(v.checks)})
+    command = ["validate", str(DATA / "tiny_tree.yaml"), "--data", str(DATA / "valid.csv")]
+    assert runner.invoke(app, [*command, "--json"]).exit_code == 0
+    result = runner.invoke(app, [*command, "--json", "--strict"])
+    assert result.exit_code == 3, result.output
+    assert "revenue in_sample r_hat" in result.output
+    assert "logins" not in result.output.split("diagnostics failed:")[1]

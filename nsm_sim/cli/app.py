@@ -150,7 +150,9 @@ def enforce(checks: Any, strict: bool) -> None:
     """Raise DiagnosticsError (exit code 3) under ``--strict`` when a trust gate failed."""
     failed = checks[checks["status"] == "FAIL"]
     if strict and len(failed):
-        raise DiagnosticsError(", ".join(failed["check"].astype(str)))
+        where = [c for c in ("metric", "fit") if c in failed]
+        names = [" ".join(str(row[c]) for c in [*where, "check"]) for _, row in failed.iterrows()]
+        raise DiagnosticsError(", ".join(names))
 
 
 def now() -> str:

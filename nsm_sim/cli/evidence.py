@@ -272,6 +272,9 @@ def validate(
     sampler: Sampler = "nutpie",
     out: OutDir = None,
     engine: Engine = "duckdb",
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 3 when a fit's trust gate fails.")
+    ] = False,
     json: Json = False,
     verbose: Verbose = False,
 ) -> None:
@@ -293,5 +296,6 @@ def validate(
         write_files(out, report.validation_files(result))
     if json:
         emit_json({**report.validation_payload(result), "warnings": list(panel.warnings)})
-        return
-    terminal.render_validation(terminal.console(), result, verbose)
+    else:
+        terminal.render_validation(terminal.console(), result, verbose)
+    enforce(result.checks, strict)
