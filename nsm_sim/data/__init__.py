@@ -6,10 +6,11 @@ from nsm_sim.data.panel import (
     MAX_EXAMPLES,
     MIN_ACCOUNTS,
     MIN_PERIODS,
+    STATIC_SHARE,
     Panel,
     check_frame,
-    describe,
     load_panel,
+    within_share,
 )
 from nsm_sim.data.population import (
     NORTH_STAR_MAX,
@@ -21,6 +22,7 @@ from nsm_sim.data.population import (
     starting_population,
 )
 from nsm_sim.data.reduce import DriverStats, Reduction, driver_stats, reduce_panel
+from nsm_sim.data.summary import describe
 from nsm_sim.numeric import demean_two_way
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "ChurnCells",
     "DriverStats",
     "Panel",
+    "STATIC_SHARE",
     "Population",
     "Reduction",
     "check_frame",
@@ -48,4 +51,5 @@ __all__ = [
     "segment_codes",
     "share_column",
     "starting_population",
+    "within_share",
 ]

@@ -17,8 +17,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from nsm_sim.data.cells import ChurnCells, churn_cells, segment_codes
-from nsm_sim.data.panel import Panel, describe
+from nsm_sim.data.panel import Panel
 from nsm_sim.data.population import Population, starting_population
+from nsm_sim.data.summary import describe
 from nsm_sim.numeric import demean_two_way
 from nsm_sim.spec import MetricTree
 
