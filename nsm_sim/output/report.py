@@ -26,9 +26,13 @@ elasticities averaged by their account-periods. They are causal effects only whe
 experiments calibrate them ({calibration}): treat initiative sizing as a plan, and test the \
 initiatives with the largest value of information first.
 
-The churn model is a discrete-time logistic hazard on log1p of the North Star, a tenure term \
-and segment intercepts, with a threshold step where one is supported. Retention over h periods \
-is the product of (1 - hazard).
+The churn model is a discrete-time logistic hazard on log1p of the North Star, a term in \
+log1p of each account-period's own tenure and segment intercepts, with a threshold step where \
+one is supported. Its priors are scaled to the data, as Bambi and rstanarm scale theirs: each \
+slope is Normal(0, 2.5 / sd), 2.5 logits per standard deviation of its covariate (log1p of the \
+North Star, log1p of tenure); the spread of the North Star's slope across segments is \
+HalfNormal(0.1 / sd); the threshold's jump is Normal(0, 2.5). Retention over h periods is the \
+product of (1 - hazard).
 
 The projection starts from the accounts active in the last observed period (grouped by segment \
 and North Star level), holds their North Star at its last level apart from the initiatives' \
