@@ -299,7 +299,7 @@ def run_demo(
         panel = replace(
             data.load_panel(panel_file, world.tree), source=str(out / "world" / panel_file.name)
         )
-        on_step("fitting the driver and retention models (NUTS), validating alongside")
+        on_step("fitting the driver and retention models; validating alongside")
         with validating_alongside(panel, seed=seed, verbose=verbose) as validation:
             fit = inference.fit(panel, seed=seed, progress=False, **(fit_options or {}))
             inference.save_bundle(fit, stage.path / "fit")

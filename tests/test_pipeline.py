@@ -77,7 +77,7 @@ def test_demo_says_each_stage_and_its_seconds_and_no_more(demo_dir):
     stages = re.findall(r"^(.+) \((\d+) s\)$", output, flags=re.M)
     said = [stage for stage, _ in stages]
     assert said[0] == "generating the synthetic world: 1,500 accounts x 40 weeks"
-    assert "fitting the driver and retention models (NUTS)" in said
+    assert "fitting the driver and retention models; validating alongside" in said
     assert "validating the North Star against the candidates" in said
     assert said[-1].startswith("writing the report to")
     assert ".py:" not in output  # no source locations
