@@ -298,7 +298,8 @@ def summarise(fit: Fit) -> dict[str, pd.DataFrame]:
     -------
     dict of pandas.DataFrame
         ``"drivers"``: ``parent``, ``child``, ``segment`` (None for the population
-        elasticity: the segments' elasticities averaged by their account-periods),
+        elasticity: the segments' elasticities averaged by their account-periods, or for an
+        edge that experiments calibrate the population mean they measured),
         ``mean``, ``low``, ``high`` and ``calibrated_by`` (the experiments of the tree that
         calibrate the edge, ``"; "``-joined; empty when none does).
         ``"retention"``: ``term``, ``segment`` (None for population terms), ``mean``,
@@ -315,16 +316,17 @@ def summarise(fit: Fit) -> dict[str, pd.DataFrame]:
     tree = fit.tree
     ns = tree.north_star
     rows = []
-    # the segments' elasticities averaged by their rows (bundles before it: the segments' mean)
-    mu = _samples(
-        post, "elasticity_population" if "elasticity_population" in post else "elasticity_mu"
-    )
+    # The population row: the segments' elasticities averaged by their rows; an edge that
+    # experiments calibrate keeps the population mean they measured (as do older bundles).
+    mu = _samples(post, "elasticity_mu")
+    averaged = _samples(post, "elasticity_population") if "elasticity_population" in post else mu
     b = _samples(post, "elasticity")
     for (parent, child), experiments in tree.calibration.items():
         label = edge_label(parent, child)
         names = "; ".join(e.name for e in experiments)
         edge = {"parent": parent, "child": child, "calibrated_by": names}
-        m, lo, hi = _mean_interval(mu.sel(edge=label).values)
+        population = mu if experiments else averaged
+        m, lo, hi = _mean_interval(population.sel(edge=label).values)
         rows.append({**edge, "segment": None, "mean": m, "low": lo, "high": hi})
         for s in b["segment"].values:
             m, lo, hi = _mean_interval(b.sel(edge=label, segment=s).values)
