@@ -7,6 +7,7 @@ comes with a did-you-mean.
 """
 
 from nsm_sim.spec.base import Fraction, Probability, edge_label, parse_fraction
+from nsm_sim.spec.forecast import AtLeast, Target, aggregate_label
 from nsm_sim.spec.lifts import (
     Arm,
     BetaLift,
@@ -26,6 +27,7 @@ from nsm_sim.spec.tree import CalibrationExperiment, MetricTree
 
 __all__ = [
     "Arm",
+    "AtLeast",
     "BetaLift",
     "CalibrationExperiment",
     "Experiment",
@@ -41,7 +43,9 @@ __all__ = [
     "PertLift",
     "Probability",
     "Scenario",
+    "Target",
     "UniformLift",
+    "aggregate_label",
     "dump_tree",
     "edge_label",
     "load_scenario",

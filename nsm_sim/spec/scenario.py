@@ -28,6 +28,7 @@ from pydantic import (
 
 from nsm_sim.errors import hint
 from nsm_sim.spec.base import Probability, _Closed
+from nsm_sim.spec.forecast import Target
 from nsm_sim.spec.lifts import ExperimentLift, Lift, _coerce_lift, lift_span
 from nsm_sim.spec.tree import MetricTree
 
@@ -158,6 +159,16 @@ class Initiative(_Closed):
         return self
 
     @model_validator(mode="after")
+    def _lift_on_the_measured_node(self) -> Initiative:
+        measured = getattr(getattr(self.lift, "experiment", None), "metric", None)
+        if measured is not None and measured != self.target:
+            raise ValueError(
+                f"lift.experiment.metric: the experiment measured {measured!r} but the "
+                f"initiative targets {self.target!r}; target the node the test measured"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _plausible_lift(self) -> Initiative:
         problem = _span_problem(self.lift, self.allow_large_lift)
         if problem:
@@ -183,6 +194,9 @@ class Scenario(_Closed):
         (0 = independent, lifts multiply in full).
     initiatives : list of Initiative
         The proposals.
+    target : Target or None
+        ``{value, by: DATE}``: the North Star's aggregate (as the tree defines it) to reach by
+        a date; overrides the tree's standing target (see :attr:`goal`).
     tree : MetricTree or None
         The tree the scenario names, filled by :func:`load_scenario`.
     """
@@ -195,7 +209,15 @@ class Scenario(_Closed):
     capacity: float = Field(gt=0.0, le=MAX_EFFORT)
     overlap: Probability = 0.0
     initiatives: list[Initiative] = Field(min_length=1, max_length=MAX_INITIATIVES)
+    target: Target | None = None
     tree: MetricTree | None = None
+
+    @property
+    def goal(self) -> Target | None:
+        """The target in force: the scenario's, else the tree's standing one, else None."""
+        if self.target is not None:
+            return self.target
+        return self.tree.target if self.tree is not None else None
 
     @field_validator("initiatives")
     @classmethod
@@ -215,8 +237,7 @@ class Scenario(_Closed):
         if self.horizon > longest:
             problems.append(
                 f"horizon: {self.horizon:,} {period}s is more than {MAX_HORIZON_YEARS} years; "
-                f"expected at most {longest} (new accounts are not projected, so a longer "
-                "horizon only follows today's accounts out)"
+                f"expected at most {longest}"
             )
         for k, ini in enumerate(self.initiatives):
             for field in ("requires", "excludes"):

@@ -14,7 +14,12 @@ from pydantic import (
 
 from nsm_sim.errors import hint
 from nsm_sim.spec.base import _NAME, Fraction, _Closed
+from nsm_sim.spec.forecast import Aggregate, Target, currency_label
 from nsm_sim.spec.lifts import IntervalLift
+
+#: Fields of the tree that say how the North Star is reported, not what is fitted: they are
+#: left out of :meth:`MetricTree.fingerprint`, so a fit serves a tree that sets a target.
+REPORTING_FIELDS = frozenset({"north_star_aggregate", "target", "currency"})
 
 # --------------------------------------------------------------------------- metric tree
 
@@ -80,6 +85,14 @@ class MetricTree(_Closed):
         Periods over which retention is reported.
     experiments : list of CalibrationExperiment
         Past experiments that calibrate elasticities (see :mod:`nsm_sim.models.drivers`).
+    north_star_aggregate : {"sum", "mean"} or AtLeast
+        How the company reports the North Star over its accounts in a period: the ``sum``
+        over accounts (default), the ``mean`` per account, or ``{at_least: LEVEL}``, the
+        number of accounts at or above a level. The forecast projects this aggregate.
+    target : Target or None
+        A standing target of the aggregate, ``{value, by: DATE}`` (a scenario's wins).
+    currency : str or None
+        The unit of the value column (``EUR``), shown with money.
     """
 
     name: str
@@ -91,6 +104,14 @@ class MetricTree(_Closed):
     value: str | None = None
     retention_horizon: int = Field(default=4, ge=1)
     experiments: list[CalibrationExperiment] = Field(default_factory=list)
+    north_star_aggregate: Aggregate = "sum"
+    target: Target | None = None
+    currency: str | None = None
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, currency: str | None) -> str | None:
+        return currency_label(currency)
 
     @model_validator(mode="after")
     def _check_tree(self) -> MetricTree:
@@ -233,6 +254,11 @@ class MetricTree(_Closed):
         return ()
 
     def fingerprint(self) -> str:
-        """Return a short hash of the tree's content (not of its file's formatting)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Return a short hash of what is fitted of the tree (not of its file's formatting).
+
+        The reporting fields (:data:`REPORTING_FIELDS`: aggregate, target, currency) are left
+        out: they change no fit.
+        """
+        content = self.model_dump(mode="json", exclude=set(REPORTING_FIELDS))
+        canonical = json.dumps(content, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
