@@ -60,7 +60,7 @@ def binary_panel():
 
 def test_glm_binomial_on_the_cells_is_the_logit_on_the_rows(binary_panel):
     panel = binary_panel
-    cells = churn_cells(panel)
+    cells = churn_cells(panel, tenure_step=0)  # one tenure per cell: the rows' covariates
     c = cells.frame
     assert len(c) < len(panel.frame) / 50
     y = panel.frame["churned"].to_numpy(float)
@@ -92,7 +92,7 @@ def test_a_binary_north_stars_slope_is_the_per_row_maximum_likelihood(binary_pan
 
 
 def test_prior_scales_follow_the_metrics_spread(binary_panel):
-    data = retention_data(churn_cells(binary_panel), hinge=False)
+    data = retention_data(churn_cells(binary_panel, tenure_step=0), hinge=False)
     x = np.log1p(binary_panel.frame[binary_panel.tree.north_star].to_numpy(float))
     assert data["churn_slope_prior_sd"] == pytest.approx(2.5 / x.std(), rel=1e-9)
     assert data["churn_slope_sigma_prior_sd"] == pytest.approx(0.1 / x.std(), rel=1e-9)

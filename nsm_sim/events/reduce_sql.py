@@ -274,10 +274,33 @@ def level_of(value: exp.Expression, levels: Sequence[float], exact: bool) -> exp
     return _indicator_sum([value >= number(v) for v in levels])
 
 
-def cell_sums(metric: str, level: exp.Expression, by_period: bool) -> exp.Select:
-    """Select the churn cells' sums: per (period,) segment, tenure (exact) and level bin."""
+def tenure_group(edges: Sequence[int]) -> exp.Expression:
+    """Return a row's tenure group, its first tenure, as :func:`nsm_sim.data.churn_cells` does.
+
+    ``edges`` are :func:`nsm_sim.data.cells.tenure_edges`: the first tenure of each group.
+    """
+    case = exp.case()
+    for edge in sorted(edges, reverse=True)[:-1]:
+        case = case.when(
+            col("tenure") >= exp.Literal.number(int(edge)), exp.Literal.number(int(edge))
+        )
+    return case.else_(exp.Literal.number(0))
+
+
+def cell_sums(
+    metric: str, level: exp.Expression, by_period: bool, tenure_edges: Sequence[int]
+) -> exp.Select:
+    """Select the churn cells' sums: per (period,) segment, tenure group and level bin.
+
+    After the keys: the rows, the sums of the metric, of its ``log1p``, of ``log1p(tenure)``
+    and of the churn events.
+    """
     keys = [_as(col("t"), "period")] if by_period else []
-    keys += [col("segment"), _as(col("tenure"), "tenure_band"), _as(level, "level_bin")]
+    keys += [
+        col("segment"),
+        _as(tenure_group(tenure_edges), "tenure_band"),
+        _as(level, "level_bin"),
+    ]
     grouped = [exp.Literal.number(i + 1) for i in range(len(keys))]
     return (
         exp.select(
@@ -285,6 +308,7 @@ def cell_sums(metric: str, level: exp.Expression, by_period: bool) -> exp.Select
             _count(),
             _sum(col(metric)),
             _sum(col(log_column(metric))),
+            _sum(_log1p(_double(col("tenure")))),
             _sum(col("churned")),
         )
         .from_(ROWS)

@@ -30,7 +30,7 @@ from nsm_sim.data import (
     Reduction,
     share_column,
 )
-from nsm_sim.data.cells import LEVEL_BINS
+from nsm_sim.data.cells import LEVEL_BINS, tenure_edges
 from nsm_sim.errors import DataError, hint
 from nsm_sim.events import query, sql
 from nsm_sim.events import reduce_sql as q
@@ -102,8 +102,9 @@ def reduce_table(
     value_at = _order_statistics(session, tree, metrics, facts["rows"])
     ns = tree.north_star
     level = _levels(facts["rows"], value_at[ns], facts["ns_levels"], LEVEL_BINS)
-    cells = _cells(session, ns, level, segments, by_period=False)
-    period_cells = _cells(session, ns, level, segments, by_period=True)
+    edges = tenure_edges(last_t)
+    cells = _cells(session, ns, level, segments, edges, by_period=False)
+    period_cells = _cells(session, ns, level, segments, edges, by_period=True)
     stats = driver_stats(session, tree, nodes, segments, within)
     population = _population(session, tree, segments, last_t)
     summary = _summary(tree, facts, periods, value_at, warnings, source)
@@ -192,16 +193,17 @@ def _cells(
     metric: str,
     level: tuple[list[float], bool],
     segments: tuple[str, ...],
+    edges: np.ndarray,
     *,
     by_period: bool,
 ) -> ChurnCells:
     """Churn cells as :func:`nsm_sim.data.churn_cells` makes them (without ``row_cell``)."""
     values, exact = level
     expression = q.level_of(sql.col(metric), values, exact)
-    found = session.rows(q.cell_sums(metric, expression, by_period))
+    found = session.rows(q.cell_sums(metric, expression, by_period, [int(e) for e in edges]))
     keys = ["period"] if by_period else []
     keys += ["segment", "tenure_band", "level_bin"]
-    sums = ["at_risk", "level", "x", "churned"]
+    sums = ["at_risk", "level", "x", "log_tenure", "churned"]
     frame = pd.DataFrame(found, columns=[*keys, *sums])
     index = {s: i for i, s in enumerate(segments)}
     frame["segment_idx"] = frame["segment"].map(index).astype(np.int64)
@@ -212,8 +214,7 @@ def _cells(
     out.insert(
         len(out.columns) - 2, "segment", _segment_labels(segments, out["segment_idx"].to_numpy())
     )
-    out["log_tenure"] = np.log1p(out["tenure_band"].to_numpy(float))  # tenure is exact
-    for name in ("level", "x"):
+    for name in ("log_tenure", "level", "x"):
         out[name] = frame[name].to_numpy(float) / np.maximum(at_risk, 1)
     out["at_risk"] = at_risk
     out["churned"] = frame["churned"].to_numpy(np.int64)
