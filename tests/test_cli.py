@@ -146,7 +146,13 @@ def demo_analysis():
         note=None,
     )
     simulation = SimpleNamespace(
-        scenario=SimpleNamespace(name="Q1 plan", horizon=13),
+        scenario=SimpleNamespace(
+            name="Q1 plan",
+            horizon=13,
+            capacity=30.0,
+            tree=SimpleNamespace(north_star="projects_completed"),
+        ),
+        names=tuple(summary["name"].iloc[:-1]),
         simulations=500,
         has_value=True,
         summary=lambda: summary,
@@ -200,6 +206,18 @@ def test_a_table_too_wide_is_folded_with_its_names_repeated(demo_analysis):
     wide = narrow_console(200)
     terminal.render_simulation(wide, demo_analysis.simulation)
     assert wide.file.getvalue().count("Seat pricing page") == 1
+
+
+def test_all_initiatives_together_are_apart_from_the_table_and_against_the_capacity(
+    demo_analysis,
+):
+    con = narrow_console(80)
+    terminal.render_simulation(con, demo_analysis.simulation)
+    text = con.file.getvalue()
+    cells = [cell for line in text.splitlines() for cell in re.split(r"\s{2,}", line.strip())]
+    assert "portfolio" not in cells  # the summary's last row is not shown as an initiative
+    together = text[text.index("All 8 initiatives together") :]
+    assert "effort 53, over the capacity of 30" in " ".join(together.split())
 
 
 def test_lag_convention_only_when_verbose(demo_analysis):

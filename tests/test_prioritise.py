@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 
 import numpy as np
 import pytest
+from rich.console import Console
 
+from nsm_sim.output.terminal import render_comparison
 from nsm_sim.prioritise import (
     NO_VALUE_NOTE,
     best_portfolio,
@@ -280,3 +283,12 @@ def test_compare_funded_portfolios_under_each_capacity():
         "a": ["big"],
         "b": ["big", "small", "tiny"],
     }
+    # each side's effort against its own capacity: funded within it, proposed beyond it
+    assert payload["effort"] == {"a": 6.0, "b": 12.0}
+    assert payload["capacity"] == {"a": 6.0, "b": 12.0}
+    assert compare(tight, roomy).effort == (12.0, 12.0)
+    con = Console(file=io.StringIO(), width=100, color_system=None)
+    render_comparison(con, compare(tight, roomy))
+    text = con.file.getvalue()
+    assert "A proposes effort 12 of capacity 6  (over capacity): big, small, tiny" in text
+    assert "B proposes effort 12 of capacity 12: big" in text

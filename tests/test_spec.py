@@ -41,6 +41,10 @@ WRONG = {
         "initiatives[0].target: 'a_1' is not a node of the tree",
         "did you mean 'a1'",
     ],
+    "wrong_scenario_experiment_node.yaml": [
+        "initiatives[0]: lift.experiment.metric: the experiment measured 'a1'",
+        "targets 'a'",
+    ],
     "wrong_scenario_twice.yaml": ["initiatives: initiative names must be unique", "A"],
     "wrong_scenario_probability.yaml": ["initiatives[0].confidence:", "less than or equal to 1"],
     "wrong_scenario_unknown_key.yaml": ["initiatives[0].efort: unknown key", "'effort'"],

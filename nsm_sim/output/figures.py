@@ -34,6 +34,7 @@ SCENARIO_COLOURS = {
     "no initiative": "#7f7f7f",
     "portfolio": "#1f77b4",
     "every initiative": "#1f77b4",
+    "all initiatives together": "#1f77b4",
     "chosen portfolio": "#2ca02c",
 }
 #: Colour of the population-level estimate, drawn beside the segments' colours.

@@ -158,7 +158,7 @@ def simulation_files(result: Any, plan: Any = None, warnings: Sequence[str] = ()
     outcomes = dict(zip(result.names, result.initiatives.get(quantity), strict=True))
     return {
         "simulation.json": with_warnings(result.to_dict(), warnings),
-        "simulation.csv": result.summary(),
+        "simulation.csv": tables.simulation_summary(result),
         "trajectory.csv": fan,
         "north_star_fan.png": decision_plots.north_star_fan(fan, north_star),
         "value_distribution.png": decision_plots.value_distribution(outcomes, quantity),
@@ -269,11 +269,17 @@ def _funding_section(result: Any, plan: Any, files: dict[str, Any]) -> html.Sect
         html.TableBlock(plan.ranking, f"Ranking by {plan.quantity} per effort"),
         html.FigureBlock(
             files["north_star_fan.png"],
-            f"{north_star} with no initiative, with every initiative of the scenario "
+            f"{north_star} with no initiative, with all the scenario's initiatives together "
             "and with the chosen portfolio",
         ),
         html.FigureBlock(files["value_distribution.png"], "Per initiative"),
         html.TableBlock(tables.simulation_table(result), "Each initiative alone"),
+        html.TableBlock(
+            tables.simulation_table(result, together=True),
+            f"All {len(result.names)} initiatives together (effort "
+            f"{float(result.effort.sum()):g} against a capacity of {portfolio.capacity:g}; "
+            "not the chosen portfolio)",
+        ),
         html.FigureBlock(files["evpi.png"], "Expected value of perfect information"),
     ]
     if plan.note:

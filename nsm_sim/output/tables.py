@@ -29,8 +29,12 @@ SIMULATION_COLUMNS = {
     "value_per_effort": "value / effort",
 }
 
+#: The simulation's row of every initiative of a scenario projected together, whatever the
+#: capacity (the portfolio that fits it is chosen by ``prioritise``).
+ALL_TOGETHER = "all initiatives together"
+
 #: Fan chart names of the trajectory's series.
-FAN_SERIES = {"baseline": "no initiative", "portfolio": "every initiative"}
+FAN_SERIES = {"baseline": "no initiative", "portfolio": ALL_TOGETHER}
 
 #: Trajectory quantile columns and their names in the fan chart.
 FAN_COLUMNS = {
@@ -116,8 +120,8 @@ def drivers_view(drivers: pd.DataFrame, population: bool = False) -> pd.DataFram
     return view
 
 
-def simulation_table(result: Any) -> pd.DataFrame:
-    """Return the headline columns of a simulation summary, renamed for people.
+def simulation_summary(result: Any) -> pd.DataFrame:
+    """Return a simulation's summary with its last row named :data:`ALL_TOGETHER`.
 
     Parameters
     ----------
@@ -126,10 +130,32 @@ def simulation_table(result: Any) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per initiative, the columns of :data:`SIMULATION_COLUMNS`.
+        :meth:`~nsm_sim.simulate.SimulationResult.summary`, whose row of every initiative
+        projected together is named for what it is: not a portfolio that fits the capacity.
     """
     summary = result.summary()
-    return summary[list(SIMULATION_COLUMNS)].rename(columns=SIMULATION_COLUMNS)
+    summary.loc[summary.index[-1], "name"] = ALL_TOGETHER
+    return summary
+
+
+def simulation_table(result: Any, *, together: bool = False) -> pd.DataFrame:
+    """Return the headline columns of a simulation summary, renamed for people.
+
+    Parameters
+    ----------
+    result : nsm_sim.simulate.SimulationResult
+    together : bool, default False
+        Return the row of every initiative projected together instead of one row per
+        initiative.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :data:`SIMULATION_COLUMNS`.
+    """
+    summary = simulation_summary(result)
+    rows = summary.iloc[-1:] if together else summary.iloc[:-1]
+    return rows[list(SIMULATION_COLUMNS)].rename(columns=SIMULATION_COLUMNS)
 
 
 def fan_frame(result: Any, plan: Any = None) -> pd.DataFrame:

@@ -425,6 +425,20 @@ def render_simulation(con: Console, result: Any) -> None:
         f"{scenario.name}: {result.simulations:,} simulations, horizon {scenario.horizon} "
         "periods (changes against no initiative)",
     )
+    row = tables.simulation_summary(result).iloc[-1]
+    effort, capacity = float(row["effort"]), float(scenario.capacity)
+    fits = "within" if effort <= capacity else "over"
+    con.print(
+        Text.assemble(
+            (f"All {len(result.names)} initiatives together", "bold"),
+            f" (effort {effort:g}, {fits} the capacity of {capacity:g}; not a chosen "
+            f"portfolio): {scenario.tree.north_star} "
+            f"{fmt(row['north_star_change_pct_mean'])} % (90% interval "
+            f"{fmt(row['north_star_change_pct_p5'])} to {fmt(row['north_star_change_pct_p95'])}), "
+            f"retained accounts {fmt(row['retained_accounts_mean'])}, value "
+            f"{fmt(row['value_mean'])}",
+        )
+    )
     if not result.has_value:
         con.print(Text("No value column: value is retained accounts.", style="dim"))
 
@@ -463,9 +477,16 @@ def render_comparison(con: Console, comparison: Any) -> None:
         else "each scenario's initiatives together"
     )
     print_table(con, tables.comparison_view(comparison), f"A = {a}  vs  B = {b} ({basis})")
-    if comparison.funded:
-        for side, names in zip("AB", comparison.selected, strict=True):
-            con.print(Text(f"{side} funds: {', '.join(names) or 'nothing'}"))
+    sides = zip("AB", comparison.selected, comparison.effort, comparison.capacity, strict=True)
+    for side, names, effort, capacity in sides:
+        over = "  (over capacity)" if effort > capacity else ""
+        what = "funds" if comparison.funded else "proposes"
+        con.print(
+            Text(
+                f"{side} {what} effort {effort:g} of capacity {capacity:g}{over}: "
+                f"{', '.join(names) or 'nothing'}"
+            )
+        )
 
 
 # --------------------------------------------------------------------------- analysis

@@ -30,12 +30,17 @@ class Comparison:
         ``False``: every initiative of each scenario.
     selected : tuple of tuple of str
         The initiatives of each side (A, B).
+    effort, capacity : tuple of float
+        Each side's effort (the sum over its initiatives) and its scenario's capacity, in
+        the scenarios' capacity unit.
     """
 
     names: tuple[str, str]
     table: pd.DataFrame
     funded: bool = False
     selected: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    effort: tuple[float, float] = (0.0, 0.0)
+    capacity: tuple[float, float] = (0.0, 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         """Return JSON-ready data.
@@ -43,13 +48,16 @@ class Comparison:
         Returns
         -------
         dict
-            ``{"a", "b", "funded", "selected": {"a", "b"}, "quantities": [row, ...]}``.
+            ``{"a", "b", "funded", "selected": {"a", "b"}, "effort": {"a", "b"},
+            "capacity": {"a", "b"}, "quantities": [row, ...]}``.
         """
         return {
             "a": self.names[0],
             "b": self.names[1],
             "funded": self.funded,
             "selected": {"a": list(self.selected[0]), "b": list(self.selected[1])},
+            "effort": dict(zip("ab", self.effort, strict=True)),
+            "capacity": dict(zip("ab", self.capacity, strict=True)),
             "quantities": self.table.to_dict(orient="records"),
         }
 
@@ -154,9 +162,16 @@ def compare(
                 "p_tie": float(np.mean(a == b)),
             }
         )
+
+    def effort(result: SimulationResult, selected: tuple[str, ...]) -> float:
+        chosen = set(selected)
+        return float(sum(i.effort for i in result.scenario.initiatives if i.name in chosen))
+
     return Comparison(
         (result_a.scenario.name, result_b.scenario.name),
         pd.DataFrame(rows),
         funded=funded,
         selected=(tuple(sel_a), tuple(sel_b)),
+        effort=(effort(result_a, sel_a), effort(result_b, sel_b)),
+        capacity=(float(result_a.scenario.capacity), float(result_b.scenario.capacity)),
     )

@@ -141,10 +141,16 @@ class Arm(_Closed):
 
 
 class Experiment(_Closed):
-    """An A/B result; the lift is the posterior of ``p_treatment / p_control - 1``."""
+    """An A/B result; the lift is the posterior of ``p_treatment / p_control - 1``.
+
+    ``metric`` names the node of the tree whose rate the test measured (its conversions
+    count that metric). When given, the initiative must target that node: a conversion
+    measured on one step of a funnel is not a lift on another.
+    """
 
     control: Arm
     treatment: Arm
+    metric: str | None = None
 
 
 class ExperimentLift(_Closed):
