@@ -390,3 +390,20 @@ def test_validate_strict_exits_3_naming_the_fit_whose_gate_failed(monkeypatch, t
     assert result.exit_code == 3, result.output
     assert "revenue in_sample r_hat" in result.output
     assert "logins" not in result.output.split("diagnostics failed:")[1]
+
+
+def test_money_carries_the_currency_the_tree_names(demo_analysis):
+    plan = demo_analysis.plan
+    named = tables.ranking_view(plan, "EUR").columns
+    assert "expected value (EUR)" in named and "EUR / effort" in named
+    assert "expected value" in tables.ranking_view(plan).columns
+    result = demo_analysis.simulation
+    result.scenario.tree.currency = "EUR"
+    try:
+        columns = tables.simulation_table(result).columns
+        con = narrow_console(120)
+        terminal.render_simulation(con, result)
+    finally:
+        del result.scenario.tree.currency
+    assert "value (EUR, mean)" in columns and "EUR / effort" in columns
+    assert " EUR" in con.file.getvalue()

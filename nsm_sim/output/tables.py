@@ -155,7 +155,52 @@ def simulation_table(result: Any, *, together: bool = False) -> pd.DataFrame:
     """
     summary = simulation_summary(result)
     rows = summary.iloc[-1:] if together else summary.iloc[:-1]
-    return rows[list(SIMULATION_COLUMNS)].rename(columns=SIMULATION_COLUMNS)
+    names = with_currency(SIMULATION_COLUMNS, currency_of(result))
+    return rows[list(names)].rename(columns=names)
+
+
+def currency_of(result: Any) -> str | None:
+    """Return the currency the result's tree names for its value column, if any.
+
+    Parameters
+    ----------
+    result : nsm_sim.simulate.SimulationResult
+
+    Returns
+    -------
+    str or None
+    """
+    scenario = getattr(result, "scenario", None)
+    return getattr(getattr(scenario, "tree", None), "currency", None)
+
+
+def with_currency(names: dict[str, str], currency: str | None) -> dict[str, str]:
+    """Return column names with the money columns in ``currency``.
+
+    Parameters
+    ----------
+    names : dict
+        Column to its name for people (``"value (mean)"``, ``"value / effort"``...).
+    currency : str or None
+        ``EUR``, ``USD``...; ``None`` leaves the names as they are.
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> with_currency({"value_mean": "value (mean)", "value_per_effort": "value / effort"}, "EUR")
+    {'value_mean': 'value (EUR, mean)', 'value_per_effort': 'EUR / effort'}
+    """
+    if not currency:
+        return dict(names)
+    money = {
+        "value (mean)": f"value ({currency}, mean)",
+        "value / effort": f"{currency} / effort",
+        "expected value": f"expected value ({currency})",
+    }
+    return {column: money.get(name, name) for column, name in names.items()}
 
 
 def fan_frame(result: Any, plan: Any = None) -> pd.DataFrame:
@@ -183,12 +228,14 @@ def fan_frame(result: Any, plan: Any = None) -> pd.DataFrame:
     return trajectory.rename(columns=FAN_COLUMNS)
 
 
-def ranking_view(plan: Any) -> pd.DataFrame:
+def ranking_view(plan: Any, currency: str | None = None) -> pd.DataFrame:
     """Return the ranking's headline columns and its P(top k) columns, named for people.
 
     Parameters
     ----------
     plan : nsm_sim.prioritise.Prioritisation
+    currency : str, optional
+        The value's currency, shown in the money columns when the plan ranks by value.
 
     Returns
     -------
@@ -196,6 +243,8 @@ def ranking_view(plan: Any) -> pd.DataFrame:
     """
     top = [c for c in plan.ranking.columns if c.startswith("p_top")]
     names = {**RANKING_COLUMNS, **{c: f"P(top {c.removeprefix('p_top')})" for c in top}}
+    if plan.quantity == "value":
+        names = with_currency(names, currency)
     return plan.ranking[list(names)].rename(columns=names)
 
 

@@ -372,6 +372,33 @@ def render_fit(
 # --------------------------------------------------------------------------- validation
 
 
+def beyond_trained_tenure_line(validation: Any) -> str | None:
+    """Return the line saying how many scored rows were older than every training row.
+
+    Parameters
+    ----------
+    validation : nsm_sim.leading.Validation
+        Its ``metrics`` with ``beyond_trained_tenure`` and ``trained_tenure_max`` (from
+        :func:`nsm_sim.leading.predictive_power`).
+
+    Returns
+    -------
+    str or None
+        None when no scored row was beyond the trained tenure (or the table does not say).
+    """
+    m = validation.metrics
+    if "beyond_trained_tenure" not in m or not len(m):
+        return None
+    share = float(m["beyond_trained_tenure"].iloc[0])
+    if not share > 0:
+        return None
+    tenure = int(m["trained_tenure_max"].iloc[0])
+    return (
+        f"Out-of-time scores: {100 * share:.0f}% of the scored rows were beyond the trained "
+        f"tenure ({tenure} periods); their tenure effect is held there, not extrapolated."
+    )
+
+
 def render_validation(
     con: Console, validation: Any, verbose: bool = False, err: Console | None = None
 ) -> None:
@@ -386,6 +413,9 @@ def render_validation(
         con.print(
             Text.assemble("  ", (str(row["metric"]), "bold"), f": {row['verdict']} — {row['why']}")
         )
+    beyond = beyond_trained_tenure_line(validation)
+    if beyond:
+        con.print(Text(beyond, style="dim"))
     sentence = (validation.threshold or {}).get("sentence")
     if sentence:
         con.print(Text(f"Threshold: {sentence}"))
@@ -427,6 +457,8 @@ def render_simulation(con: Console, result: Any) -> None:
     )
     row = tables.simulation_summary(result).iloc[-1]
     effort, capacity = float(row["effort"]), float(scenario.capacity)
+    currency = tables.currency_of(result)
+    money = f" {currency}" if currency and result.has_value else ""
     fits = "within" if effort <= capacity else "over"
     con.print(
         Text.assemble(
@@ -436,7 +468,7 @@ def render_simulation(con: Console, result: Any) -> None:
             f"{fmt(row['north_star_change_pct_mean'])} % (90% interval "
             f"{fmt(row['north_star_change_pct_p5'])} to {fmt(row['north_star_change_pct_p95'])}), "
             f"retained accounts {fmt(row['retained_accounts_mean'])}, value "
-            f"{fmt(row['value_mean'])}",
+            f"{fmt(row['value_mean'])}{money}",
         )
     )
     if not result.has_value:
@@ -446,7 +478,9 @@ def render_simulation(con: Console, result: Any) -> None:
 def render_prioritisation(con: Console, result: Any, plan: Any) -> None:
     """Print the simulation, the ranking, the chosen portfolio and the value of information."""
     render_simulation(con, result)
-    print_table(con, tables.ranking_view(plan), f"Ranking by {plan.quantity} per effort", keys=2)
+    currency = tables.currency_of(result)
+    ranking = tables.ranking_view(plan, currency)
+    print_table(con, ranking, f"Ranking by {plan.quantity} per effort", keys=2)
     portfolio = plan.portfolio
     con.print(
         Text.assemble(
@@ -456,9 +490,11 @@ def render_prioritisation(con: Console, result: Any, plan: Any) -> None:
         )
     )
     joint = portfolio.joint or {}
+    unit = f" ({currency})" if currency and plan.quantity == "value" else ""
     con.print(
         Text(
-            f"  expected {plan.quantity} {fmt(portfolio.expected_value)} (sum of each alone); "
+            f"  expected {plan.quantity}{unit} {fmt(portfolio.expected_value)} (sum of each "
+            "alone); "
             f"together {fmt(joint.get('mean'))} (90% interval {fmt(joint.get('p5'))} to "
             f"{fmt(joint.get('p95'))}), P(>0) {fmt(joint.get('p_positive'))}"
         )
