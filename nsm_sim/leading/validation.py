@@ -130,8 +130,9 @@ class Validation:
         dict
             ``{"north_star", "metrics": [{"metric", "verdict", "rank", "why", "log_loss",
             "brier", "auc", "skill", "baseline_log_loss", "elpd_loo", "elpd_se",
-            "elpd_diff", "within": {"mean", "low", "high"}, "between": {...}, "precedes",
-            "preceded_by", "static", "within_share", ...}, ...], "timing": [...],
+            "elpd_diff", "trained_tenure_max", "beyond_trained_tenure", "within": {"mean",
+            "low", "high"}, "between": {...}, "precedes", "preceded_by", "static",
+            "within_share", ...}, ...], "timing": [...],
             "cross_correlations": [...], "threshold": {...}, "diagnostics": {...} (see
             :meth:`diagnostics`), "settings": {...}, "timings": {...}, "summary": str}``.
             NaN becomes None.
@@ -148,6 +149,8 @@ class Validation:
             "pareto_k_max",
             "rhat_max",
             "divergences",
+            "trained_tenure_max",
+            "beyond_trained_tenure",
         )
         metrics = [
             {
