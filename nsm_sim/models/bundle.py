@@ -3,7 +3,9 @@
 A bundle holds ``posterior.nc`` (the InferenceData, with the data the diagnostics need),
 ``card.json`` (the tree, fingerprints of tree and data, versions, seed, sampler settings,
 diagnostics), ``population.csv`` (the accounts alive at the end, for the projection) and
-``manifest.json``, written last: the size and SHA-256 of each of the three. A bundle is
+``manifest.json``, written last: the size and SHA-256 of each of the three, and of
+``history.csv`` when the fit has one (what the forecast reads of the panel:
+:mod:`nsm_sim.forecast.history`; a fit from a query engine's reduction has none). A bundle is
 written whole or not at all (:func:`nsm_sim.files.write_files`), and :func:`load_bundle`
 refuses one whose files do not match its manifest (files of two fits mixed, or changed
 after the fit). A loaded fit says what its users must be told (:attr:`Fit.warnings`): trust
@@ -48,6 +50,9 @@ class Fit:
         The accounts alive at the end of the panel, for the projection.
     diagnostics : pandas.DataFrame
         :func:`diagnose`'s table.
+    history : pandas.DataFrame or None
+        The forecast's history table (:func:`nsm_sim.forecast.panel_history`), when the fit
+        was made from a panel.
     """
 
     idata: az.InferenceData
@@ -56,6 +61,7 @@ class Fit:
     card: dict
     population: data_mod.Population
     diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    history: pd.DataFrame | None = None
 
     @property
     def failed_gates(self) -> list[str]:
@@ -82,6 +88,9 @@ class Fit:
 #: Files of a fit bundle, apart from its manifest.
 BUNDLE_FILES = ("posterior.nc", "card.json", "population.csv")
 
+#: Optional file of a fit bundle: the forecast's history table.
+HISTORY_FILE = "history.csv"
+
 #: The bundle's manifest: size and SHA-256 of each of :data:`BUNDLE_FILES`, written last.
 MANIFEST = "manifest.json"
 
@@ -97,9 +106,10 @@ def _digest(path: Path) -> dict[str, int | str]:
     return {"bytes": path.stat().st_size, "sha256": sha.hexdigest()}
 
 
-def _write_manifest(path: Path) -> None:
+def _write_manifest(path: Path, history: bool = False) -> None:
     folder = path.parent
-    files = {name: _digest(folder / name) for name in BUNDLE_FILES}
+    names = [*BUNDLE_FILES, *([HISTORY_FILE] if history else [])]
+    files = {name: _digest(folder / name) for name in names}
     path.write_text(dumps({"format": MANIFEST_FORMAT, "files": files}) + "\n", encoding="utf-8")
 
 
@@ -114,8 +124,9 @@ def _manifest_problems(folder: Path) -> list[str]:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return [f"{MANIFEST}: damaged ({exc.__class__.__name__}: {exc}); {redo}"]
     problems = []
-    for name in BUNDLE_FILES:
-        if listed.get(name) != _digest(folder / name):
+    optional = [HISTORY_FILE] if HISTORY_FILE in listed else []
+    for name in (*BUNDLE_FILES, *optional):
+        if not (folder / name).is_file() or listed.get(name) != _digest(folder / name):
             problems.append(
                 f"{name}: does not match {MANIFEST} (changed after the fit, or taken from "
                 f"another fit); {redo}"
@@ -150,7 +161,8 @@ def save_bundle(fit: Fit, out_dir: str | os.PathLike) -> Path:
             "posterior.nc": lambda path: fit.idata.to_netcdf(str(path)),
             "population.csv": fit.population.frame,
             "card.json": dumps(fit.card),
-            MANIFEST: _write_manifest,
+            **({HISTORY_FILE: fit.history} if fit.history is not None else {}),
+            MANIFEST: lambda path: _write_manifest(path, history=fit.history is not None),
         },
     )
     return out
@@ -267,6 +279,16 @@ def load_bundle(directory: str | os.PathLike, tree: MetricTree | None = None) ->
             source, [f"population.csv: damaged ({exc.__class__.__name__}: {exc})"]
         ) from exc
     population = data_mod.Population(segments=tuple(card.get("segments", ())), frame=frame)
+    history = None
+    listed = json.loads((d / MANIFEST).read_text(encoding="utf-8"))["files"]
+    if HISTORY_FILE in listed:  # a stale file the manifest does not name is not this fit's
+        try:
+            history = pd.read_csv(d / HISTORY_FILE, parse_dates=["period"])
+            history["segment"] = history["segment"].astype(str)
+        except Exception as exc:  # noqa: BLE001
+            raise BundleError(
+                source, [f"{HISTORY_FILE}: damaged ({exc.__class__.__name__}: {exc})"]
+            ) from exc
     checks = pd.DataFrame(
         card.get("diagnostics", {}).get("checks", []),
         columns=["check", "value", "threshold", "status", "parameter", "detail"],
@@ -278,4 +300,5 @@ def load_bundle(directory: str | os.PathLike, tree: MetricTree | None = None) ->
         card=card,
         population=population,
         diagnostics=checks,
+        history=history,
     )

@@ -143,11 +143,13 @@ def fit(
     Returns
     -------
     Fit
-        With :func:`diagnose`'s table and a card.
+        With :func:`diagnose`'s table, a card and the forecast's history table.
     """
+    from nsm_sim.forecast.history import panel_history  # the forecast imports the models
+
     t0 = time.perf_counter()
     reduction = data_mod.reduce_panel(panel, within=within)
-    return fit_reduction(
+    result = fit_reduction(
         reduction,
         hinge=hinge,
         sampler=sampler,
@@ -158,6 +160,8 @@ def fit(
         progress=progress,
         reduce_seconds=time.perf_counter() - t0,
     )
+    result.history = panel_history(panel).frame
+    return result
 
 
 def fit_reduction(
