@@ -213,7 +213,7 @@ def test_fit_with_pymc_nuts():
 
     world = generate_world(accounts=200, periods=10, seed=2)
     panel = check_frame(world.panel, world.tree, source="tiny")
-    fit = inference.fit(panel, sampler="pymc", draws=60, tune=60, chains=2, seed=4)
+    fit = inference.fit(panel, sampler="pymc", hinge="on", draws=60, tune=60, chains=2, seed=4)
     assert fit.card["sampler"] == "pymc"
     for name in ("elasticity", "elasticity_mu", "churn_slope", "hinge_tau"):
         assert name in fit.idata.posterior, name

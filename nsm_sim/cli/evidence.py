@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -186,6 +187,14 @@ def build(**options: Any) -> None:
 # --------------------------------------------------------------------------- fit, validate
 
 
+class Hinge(StrEnum):
+    """The threshold step of the fit's churn model: by evidence, or forced on or off."""
+
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
 @command()
 @guard
 def fit(
@@ -200,7 +209,18 @@ def fit(
     pooled: Annotated[
         bool, typer.Option("--pooled", help="Elasticities across accounts (biased by size).")
     ] = False,
-    hinge: Annotated[bool, typer.Option(help="Threshold ('aha') step in the churn model.")] = True,
+    hinge: Annotated[
+        Hinge,
+        typer.Option(
+            "--hinge",
+            help="Threshold ('aha') step in the churn model: auto turns it on only where it "
+            "improves the expected elpd and the North Star has enough distinct levels (the "
+            "reason is said and kept in the card); on or off decide.",
+        ),
+    ] = Hinge.auto,
+    no_hinge: Annotated[
+        bool, typer.Option("--no-hinge", hidden=True, help="The same as --hinge off.")
+    ] = False,
     engine: Annotated[
         str | None,
         typer.Option(
@@ -224,7 +244,8 @@ def fit(
     limits.check_fit(draws, tune, chains)
     err = terminal.console(stderr=True)
     with terminal.Stages(err, quiet=json) as stages:
-        settings = dict(hinge=hinge, sampler=sampler, draws=draws, tune=tune, chains=chains)
+        step = Hinge.off.value if no_hinge else hinge.value
+        settings = dict(hinge=step, sampler=sampler, draws=draws, tune=tune, chains=chains)
         if engine is None:
             stages.start(f"reading the panel {data or tree}")
             panel = events_command.panel_for(tree, data)
@@ -251,6 +272,7 @@ def fit(
             {
                 "drivers": summaries["drivers"],
                 "retention": summaries["retention"],
+                "hinge": result.card["hinge_choice"],
                 "diagnostics": result.card["diagnostics"],
                 "checks": result.diagnostics,
                 "bundle": str(out),

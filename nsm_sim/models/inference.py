@@ -24,6 +24,9 @@ from nsm_sim.models.sampling import DEFAULT_SAMPLER, sample
 from nsm_sim.numeric import STAGE_FIT, child_seed, interval, stream
 from nsm_sim.spec import MetricTree, edge_label
 
+#: The retention summary's row of the slope and the step together (with a threshold step).
+TOGETHER = "slope and step together"
+
 #: Estimation notes shown with the elasticities.
 WITHIN_NOTE = "elasticities are estimated within accounts with period effects"
 POOLED_NOTE = (
@@ -103,7 +106,7 @@ def fit(
     panel: data_mod.Panel,
     *,
     within: bool = True,
-    hinge: bool = True,
+    hinge: bool | str = "auto",
     sampler: str = DEFAULT_SAMPLER,
     draws: int = 500,
     tune: int = 500,
@@ -126,8 +129,11 @@ def fit(
         A checked panel.
     within : bool, default True
         Estimate elasticities within accounts with period effects; ``False``: pooled.
-    hinge : bool, default True
-        Hinge at a threshold in the hazard.
+    hinge : bool or "auto", default "auto"
+        Threshold step in the hazard: ``"auto"`` turns it on only where
+        :func:`nsm_sim.models.retention.step_evidence` says the data call for it (enough
+        distinct levels of the North Star and a gain in expected elpd); ``True`` or
+        ``False`` decide. The choice and its reason are in the card (``hinge_choice``).
     sampler : {"nutpie", "pymc"}, default "nutpie"
         See :func:`sample`.
     draws, tune : int, default 500
@@ -167,7 +173,7 @@ def fit(
 def fit_reduction(
     reduction: data_mod.Reduction,
     *,
-    hinge: bool = True,
+    hinge: bool | str = "auto",
     sampler: str = DEFAULT_SAMPLER,
     draws: int = 500,
     tune: int = 500,
@@ -198,6 +204,8 @@ def fit_reduction(
     tree = reduction.tree
     stats = reduction.driver_stats
     cells = reduction.churn_cells
+    choice = hinge_choice(cells, hinge)
+    hinge = choice["on"]
     population = reduction.population
     within = next(iter(stats.values())).within
     const = _constant_data(reduction)
@@ -256,6 +264,7 @@ def fit_reduction(
         "within": bool(within),
         "estimation": WITHIN_NOTE if within else POOLED_NOTE,
         "hinge": bool(hinge),
+        "hinge_choice": choice,
         "north_star_levels": dict(levels),
         "reference_tenure": ref_tenure,
         "diagnostics": diagnostics_summary(checks),
@@ -276,6 +285,48 @@ def fit_reduction(
         population=population,
         diagnostics=checks,
     )
+
+
+def hinge_choice(cells, hinge: bool | str = "auto") -> dict:
+    """Return whether the fit's hazard has the threshold step, and why.
+
+    Parameters
+    ----------
+    cells : ChurnCells
+        The North Star's churn cells.
+    hinge : bool or {"auto", "on", "off"}, default "auto"
+        ``"auto"``: on where :func:`nsm_sim.models.retention.step_evidence` says the data
+        call for it; otherwise as asked.
+
+    Returns
+    -------
+    dict
+        ``requested`` ("auto", "on" or "off"), ``on`` (bool), ``reason`` (a sentence),
+        ``levels`` and ``elpd_gain`` (None when not looked at, or too few levels).
+
+    Raises
+    ------
+    ValueError
+        For any other ``hinge``.
+    """
+    from nsm_sim.models.retention import step_evidence
+
+    if isinstance(hinge, bool):
+        requested = "on" if hinge else "off"
+    else:
+        requested = str(getattr(hinge, "value", hinge))  # a str or an enum of them
+    if requested not in ("auto", "on", "off"):
+        raise ValueError(f"hinge must be 'auto', 'on' or 'off' (or a bool), got {hinge!r}")
+    if requested != "auto":
+        return {
+            "requested": requested,
+            "on": requested == "on",
+            "reason": f"threshold step {requested}: as asked (--hinge {requested})",
+            "levels": None,
+            "elpd_gain": None,
+        }
+    evidence = step_evidence(cells)
+    return {"requested": "auto", **evidence}
 
 
 # --------------------------------------------------------------------------- summaries
@@ -311,10 +362,14 @@ def summarise(fit: Fit) -> dict[str, pd.DataFrame]:
         ``intercept``; the North Star's slope on ``log1p`` (named after the North Star
         metric); ``<north star> odds ratio per e-fold`` (``exp(slope)``: the odds of churn
         when ``log1p`` of the North Star grows by one);
-        ``tenure``; ``hinge_jump`` and ``hinge_tau`` with a hinge; ``retention over H periods
+        ``tenure``; ``hinge_jump`` and ``hinge_tau`` with a hinge, and ``slope and step
+        together (LOW to HIGH)``: the change of the churn logit from the North Star's p10 to
+        its p90 (:func:`~nsm_sim.models.retention.combined_effect` of the population slope,
+        jump and threshold), which stays clear when the split between slope and step does
+        not; ``retention over H periods
         at p10 / p50 / p90`` of the observed North Star (accounts of the reference tenure).
     """
-    from nsm_sim.models.retention import expected_retention
+    from nsm_sim.models.retention import combined_effect, expected_retention
 
     post = fit.idata.posterior
     tree = fit.tree
@@ -379,6 +434,10 @@ def summarise(fit: Fit) -> dict[str, pd.DataFrame]:
         add("hinge_tau", params["hinge_tau"])
     horizon = tree.retention_horizon
     levels = fit.card.get("north_star_levels", {})
+    if "hinge_tau" in post and {"p10", "p90"} <= set(levels):
+        low, high = float(levels["p10"]), float(levels["p90"])
+        together = combined_effect(slope_mu, params["hinge_jump"], params["hinge_tau"], low, high)
+        add(f"{TOGETHER} ({low:.3g} to {high:.3g})", together)
     tenure = float(fit.card.get("reference_tenure", 0.0))
     for i, s in enumerate(segments):
         for q in ("p10", "p50", "p90"):
@@ -394,6 +453,7 @@ def summarise(fit: Fit) -> dict[str, pd.DataFrame]:
 __all__ = [
     "BUNDLE_FILES",
     "POOLED_NOTE",
+    "TOGETHER",
     "WITHIN_NOTE",
     "Fit",
     "build_fit_model",
@@ -401,6 +461,7 @@ __all__ = [
     "diagnostics_summary",
     "fit",
     "fit_reduction",
+    "hinge_choice",
     "load_bundle",
     "sample",
     "save_bundle",

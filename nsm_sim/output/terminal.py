@@ -365,6 +365,9 @@ def render_fit(
     drivers = tables.drivers_view(summaries["drivers"])
     print_table(con, drivers, "Elasticities (mean, 90% interval)", keys=3)
     print_table(con, summaries["retention"], "Churn model (mean, 90% interval)", keys=2)
+    reason = (fit.card.get("hinge_choice") or {}).get("reason")
+    if reason:  # older bundles do not say
+        con.print(Text(f"{reason[0].upper()}{reason[1:]}."))
     render_checks(con, err, fit.diagnostics)
     con.print(Text(f"Fit bundle written to {out}/"))
 
