@@ -62,6 +62,33 @@ def _simulate(scenario, fitted, simulations: int, seed: int, quiet: bool):
         )
 
 
+def _forecast(scenario, fitted, simulations: int, seed: int, quiet: bool, needed: bool = True):
+    """Forecast the North Star with new accounts and judge the target.
+
+    Returns ``(None, None)``, with a warning, when the fit has no history.
+    """
+    from nsm_sim import forecast as fc
+
+    err = terminal.console(stderr=True)
+    if getattr(fitted, "history", None) is None:
+        terminal.render_warnings(
+            err,
+            [
+                "the fit bundle has no history.csv (fitted before forecasts, or from a query "
+                "engine's reduction): no forecast with new accounts; fit again from the panel"
+            ],
+        )
+        return None, None
+    with terminal.Stages(err, quiet=quiet) as stages:
+        stages.start("forecasting the North Star with new accounts")
+        forecast = fc.forecast_fit(scenario, fitted, simulations=simulations, seed=seed)
+        target = None
+        if forecast.target is not None:
+            stages.start("judging the target: P(reaching it), what it would take")
+            target = fc.target_report(forecast) if needed else forecast.to_dict()["target"]
+    return forecast, target
+
+
 @command()
 @guard
 def simulate(
@@ -75,14 +102,23 @@ def simulate(
 ) -> None:
     """Project each initiative and the portfolio to the North Star, retention and value."""
     check_out(out)
+    from nsm_sim.output.forecast_text import render_forecast
+
     (spec,), fitted = _load_for_simulation([scenario], fit_dir, simulations)
     result = _simulate(spec, fitted, simulations, seed, json)
+    forecast, target = _forecast(spec, fitted, simulations, seed, json)
     if out is not None:
         write_files(out, report.simulation_files(result, warnings=fitted.warnings))
     if json:
-        emit_json(report.with_warnings(result.to_dict(), fitted.warnings))
+        payload = result.to_dict()
+        if forecast is not None:
+            payload["forecast"] = forecast.to_dict()["forecast"]
+            payload["target"] = target
+        emit_json(report.with_warnings(payload, fitted.warnings))
         return
     terminal.render_simulation(terminal.console(), result)
+    if forecast is not None:
+        render_forecast(terminal.console(), forecast, target)
 
 
 @command()
@@ -93,7 +129,11 @@ def prioritise(
     simulations: Simulations = 4000,
     seed: Seed = 0,
     objective: Annotated[
-        str, typer.Option(help="value, north_star or retained_accounts.")
+        str,
+        typer.Option(
+            help="value, north_star, retained_accounts, or target (the portfolio that "
+            "maximises P(reaching the scenario's or the tree's target))."
+        ),
     ] = "value",
     risk_aversion: Annotated[
         float,
@@ -105,18 +145,43 @@ def prioritise(
 ) -> None:
     """Rank initiatives, choose the best portfolio for the capacity, value information."""
     from nsm_sim import prioritise as prio
+    from nsm_sim.errors import SpecError
+    from nsm_sim.forecast import best_target_portfolio
+    from nsm_sim.output.forecast_text import render_target_portfolio
 
-    check_choice("--objective", objective, tuple(prio.OBJECTIVES))
+    check_choice("--objective", objective, (*prio.OBJECTIVES, "target"))
     check_out(out)
     (spec,), fitted = _load_for_simulation([scenario], fit_dir, simulations)
+    for_target = objective == "target"
+    if for_target and spec.goal is None:
+        raise SpecError(
+            str(scenario),
+            [
+                "target: --objective target needs a target: {value, by: DATE} in the scenario "
+                "or the tree"
+            ],
+        )
     result = _simulate(spec, fitted, simulations, seed, json)
-    plan = prio.prioritise(result, objective=objective, risk_aversion=risk_aversion)
+    # the ranking and the value of information of a target are those of the North Star
+    ranked = "north_star" if for_target else objective
+    plan = prio.prioritise(result, objective=ranked, risk_aversion=risk_aversion)
+    chosen = None
+    if for_target:
+        forecast, _ = _forecast(spec, fitted, simulations, seed, json, needed=False)
+        if forecast is None:
+            raise SpecError(str(fit_dir), ["history.csv: --objective target needs a forecast"])
+        chosen = best_target_portfolio(forecast)
     if out is not None:
         write_files(out, report.prioritisation_files(result, plan, fitted.warnings))
     if json:
-        emit_json(report.with_warnings(plan.to_dict(), fitted.warnings))
+        payload = plan.to_dict()
+        if chosen is not None:
+            payload["target_portfolio"] = chosen
+        emit_json(report.with_warnings(payload, fitted.warnings))
         return
     terminal.render_prioritisation(terminal.console(), result, plan)
+    if chosen is not None:
+        render_target_portfolio(terminal.console(), spec, chosen)
 
 
 @command()

@@ -40,6 +40,9 @@ NEEDED_PROBABILITIES = (0.5, 0.8)
 #: The coarse grid of relative lifts searched by :func:`needed_lift`.
 LIFT_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 
+#: Lifts tried between the two coarse grid points that bracket the answer.
+FINE_POINTS = 8
+
 #: Most initiatives whose every subset is scored by :func:`best_target_portfolio`.
 MAX_ENUMERATED = 16
 
@@ -171,24 +174,42 @@ def needed_lift(
         The lift (``0.08`` = +8 %), from the first projected period on every account; 0 when
         the target is reached with that probability already; ``None`` beyond +300 %.
     """
-    target = _value(fc, value)
-    if fc.p_target(series, target) >= probability:
-        return 0.0
-    grid = np.array(LIFT_GRID)
-    p = _lift_probabilities(fc, node, grid, series, target)
-    above = np.flatnonzero(p >= probability)
-    if above.size == 0:
-        return None
-    j = int(above[0])
-    fine = np.linspace(grid[j - 1], grid[j], 12)[1:-1]
-    grid = np.concatenate([[grid[j - 1]], fine, [grid[j]]])
-    p = np.concatenate([[p[j - 1]], _lift_probabilities(fc, node, fine, series, target), [p[j]]])
-    p = np.maximum.accumulate(p)  # a share of simulations: monotone up to its noise
-    i = int(np.flatnonzero(p >= probability)[0])
-    if p[i] == p[i - 1]:
-        return float(grid[i])
-    w = (probability - p[i - 1]) / (p[i] - p[i - 1])
-    return float(grid[i - 1] + w * (grid[i] - grid[i - 1]))
+    return _needed_lifts(fc, node, [probability], series, _value(fc, value))[0]
+
+
+def _needed_lifts(
+    fc: Forecast, node: str, probabilities: Sequence[float], series: str, target: float
+) -> list[float | None]:
+    """:func:`needed_lift` for several probabilities, on one coarse grid."""
+    now = fc.p_target(series, target)
+    if all(now >= prob for prob in probabilities):
+        return [0.0 for _ in probabilities]
+    coarse = np.array(LIFT_GRID)
+    p_coarse = _lift_probabilities(fc, node, coarse[1:], series, target)
+    p_coarse = np.concatenate([[now], p_coarse])
+    out: list[float | None] = []
+    for prob in probabilities:
+        if now >= prob:
+            out.append(0.0)
+            continue
+        above = np.flatnonzero(p_coarse >= prob)
+        if above.size == 0:
+            out.append(None)
+            continue
+        j = int(above[0])
+        fine = np.linspace(coarse[j - 1], coarse[j], FINE_POINTS + 2)[1:-1]
+        grid = np.concatenate([[coarse[j - 1]], fine, [coarse[j]]])
+        p = np.concatenate(
+            [[p_coarse[j - 1]], _lift_probabilities(fc, node, fine, series, target), [p_coarse[j]]]
+        )
+        p = np.maximum.accumulate(p)  # a share of simulations: monotone up to its noise
+        i = int(np.flatnonzero(p >= prob)[0])
+        if p[i] == p[i - 1]:
+            out.append(float(grid[i]))
+            continue
+        w = (prob - p[i - 1]) / (p[i] - p[i - 1])
+        out.append(float(grid[i - 1] + w * (grid[i] - grid[i - 1])))
+    return out
 
 
 def _feasible(scenario: Any, chosen: np.ndarray) -> np.ndarray:
@@ -314,26 +335,28 @@ def target_report(
     tree = fc.scenario.tree
     if nodes is None:
         nodes = tree.children.get(tree.north_star, ())
-    needed = []
-    for prob in probabilities:
-        needed.append(
+    target = float(fc.target.value)
+    needed = [
+        {
+            "lever": "new accounts",
+            "kind": "new_accounts_per_period",
+            "probability": float(prob),
+            "value": needed_arrivals(fc, prob, series=series),
+            "beyond": series,
+        }
+        for prob in probabilities
+    ]
+    for node in nodes:
+        lifts = _needed_lifts(fc, node, probabilities, series, target)
+        needed += [
             {
-                "lever": "new accounts",
-                "kind": "new_accounts_per_period",
+                "lever": node,
+                "kind": "lift",
                 "probability": float(prob),
-                "value": needed_arrivals(fc, prob, series=series),
+                "value": lift,
                 "beyond": series,
             }
-        )
-        for node in nodes:
-            needed.append(
-                {
-                    "lever": node,
-                    "kind": "lift",
-                    "probability": float(prob),
-                    "value": needed_lift(fc, node, prob, series=series),
-                    "beyond": series,
-                }
-            )
+            for prob, lift in zip(probabilities, lifts, strict=True)
+        ]
     block["needed"] = needed
     return block
