@@ -9,10 +9,13 @@ with ``x = log1p(metric)``: the North Star in the fit, any candidate metric in t
 (:mod:`nsm_sim.leading`). Retention over h periods is the product of ``1 - hazard``.
 
 The likelihood is a Binomial over cells (segment x tenure x metric level) from
-:func:`nsm_sim.data.churn_cells`: tenure is exact in every cell, and so is the metric where it
-takes few distinct values (the cells' likelihood is then the per-row Bernoulli likelihood);
-otherwise the metric is binned and ``tests/test_retention.py`` measures the binning error
-against the per-row fit. Every input of the model is a data container (:func:`retention_data`),
+:func:`nsm_sim.data.churn_cells`: tenure is single in every cell where ``log1p(tenure)`` moves
+fast (short tenure) and merged where it moves by less than
+:data:`~nsm_sim.data.cells.TENURE_STEP` (each cell at its rows' mean ``log1p(tenure)``; the
+error bound is in :mod:`nsm_sim.data.cells`), and the metric is exact where it takes few
+distinct values, binned otherwise; ``tests/test_retention.py`` measures the error of both
+against the exact cells and the per-row fit (with ``tenure_step=0`` and exact levels the
+cells' likelihood is the per-row Bernoulli likelihood). Every input of the model is a data container (:func:`retention_data`),
 starting values and prior scales included, so a model compiled once samples the cells of
 another metric or of other rows once their :func:`retention_data` are set into it
 (``pm.set_data``; :class:`nsm_sim.models.sampling.Sampler` does it).
