@@ -15,9 +15,10 @@ fast (short tenure) and merged where it moves by less than
 error bound is in :mod:`nsm_sim.data.cells`), and the metric is exact where it takes few
 distinct values, binned otherwise; ``tests/test_retention.py`` measures the error of both
 against the exact cells and the per-row fit (with ``tenure_step=0`` and exact levels the
-cells' likelihood is the per-row Bernoulli likelihood). Every input of the model is a data container (:func:`retention_data`),
-starting values and prior scales included, so a model compiled once samples the cells of
-another metric or of other rows once their :func:`retention_data` are set into it
+cells' likelihood is the per-row Bernoulli likelihood). Every input of the model is a data
+container (:func:`retention_data`), starting values and prior scales included, so a model
+compiled once samples the cells of another metric or of other rows once their
+:func:`retention_data` are set into it
 (``pm.set_data``; :class:`nsm_sim.models.sampling.Sampler` does it).
 :func:`account_log_likelihood` gives the log-likelihood of each account's rows under a
 posterior, for leave-one-account-out comparisons.
