@@ -26,6 +26,7 @@ from nsm_sim.simulate import (
     simulate,
     simulate_sets,
 )
+from nsm_sim.simulate.plan import make_plan
 from nsm_sim.spec import (
     BetaLift,
     Experiment,
@@ -59,13 +60,13 @@ def direct_projection(pop, post, change, horizon, d=0, reach=None):
 
     ``change(t, s, row)`` is the change of ``log1p(North Star)`` of a cell (``row``) of
     segment index ``s`` in period ``t``: its North Star moves from ``N`` to
-    ``(1 + N) exp(change) - 1``. ``reach(s)`` is the share of the segment's accounts it
+    ``(1 + N) exp(change) - 1``. ``reach(s, row)`` is the share of the cell's accounts it
     reaches (the others keep their baseline).
     """
     totals = np.zeros(3)
     for row in pop.frame.itertuples():
         s = post.segments.index(row.segment)
-        share = 1.0 if reach is None else reach(s)
+        share = 1.0 if reach is None else reach(s, row)
         for weight, moved in ((share, True), (1.0 - share, False)):
             alive = row.accounts * weight
             for t in range(horizon):
@@ -90,6 +91,20 @@ def direct_projection(pop, post, change, horizon, d=0, reach=None):
 
 def no_change(t, s, row):
     return 0.0
+
+
+def reached_by_row(scen, post, pop, simulations, seed, i=0):
+    """The share of each population row's accounts initiative ``i`` reaches, (N, rows)."""
+    plan = make_plan(scen, post, pop, {"all": []}, simulations, seed)
+    shares = plan.reached(i, np.arange(simulations), slice(None))
+    shares = np.broadcast_to(shares, (simulations, plan.cells.seg.size))
+    accounts = pop.frame["accounts"].to_numpy()
+    seg = pop.frame["segment_idx"].to_numpy()
+    keep = np.flatnonzero(accounts > 0)
+    order = keep[np.argsort(seg[keep], kind="stable")]  # the plan's cells, as rows
+    out = np.zeros((simulations, len(pop.frame)))
+    out[:, order] = shares
+    return out
 
 
 def changes(outcomes, k=None):
@@ -252,6 +267,7 @@ def test_random_posterior_draws_match_the_direct_projection():
         [initiative("x", target="a1", lift=0.15, reach=0.6, start=1, ramp=2)], horizon=8
     )
     res = simulate(scen, post, pop, simulations=4, seed=2)
+    reached = reached_by_row(scen, post, pop, 4, 2)
     for k, d in enumerate(res.posterior_index):
         path = post.elasticity[d, 0] * post.elasticity[d, 2]  # nsm<-a, a<-a1, per segment
 
@@ -260,7 +276,10 @@ def test_random_posterior_draws_match_the_direct_projection():
             return path[s] * math.log(1.15) * share
 
         base = direct_projection(pop, post, no_change, 8, d)
-        expected = direct_projection(pop, post, change, 8, d, reach=lambda s: 0.6) - base
+        expected = direct_projection(
+            pop, post, change, 8, d, reach=lambda s, row, k=k: reached[k, row.Index]
+        )
+        expected -= base
         assert np.allclose(changes(res.initiatives, 0)[:, k], expected, rtol=1e-9)
         assert res.baseline["retained_accounts"][k] == pytest.approx(base[1], rel=1e-12)
 
@@ -343,11 +362,44 @@ def test_reach_and_segments_scale_the_north_star_change():
     )
     res = simulate(scen, post, pop, simulations=2)
     full, half, team = res.initiatives.north_star_change[:, 0]
-    assert half == pytest.approx(full / 2, rel=1e-12)
+    # a partial reach hits a share of each cell drawn per simulation: the cells' changes
+    # weighted by it
+    cells = [Population(pop.segments, pop.frame.iloc[[k]]) for k in range(len(pop.frame))]
+    whole = [
+        simulate(scen, post, c, simulations=2).initiatives.north_star_change[0, 0] for c in cells
+    ]
+    reached = reached_by_row(scen, post, pop, 2, 0, i=1)[0]
+    assert 0.3 < reached.min() and reached.max() < 0.7 and np.ptp(reached) > 0
+    assert half == pytest.approx(reached @ np.array(whole), rel=1e-12)
+    assert full == pytest.approx(sum(whole), rel=1e-12)
     share_team = (pop.frame.query("segment == 'team'").eval("accounts * north_star").sum()) / (
         pop.frame.eval("accounts * north_star").sum()
     )
     assert team == pytest.approx(full * share_team, rel=1e-12)
+
+
+def test_a_partial_reach_hits_a_binomial_share_of_each_cell():
+    pop = small_population()
+    post = fixed_posterior(TREE, SEGMENTS, elasticity=1.0, churn_slope=0.0)
+    scen = scenario([initiative("p", target="nsm", lift=0.1, reach=0.3)], horizon=3)
+    reached = reached_by_row(scen, post, pop, 20_000, 5)
+    n = pop.frame["accounts"].to_numpy()
+    # mean 0.3 and variance 0.3 * 0.7 / n per cell: each account is reached with
+    # probability 0.3 (a few cells of 40 accounts clip at 0 a handful of times in 20,000)
+    se_mean = np.sqrt(0.21 / n / 20_000)
+    assert np.all(np.abs(reached.mean(axis=0) - 0.3) < 4 * se_mean)
+    assert reached.var(axis=0) / (0.21 / n) == pytest.approx(np.ones(len(n)), abs=0.05)
+    # independent across cells, and across initiatives (a stream per initiative's name)
+    corr = np.corrcoef(reached.T)[np.triu_indices(len(n), 1)]
+    assert np.abs(corr).max() < 0.05
+    other = scenario([initiative("q", target="nsm", lift=0.1, reach=0.3)], horizon=3)
+    assert (
+        abs(np.corrcoef(reached[:, 0], reached_by_row(other, post, pop, 20_000, 5)[:, 0])[0, 1])
+        < 0.05
+    )
+    # a full reach, or whole segments, has no spread
+    full = scenario([initiative("p", target="nsm", lift=0.1, segments=["team"])], horizon=3)
+    assert np.ptp(reached_by_row(full, post, pop, 50, 5), axis=0).max() == 0.0
 
 
 @pytest.mark.parametrize("overlap", [0.0, 0.5, 1.0])

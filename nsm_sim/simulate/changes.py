@@ -2,8 +2,8 @@
 
 - :func:`ramp_share`, :func:`log_multiplier` and :class:`Joint`: how initiatives' changes of
   ``log1p(North Star)`` ramp in and combine.
-- :func:`sigmoid`, :func:`jump_bump`, :func:`odds_above` and :func:`spread_odds`: the mean of
-  the threshold term's ``exp(jump * step)`` over accounts spread uniformly across a range.
+- :func:`sigmoid`, :func:`jump_bump` and :func:`spread_odds`: the mean of the threshold
+  term's ``exp(jump * step)`` over accounts spread uniformly across a range.
 """
 
 from __future__ import annotations
@@ -36,31 +36,46 @@ def jump_bump(hj: np.ndarray) -> np.ndarray:
     return total
 
 
-def odds_above(z: np.ndarray, gap: np.ndarray, bump: np.ndarray) -> np.ndarray:
-    """``int_{-inf}^{z} (exp(jump * sigmoid(u)) - 1) du``, to second order in its bump.
-
-    ``gap = exp(jump) - 1`` and ``bump`` from :func:`jump_bump`: the integral of the
-    straight line, ``gap * softplus(z)``, plus the bump's total spread as a smooth step.
-    """
-    small = np.abs(z)
-    np.negative(small, out=small)
-    tail = np.exp(small, out=small)  # exp(-|z|)
-    above = z >= 0.0
-    step = np.divide(np.where(above, 1.0, tail), 1.0 + tail)  # sigmoid(z)
-    softplus = np.log1p(tail, out=tail)
-    softplus += np.maximum(z, 0.0)
-    softplus *= gap
-    step *= bump
-    softplus += step
-    return softplus
+#: Largest exponent of the threshold's terms: beyond it they are constant to double precision
+#: (a cell would have to span more than about 650 step widths for it to matter).
+EXP_MAX = 700.0
 
 
 def spread_odds(
-    z_hi: np.ndarray, spread: np.ndarray, gap: np.ndarray, bump: np.ndarray
+    e_hi: np.ndarray, low: np.ndarray, spread: np.ndarray, gap: np.ndarray, bump: np.ndarray
 ) -> np.ndarray:
-    """Mean of ``exp(jump * sigmoid(z))`` for ``z`` uniform on ``[z_hi - 1 / spread, z_hi]``."""
-    mean = odds_above(z_hi, gap, bump)
-    mean -= odds_above(z_hi - 1.0 / spread, gap, bump)
+    """Mean of ``exp(jump * sigmoid(z))`` for ``z`` uniform on ``[z_hi - 1 / spread, z_hi]``.
+
+    With ``F(z) = gap * softplus(z) + bump * sigmoid(z)``, the integral of
+    ``exp(jump * sigmoid(u)) - 1`` up to ``z`` to second order in its bump (``gap = exp(jump)
+    - 1``, ``bump`` from :func:`jump_bump`), the mean is ``1 + spread * (F(z_hi) - F(z_lo))``.
+    Both ends come from one exponential: with ``E = exp(z_hi)`` and ``c = exp(-1 / spread)``,
+    ``softplus(z_hi) - softplus(z_lo) = log1p(q)`` and ``sigmoid(z_hi) - sigmoid(z_lo) = q /
+    (1 + E)``, where ``q = (1 - c) E / (1 + c E)``.
+
+    Parameters
+    ----------
+    e_hi : ndarray
+        ``exp(min(z_hi, EXP_MAX))``; overwritten.
+    low : ndarray
+        ``exp(-1 / spread)`` per cell.
+    spread, gap, bump : ndarray
+        Broadcasting against ``e_hi``.
+
+    Returns
+    -------
+    ndarray
+    """
+    q = np.multiply(e_hi, low)
+    q += 1.0  # 1 + c E
+    np.divide(e_hi, q, out=q)
+    q *= 1.0 - low  # q = (1 - c) E / (1 + c E)
+    e_hi += 1.0
+    step = np.divide(q, e_hi, out=e_hi)
+    step *= bump
+    mean = np.log1p(q, out=q)
+    mean *= gap
+    mean += step
     mean *= spread
     mean += 1.0
     return mean
@@ -75,6 +90,8 @@ def log_multiplier(g: np.ndarray, rho: np.ndarray) -> np.ndarray:
     """``log(1 + rho (exp(g) - 1))``, exactly ``g`` where ``rho == 1``; ``rho`` on the last axis."""
     if np.all(rho == 1.0):
         return g
+    if np.all((rho == 0.0) | (rho == 1.0)):
+        return g * rho
     partial = np.log1p(rho * np.expm1(g))
     return np.where(rho == 1.0, g, partial)
 

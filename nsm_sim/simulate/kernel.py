@@ -29,6 +29,7 @@ import numpy as np
 
 from nsm_sim.models.retention import HINGE_WIDTH, churn_logit
 from nsm_sim.simulate.changes import (
+    EXP_MAX,
     Joint,
     jump_bump,
     log_multiplier,
@@ -66,14 +67,17 @@ class _Chunk:
         width = self.hi - np.log1p(cells.north_star_min)
         self.point = width < 1e-9
         self.spread = HINGE_WIDTH / np.where(self.point, 1.0, width)  # (C,)
+        self.low = np.exp(-1.0 / self.spread)  # exp(z_lo - z_hi) per cell
         if post.hinge_jump is not None:
             self.hj = post.hinge_jump[pidx][:, None]  # (n, 1)
             self.ltw = np.log1p(post.hinge_tau[pidx])[:, None] / HINGE_WIDTH
+            # the top of each cell's range against the threshold, in step widths (n, C)
+            self.z0 = self.hi * (1.0 / HINGE_WIDTH) - self.ltw
             self.gap, self.bump = np.expm1(self.hj), jump_bump(self.hj)
             base = self._step_odds(slice(None), slice(None), 0.0)  # (n, C)
             self.base_inverse = 1.0 / base
             # the step at a cell's one level, computed as the projection computes it
-            self.base_step = sigmoid(self.hi * (1.0 / HINGE_WIDTH) - self.ltw) * self.hj
+            self.base_step = sigmoid(self.z0) * self.hj
         else:
             self.hj = None
         # The baseline depends on the posterior draw only: project each distinct one once.
@@ -95,8 +99,8 @@ class _Chunk:
             # a cell spread across the threshold: its accounts' mean odds, not its mean's
             hj_u = post.hinge_jump[uniq][:, None]
             ltw_u = np.log1p(post.hinge_tau[uniq])[:, None] / HINGE_WIDTH
-            z_hi = self.hi * (1.0 / HINGE_WIDTH) - ltw_u
-            spread = spread_odds(z_hi, self.spread, np.expm1(hj_u), jump_bump(hj_u))
+            e_hi = np.exp(np.minimum(self.hi * (1.0 / HINGE_WIDTH) - ltw_u, EXP_MAX))
+            spread = spread_odds(e_hi, self.low, self.spread, np.expm1(hj_u), jump_bump(hj_u))
             at_mean = hj_u * sigmoid(self.x0 * (1.0 / HINGE_WIDTH) - ltw_u)
             static += np.where(self.point, 0.0, np.log(spread) - at_mean)
         logit0 = churn_logit(
@@ -116,9 +120,8 @@ class _Chunk:
         self.w_value = cells.accounts * cells.value
         self.w_nsm = cells.accounts * cells.north_star
         self.nsm_path = self._expand(np.einsum("tuc,c->tu", alive[:t_count], self.w_nsm))
-        self._sums: dict[tuple[int, int], dict[str, np.ndarray]] = {}
-        whole = self.sums(0, seg.size)
-        self.value_tail, self.retained = whole["value_tail"], whole["retained"]
+        self._tails: dict[tuple[int, int, int], np.ndarray] = {}
+        self.value, self.retained = self._baseline_totals()
 
     @property
     def odds(self) -> np.ndarray:
@@ -135,25 +138,34 @@ class _Chunk:
         """Per-simulation values from per-posterior-draw ones (last axis)."""
         return per_unique if self._inv is None else per_unique[..., self._inv]
 
+    def _z(self, rows: Any, span: slice, d: Any) -> np.ndarray:
+        """Return the top of each cell's range after a change ``d``, in steps from the threshold."""
+        z0 = self.z0[rows, span]
+        z = np.multiply(d, 1.0 / HINGE_WIDTH)
+        if z.shape == np.broadcast_shapes(z.shape, z0.shape):
+            return np.add(z, z0, out=z)
+        return z + z0
+
     def _step_odds(self, rows: Any, span: slice, d: Any) -> np.ndarray:
         """Return the cell's mean of ``exp(jump * step)`` after a change ``d`` of ``log1p(N)``.
 
         A cell of one level has the model's smooth step at its level. A cell whose North Star
         spreads over a range (uniform on the ``log1p`` scale, from the population's
-        ``north_star_min`` to ``north_star_max``) has the mean over its accounts,
-        ``1 + (w / width) * (F(z_hi) - F(z_lo))`` with ``F`` from :func:`odds_above` and
-        ``z`` the range's ends against the threshold in step widths ``w``.
+        ``north_star_min`` to ``north_star_max``) has the mean over its accounts
+        (:func:`spread_odds`, one exponential per cell).
         """
-        ltw = self.ltw[rows]
         hj = self.hj[rows]
-        z_hi = (self.hi[span] + d) * (1.0 / HINGE_WIDTH) - ltw
+        z = self._z(rows, span, d)
+        np.minimum(z, EXP_MAX, out=z)
+        e_hi = np.exp(z, out=z)
         point = self.point[span]
         if point.any():
-            z_point = z_hi if point.all() else np.where(point, z_hi, 0.0)
-            at_point = np.exp(hj * sigmoid(z_point))
+            at_point = e_hi / (1.0 + e_hi)  # the step, sigmoid(z)
+            at_point *= hj
+            np.exp(at_point, out=at_point)
             if point.all():
                 return at_point
-        mean = spread_odds(z_hi, self.spread[span], self.gap[rows], self.bump[rows])
+        mean = spread_odds(e_hi, self.low[span], self.spread[span], self.gap[rows], self.bump[rows])
         return np.where(point, at_point, mean) if point.any() else mean
 
     def _hazard_factor(self, rows: Any, span: slice, d: np.ndarray) -> np.ndarray:
@@ -169,10 +181,7 @@ class _Chunk:
         if self.hj is None:
             return np.exp(delta, out=delta)
         if self.point[span].all():  # the model's step at each cell's level, in the exponent
-            z = np.add(self.hi[span], d)
-            z *= 1.0 / HINGE_WIDTH
-            z -= self.ltw[rows]
-            step = sigmoid(z)
+            step = sigmoid(self._z(rows, span, d))
             step *= self.hj[rows]
             step -= self.base_step[rows, span]
             delta += step
@@ -182,33 +191,13 @@ class _Chunk:
         k *= self.base_inverse[rows, span]
         return k
 
-    def sums(self, lo: int, hi: int, weight: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Baseline totals over cells ``lo:hi``, reduced as :meth:`run` reduces its own.
-
-        ``value_tail[t]`` (T+1, n) is the value of periods ``t .. T-1``, summed from the last
-        period back; ``north_star`` (n,) the North Star of the last period; ``retained`` (n,).
-        The same order of summation makes a change exactly zero when nothing changed.
-        ``weight`` (per cell of the span) scales the accounts of each cell (the share of a
-        segment an initiative reaches); only the unweighted totals are kept for reuse.
-        """
-        key = (lo, hi)
-        if weight is None and key in self._sums:
-            return self._sums[key]
-        t_count, span, alive = self.plan.horizon, slice(lo, hi), self._alive_u
-        scale = 1.0 if weight is None else weight
-        w_value, w_nsm = self.w_value[span] * scale, self.w_nsm[span] * scale
-        accounts = self.plan.cells.accounts[span] * scale
-        value_t = np.einsum("tuc,c->tu", alive[:t_count, :, span], w_value)
-        value_tail = np.zeros((t_count + 1, value_t.shape[1]))
-        value_tail[:t_count] = np.cumsum(value_t[::-1], axis=0)[::-1]
-        out = {
-            "value_tail": self._expand(value_tail),
-            "north_star": self._expand(np.einsum("uc,c->u", alive[t_count - 1][:, span], w_nsm)),
-            "retained": self._expand(np.einsum("uc,c->u", alive[t_count][:, span], accounts)),
-        }
-        if weight is None:
-            self._sums[key] = out
-        return out
+    def _baseline_totals(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the baseline's value over the horizon and accounts retained after it (n,)."""
+        t_count, alive = self.plan.horizon, self._alive_u
+        value_t = np.einsum("tuc,c->tu", alive[:t_count], self.w_value)
+        value = np.cumsum(value_t[::-1], axis=0)[-1]  # summed from the last period back
+        retained = np.einsum("uc,c->u", alive[t_count], self.plan.cells.accounts)
+        return self._expand(value), self._expand(retained)
 
     def _set_change(
         self, active: list[int], lifts: dict[int, np.ndarray], sel: Any, span: slice, t0: int
@@ -218,9 +207,10 @@ class _Chunk:
         A lift ``exp(g) - 1`` (ramped: ``exp(share * g) - 1``) on a target whose share in the
         cell is ``s`` changes the target's ``log1p`` by ``log1p(s (exp(g) - 1))``, and the
         North Star's by that times the elasticities on the path. Alone, an initiative is
-        projected on the accounts it reaches (the caller weights the cells by its reach);
-        several combine their changes (:class:`Joint`), each at its expected value over its
-        reach, ``log1p(rho (exp(d) - 1))``. Each initiative's ramp is evaluated in its own
+        projected on the accounts it reaches (the caller weights the cells by the share
+        reached); several combine their changes (:class:`Joint`), each at its mean over the
+        share of the cell it reaches in the simulation, ``log1p(rho (exp(d) - 1))``
+        (:meth:`Plan.reached`). Each initiative's ramp is evaluated in its own
         ramp periods only: nothing before its start, its steady change after its ramp.
         """
         plan = self.plan
@@ -233,9 +223,9 @@ class _Chunk:
         steady = Joint((r, seg.size), 0.0 if alone else plan.overlap)
         ramp = Joint((n_ramp, r, seg.size), 0.0 if alone else plan.overlap)
         for i in active:
-            rho = plan.rho[i][seg]
-            if not rho.any():
+            if not plan.rho[i][seg].any():
                 continue
+            rho = None if alone else plan.reached(i, self.ids[sel], span)
             path = plan.path[i][pidx][:, seg]
             share, g = plan.share[i, span], lifts[i][sel]
 
@@ -255,6 +245,21 @@ class _Chunk:
             if n_ramp > mid:
                 ramp.add(full, slice(mid, n_ramp))
         return steady.result(), ramp.result()
+
+    def _tail_sum(self, t0: int, span: slice) -> np.ndarray:
+        """Baseline accounts alive summed over periods ``t0 + 1 .. T - 1``, per posterior draw.
+
+        Summed period by period in the order :meth:`run` sums a set's, so that a change is
+        exactly zero when nothing changed.
+        """
+        key = (t0, span.start, span.stop)
+        if key not in self._tails:
+            alive = self._alive_u
+            total = np.zeros(alive.shape[1:])[:, span]
+            for t in range(t0 + 1, self.plan.horizon):
+                total += alive[t][:, span]
+            self._tails[key] = total
+        return self._tails[key]
 
     def run(self, members: np.ndarray, keep_path: bool) -> dict[str, Any]:
         """Project a set of initiatives; return its changes in the simulations it affects."""
@@ -284,15 +289,25 @@ class _Chunk:
         r = n if every else rows.size
         # Cells are sorted by segment: project the span of the segments reached only.
         in_reach = np.flatnonzero(reached[plan.cells.seg])
+        if in_reach.size == 0:  # the segments reached have no accounts
+            return {"rows": in_reach}
         lo, hi = int(in_reach[0]), int(in_reach[-1]) + 1
         span = slice(lo, hi)
         whole = lo == 0 and hi == plan.cells.seg.size
-        seg = plan.cells.seg[span]
         n_cells = hi - lo
         active = list(lifts)
-        # One initiative is projected on the accounts it reaches: its cells weighted by reach.
-        weight = plan.rho[active[0]][seg] if len(active) == 1 else np.ones(n_cells)
+        # One initiative is projected on the accounts it reaches: its cells weighted by the
+        # share reached, (n_cells,) or per simulation (r, n_cells) for a partial reach.
+        if len(active) == 1:
+            weight = plan.reached(active[0], self.ids[sel], span)
+        else:
+            weight = np.ones(n_cells)
         weighted = not np.all(weight == 1.0)
+        cells_sub = "rc" if weight.ndim == 2 else "c"
+
+        def total(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+            return np.einsum(f"rc,{cells_sub}->r", x, w)
+
         t0 = int(min(plan.start[i] for i in active))
         # the steady state (every ramp complete) and the periods t0 .. t1 - 1 of the ramps
         d_steady, d_ramp = self._set_change(active, lifts, sel, span, t0)
@@ -306,12 +321,22 @@ class _Chunk:
         source = self._source(np.arange(n) if every else rows)
         alive_t0 = self._alive_u[t0][source, span]
         # odds: all simulations at once, or gathered per period from the distinct posterior draws
-        odds_all, src = (self.odds, None) if every else (self._odds_u, self._source(rows))
-        path_alive = np.empty((m, r, n_cells)) if keep_path else None
+        odds_all, src = (self.odds, None) if every else (self._odds_u, source)
+        # the North Star's level moves from N to (1 + N) exp(d) - 1
+        lift_n = 1.0 + plan.cells.north_star[span]
         accounts = plan.cells.accounts[span] * weight
         w_value, w_nsm = self.w_value[span] * weight, self.w_nsm[span] * weight
-        value_t = np.empty((m - 1, r))  # value of periods t0 + 1 .. T - 1
-        buffers = (np.empty((r, n_cells)), np.empty((r, n_cells)))
+        if keep_path:
+            # the North Star total of period t0 + j: alive times (1 + N) exp(d_j) - 1, per account
+            new = np.empty((m, r))
+            level_steady = np.expm1(d_steady)
+            level_steady *= lift_n * accounts
+            level_steady += w_nsm
+            level_ramp = np.expm1(d_ramp)
+            level_ramp *= lift_n * accounts
+            level_ramp += w_nsm
+        alive_sum = np.zeros((r, n_cells))  # alive summed over periods t0 + 1 .. T - 1
+        buffers = (np.empty((r, n_cells)), np.empty((r, n_cells)), np.empty((r, n_cells)))
         tmp = np.empty((r, n_cells))
         prev = alive_last = alive_t0
         for j in range(m):
@@ -323,41 +348,36 @@ class _Chunk:
                 np.take(odds, src, axis=0, out=tmp)
                 tmp *= k
             tmp += 1.0
-            cur = np.divide(prev, tmp, out=buffers[j % 2])  # alive in period t0 + j + 1
+            cur = np.divide(prev, tmp, out=buffers[j % 3])  # alive in period t0 + j + 1
             if keep_path:
-                path_alive[j] = prev
+                level = level_ramp[j] if j < n_ramp else level_steady
+                np.einsum("rc,rc->r", prev, level, out=new[j])
             if j < m - 1:
-                np.einsum("rc,c->r", cur, w_value, out=value_t[j])
-            if j == m - 2:
-                alive_last = cur.copy()
+                alive_sum += cur
+                alive_last = cur  # alive in period T - 1 once the loop ends
             prev = cur
-        # the North Star's level moves from N to (1 + N) exp(d) - 1
-        lift_n = 1.0 + self.plan.cells.north_star[span]
         d_last = d_steady if t_count - 1 >= t1 else d_ramp[t_count - 1 - t0]
-        # summed from the last period back, as the baseline's value_tail
-        value = np.cumsum(value_t[::-1], axis=0)[-1] if m > 1 else np.zeros(r)
-        retained = np.einsum("rc,c->r", prev, accounts)
-        nsm = np.einsum("rc,c->r", alive_last, w_nsm)
-        nsm += np.einsum("rc,c->r", alive_last * np.expm1(d_last), lift_n * accounts)
-        if every:
-            value, retained, nsm = value[rows], retained[rows], nsm[rows]
-        base = self.sums(lo, hi, weight if weighted else None)
+        value = total(alive_sum, w_value)
+        retained = total(prev, accounts)
+        nsm = total(alive_last, w_nsm)
+        nsm += total(alive_last * np.expm1(d_last), lift_n * accounts)
+        # the baseline of the same simulations and cells, reduced in the same order
+        base_value = total(self._tail_sum(t0, span)[source], w_value)
+        base_retained = total(self._alive_u[t_count][source, span], accounts)
+        base_nsm = total(self._alive_u[t_count - 1][source, span], w_nsm)
+        keep = slice(None) if not every else rows
         out = {
             "rows": rows,
-            "north_star": nsm - base["north_star"][rows],
-            "retained": retained - base["retained"][rows],
-            "value": value - base["value_tail"][t0 + 1, rows],
+            "north_star": (nsm - base_nsm)[keep],
+            "retained": (retained - base_retained)[keep],
+            "value": (value - base_value)[keep],
         }
         if keep_path:
-            d_path = np.empty((m, r, n_cells))
-            d_path[:n_ramp] = d_ramp[:n_ramp] if n_ramp > 0 else 0.0
-            d_path[n_ramp:] = d_steady
-            new = np.einsum("jrc,c->jr", path_alive, w_nsm)
-            new += np.einsum("jrc,c->jr", path_alive * np.expm1(d_path), lift_n * accounts)
+            sub = f"jrc,{cells_sub}->jr"
             base_alive = self._alive_u[t0:t_count][:, source]
             if weighted:  # the accounts of the span not reached keep their baseline
                 unreached = self.w_nsm[span] * (1.0 - weight)
-                new += np.einsum("jrc,c->jr", base_alive[:, :, span], unreached)
+                new += np.einsum(sub, base_alive[:, :, span], unreached)
             if not whole:  # cells outside the span keep their baseline
                 outside = self.w_nsm.copy()
                 outside[span] = 0.0
@@ -435,7 +455,7 @@ def execute(
         chunk = _Chunk(plan, ids)
         out["base_north_star"][ids] = chunk.nsm_path[-1]
         out["base_retained"][ids] = chunk.retained
-        out["base_value"][ids] = chunk.value_tail[0]
+        out["base_value"][ids] = chunk.value
         out["base_path"][ids] = chunk.nsm_path.T
         for k, members in enumerate(plan.sets):
             keep = k in plan.paths_for

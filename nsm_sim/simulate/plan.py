@@ -3,8 +3,9 @@
 The inputs are checked (the scenario's tree against the fit, the population's columns and
 segments, each initiative's target and segments), the population becomes cells sorted by
 segment, and every random number of a run is drawn here, up front: the posterior draw behind
-each simulation (:func:`posterior_choice`) and each initiative's outcomes
-(:func:`initiative_outcomes`), from streams derived from the seed with
+each simulation (:func:`posterior_choice`), each initiative's outcomes
+(:func:`initiative_outcomes`) and, for a partial reach, which share of each cell's accounts
+it hits (:func:`reach_noise`), from streams derived from the seed with
 :func:`nsm_sim.numeric.stream`. The kernel itself draws nothing, so the numbers do not depend
 on how it splits the simulations into chunks.
 """
@@ -25,8 +26,9 @@ from nsm_sim.simulate.lifts import sample_lift
 from nsm_sim.simulate.posterior import PosteriorDraws
 from nsm_sim.spec import Initiative, Scenario, edge_label
 
-#: Stream keys under the seed: the choice of posterior draws, then one stream per initiative.
-POSTERIOR_STREAM, INITIATIVE_STREAM = 0, 1
+#: Stream keys under the seed: the choice of posterior draws, one stream per initiative for
+#: its outcomes, and one per initiative for which of a cell's accounts a partial reach hits.
+POSTERIOR_STREAM, INITIATIVE_STREAM, REACH_STREAM = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ class Cells:
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything the kernel needs for all simulations (small arrays only).
+    """Everything the kernel needs for all simulations (no array grows with the horizon).
 
     Attributes
     ----------
@@ -91,6 +93,10 @@ class Plan:
         The share ``x / (1 + x)`` of each initiative's target in each cell.
     rho : ndarray, shape (I, S)
         Share of each segment each initiative reaches.
+    reach_noise : dict of int to ndarray of float32, shape (N, C)
+        For each initiative with a partial reach (``0 < rho < 1`` in a segment), the standard
+        normal draw of the share of each cell's accounts it reaches in each simulation
+        (:meth:`reached`).
     start, ramp : ndarray of int, shape (I,)
     horizon : int
     overlap : float
@@ -107,6 +113,7 @@ class Plan:
     path: np.ndarray
     share: np.ndarray
     rho: np.ndarray
+    reach_noise: dict[int, np.ndarray]
     start: np.ndarray
     ramp: np.ndarray
     horizon: int
@@ -118,6 +125,37 @@ class Plan:
     def simulations(self) -> int:
         """Number of simulations ``N``."""
         return int(self.post_idx.size)
+
+    def reached(self, i: int, ids: np.ndarray, span: slice) -> np.ndarray:
+        """Return the share of each cell's accounts initiative ``i`` reaches.
+
+        A reach ``rho`` hits each account of a segment with probability ``rho``, so the
+        share of a cell of ``n`` accounts it hits is ``Binomial(n, rho) / n``: drawn from the
+        normal with the binomial's mean ``rho`` and variance ``rho (1 - rho) / n``, clipped
+        to ``[0, 1]``. A reach of 0 or 1 has no spread.
+
+        Parameters
+        ----------
+        i : int
+            The initiative.
+        ids : ndarray of int, shape (r,)
+            The simulations.
+        span : slice
+            The cells.
+
+        Returns
+        -------
+        ndarray
+            ``(r, C)`` for a partial reach, else ``(C,)``.
+        """
+        rho = self.rho[i][self.cells.seg[span]]
+        noise = self.reach_noise.get(i)
+        if noise is None:
+            return rho
+        sd = np.sqrt(rho * (1.0 - rho) / self.cells.accounts[span])
+        share = noise[ids, span] * sd
+        share += rho
+        return np.clip(share, 0.0, 1.0, out=share)
 
 
 def population_cells(population: Population, posterior: PosteriorDraws) -> Cells:
@@ -275,6 +313,25 @@ def initiative_outcomes(
     return works, lift
 
 
+def reach_noise(ini: Initiative, cells: int, simulations: int, seed: int) -> np.ndarray:
+    """Draw the standard normals behind an initiative's reached share of each cell.
+
+    From a stream keyed by the seed and the initiative's name (as :func:`initiative_outcomes`),
+    so they do not depend on the other initiatives or on the kernel's chunks.
+
+    Parameters
+    ----------
+    ini : Initiative
+    cells, simulations, seed : int
+
+    Returns
+    -------
+    ndarray of float32, shape (simulations, cells)
+    """
+    rng = stream(seed, REACH_STREAM, name_key(ini.name))
+    return rng.standard_normal((simulations, cells), dtype=np.float32)
+
+
 def make_plan(
     scenario: Scenario,
     posterior: PosteriorDraws,
@@ -321,12 +378,16 @@ def make_plan(
     path = np.empty((n_i, posterior.n_draws, n_s))
     share = np.empty((n_i, cells.seg.size))
     rho = np.empty((n_i, n_s))
+    noise = {}
     for k, ini in enumerate(scenario.initiatives):
         works, lift = initiative_outcomes(ini, simulations, seed)
         loglift[k] = np.where(works, np.log1p(lift), 0.0)
         path[k] = posterior.path_elasticity(ini.target)
         share[k] = cells.share(ini.target, posterior.north_star)
         rho[k] = _reach(ini, k, posterior.segments, source)
+        partial = (rho[k] > 0.0) & (rho[k] < 1.0)
+        if partial[cells.seg].any():
+            noise[k] = reach_noise(ini, cells.seg.size, simulations, seed)
     index = {n: k for k, n in enumerate(names)}
     set_index = []
     for label, members in sets.items():
@@ -342,6 +403,7 @@ def make_plan(
         path=path,
         share=share,
         rho=rho,
+        reach_noise=noise,
         start=np.array([ini.start for ini in scenario.initiatives]),
         ramp=np.array([ini.ramp for ini in scenario.initiatives]),
         horizon=scenario.horizon,
