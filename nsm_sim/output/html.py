@@ -1,7 +1,8 @@
 """A self-contained HTML report: one file with inline CSS and figures embedded as PNG.
 
 The report is made of :class:`Section` objects, each a title, an introduction and a list of
-blocks: :class:`Text`, :class:`TableBlock`, :class:`FigureBlock` and :class:`Callout`.
+blocks: :class:`Text`, :class:`TableBlock`, :class:`FigureBlock`, :class:`Callout` and
+:class:`SvgBlock` (the metric tree, drawn by :mod:`nsm_sim.output.tree_diagram`).
 :func:`render_report` turns them into a complete HTML5 document with a table of contents,
 no external fonts, scripts, style sheets or links, so it reads the same when mailed, opened
 offline or printed.
@@ -112,7 +113,19 @@ class Callout:
         object.__setattr__(self, "status", normalise_status(self.status))
 
 
-Block = Text | TableBlock | FigureBlock | Callout
+@dataclass(frozen=True)
+class SvgBlock:
+    """An SVG drawn by nsm_sim's own code (the metric tree), inlined with its caption.
+
+    The SVG is inserted as it is: it must come from :mod:`nsm_sim.output.tree_diagram`,
+    which escapes every name, never from a user's file.
+    """
+
+    svg: str
+    caption: str = ""
+
+
+Block = Text | TableBlock | FigureBlock | Callout | SvgBlock
 
 
 @dataclass
@@ -226,7 +239,7 @@ def render_block(block: Block) -> str:
 
     Parameters
     ----------
-    block : Text, TableBlock, FigureBlock or Callout
+    block : Text, TableBlock, FigureBlock, Callout or SvgBlock
         The block.
 
     Returns
@@ -242,6 +255,9 @@ def render_block(block: Block) -> str:
         return _render_figure(block)
     if isinstance(block, Callout):
         return _render_callout(block)
+    if isinstance(block, SvgBlock):
+        caption = f"<figcaption>{html.escape(block.caption)}</figcaption>" if block.caption else ""
+        return f'<figure class="svg">{block.svg}{caption}</figure>\n'
     raise TypeError(f"not a report block: {type(block).__name__}")
 
 
@@ -278,7 +294,7 @@ th { background: #f4f4f4; font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tbody tr:nth-child(even) { background: #fbfbfb; }
 figure { margin: 1em 0; text-align: center; }
-figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figure img, figure.svg svg { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #555; margin-top: 4px; }
 .callout { display: flex; gap: 12px; align-items: flex-start; border-left: 4px solid;
   border-radius: 4px; padding: 8px 12px; margin: 0.8em 0; }
@@ -377,6 +393,7 @@ __all__ = [
     "PNG_SIGNATURE",
     "STATUS_COLOURS",
     "Section",
+    "SvgBlock",
     "TableBlock",
     "Text",
     "figure_png",

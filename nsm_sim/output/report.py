@@ -15,6 +15,7 @@ import pandas as pd
 
 from nsm_sim.output import html, tables
 from nsm_sim.output.format import fmt
+from nsm_sim.output.tree_diagram import current_levels, tree_svg
 
 ASSUMPTIONS = """\
 Elasticities are observational: they are estimated within accounts, with period effects, so \
@@ -243,6 +244,15 @@ def _drivers_section(analysis: Any, files: dict[str, Any]) -> html.Section:
         "Elasticities: +1% in the input moves its parent by about this many per cent. "
         + str(analysis.fit.card.get("estimation", "")),
         [
+            html.SvgBlock(
+                tree_svg(
+                    analysis.fit.tree,
+                    summaries["drivers"],
+                    levels=current_levels(analysis.fit.population, analysis.fit.tree),
+                ),
+                "The metric tree: each edge's elasticity and 90% interval (solid green: "
+                "calibrated by experiments); the North Star's level in the last period",
+            ),
             html.FigureBlock(files["elasticities.png"], "Elasticities, 90% intervals"),
             html.TableBlock(
                 tables.drivers_view(summaries["drivers"], population=True),

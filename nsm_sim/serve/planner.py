@@ -46,6 +46,11 @@ class FitModel:
         The drivers summary (:func:`nsm_sim.models.inference.summarise`).
     warnings : list of str
         The fit's warnings (:attr:`nsm_sim.models.inference.Fit.warnings`).
+    forecast_model : nsm_sim.forecast.ForecastModel or None
+        New accounts and their ramp, fitted once from the bundle's history; ``None`` when the
+        bundle has none (then the page shows no forecast).
+    history : pandas.DataFrame or None
+        The bundle's history (:attr:`nsm_sim.forecast.History.frame`).
     """
 
     tree: Any
@@ -53,6 +58,8 @@ class FitModel:
     population: Any
     drivers: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
+    forecast_model: Any = None
+    history: pd.DataFrame | None = None
 
     @classmethod
     def from_bundle(cls, fit_dir: str | Path, tree: Any) -> FitModel:
@@ -72,12 +79,28 @@ class FitModel:
         from nsm_sim.models import inference
 
         fit = inference.load_bundle(fit_dir, tree=tree)
+        posterior = simulate.posterior_draws(fit.idata, fit.tree)
+        warnings = list(fit.warnings)
+        forecast_model = history = None
+        if getattr(fit, "history", None) is not None:
+            from nsm_sim import forecast
+
+            found = forecast.history_of(fit)
+            forecast_model = forecast.fit_forecast_model(found, posterior.segments)
+            history = found.frame
+        else:
+            warnings.append(
+                "the fit bundle has no history.csv (fitted before forecasts): no forecast with "
+                "new accounts on the page; fit again from the panel"
+            )
         return cls(
             tree=fit.tree,
-            posterior=simulate.posterior_draws(fit.idata, fit.tree),
+            posterior=posterior,
             population=fit.population,
             drivers=inference.summarise(fit)["drivers"],
-            warnings=list(fit.warnings),
+            warnings=warnings,
+            forecast_model=forecast_model,
+            history=history,
         )
 
 
@@ -280,8 +303,10 @@ class Planner:
             JSON-ready: ``ranking`` (the report's ranking table), ``portfolio``
             (:meth:`~nsm_sim.prioritise.Portfolio.to_dict`), ``evpi``, ``initiatives``
             (each initiative alone, the report's table), ``quantity``, ``note``,
-            ``simulations``, ``forecast`` and ``target`` (from the simulation's JSON, when it
-            has them; else ``None``) and ``charts`` (:func:`nsm_sim.serve.charts.chart_data`).
+            ``simulations``; ``forecast`` and ``target``
+            (:meth:`nsm_sim.forecast.Forecast.to_dict` with the chosen portfolio, as
+            ``nsm-sim simulate --json`` gives them; ``None`` without the bundle's history or
+            a target); ``charts`` (:func:`nsm_sim.serve.charts.chart_data`).
         """
         index = self._index(index)
         if self._results[index] is None:
@@ -302,7 +327,22 @@ class Planner:
         )
         plan = prioritise.prioritise(result)
         fan = tables.fan_frame(result, plan)
-        summary = result.to_dict()
+        summary = {"forecast": None, "target": None}
+        if model.forecast_model is not None:
+            from nsm_sim import forecast
+
+            projected = forecast.forecast(
+                scenario,
+                model.posterior,
+                model.population,
+                model.forecast_model,
+                model.history,
+                portfolio=plan.portfolio.selected,
+                each=scenario.goal is not None,
+                simulations=self.simulations,
+                seed=self.seed,
+            )
+            summary = projected.to_dict()
         return to_jsonable(
             {
                 "scenario": scenario.name,

@@ -139,8 +139,11 @@ function renderForecast(results) {
   box.hidden = !target;
   if (target) {
     box.textContent = `Target ${fmt(target.value)} by ${target.by}: P(reaching it) ` +
-      `${pct(target.p_baseline)} with no initiative, ${pct(target.p_portfolio)} with the portfolio.`;
+      `${pct(target.p_baseline)} with no initiative, ${pct(target.p_portfolio)} with the chosen ` +
+      `portfolio; expected gap ${fmt(target.gap_baseline)} and ${fmt(target.gap_portfolio)}.`;
   }
+  const rows = target && target.initiatives ? target.initiatives.map((r) => ({ initiative: r.name, "P(target)": r.p })) : [];
+  renderFrame(document.getElementById("target-initiatives"), rows, rows.length ? "P(reaching the target) with each initiative alone" : "");
 }
 
 function renderResults(results) {
