@@ -62,7 +62,8 @@ The step by evidence
 step are one contrast), and otherwise the step must raise the expected elpd by more than
 :data:`HINGE_MIN_ELPD_GAIN`. With a step, :func:`combined_effect` reports slope and step
 together (the change of the churn logit between two levels of the metric), so an effect the
-two share is never hidden by the split.
+two share is never hidden by the split. The fit asks it by default (``nsm-sim fit --hinge
+auto``; :func:`nsm_sim.models.inference.hinge_choice`) and keeps its reason in the card.
 
 The threshold integrated out
 ----------------------------
