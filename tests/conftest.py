@@ -13,7 +13,7 @@ from hypothesis import settings
 settings.register_profile("repeatable", derandomize=True, database=None)
 settings.load_profile("repeatable")
 
-pytest_plugins = ["fixtures_world", "fixtures_fit"]
+pytest_plugins = ["fixtures_world", "fixtures_fit", "fixtures_serve"]
 
 #: Fixtures that sample a real model.
 SAMPLING_FIXTURES = {"fitted"}

@@ -6,7 +6,7 @@ import urllib.request
 import xml.etree.ElementTree as ET
 
 import pytest
-from fixtures_serve import page, planner, small_fit_model, write_scenario  # noqa: F401
+from fixtures_serve import write_scenario
 
 from nsm_sim import prioritise, simulate
 from nsm_sim.errors import SpecError
