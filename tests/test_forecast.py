@@ -353,3 +353,29 @@ def test_tree_target_is_standing_and_the_scenario_wins(small):
     own = Target(value=7, by=dt.date(2030, 1, 1))
     assert _scenario(tree, target=own).goal == own
     assert tree.fingerprint() == small["world"].tree.fingerprint()
+
+
+def test_a_bundle_without_history_loads_and_says_why_there_is_no_forecast(small, tmp_path):
+    from nsm_sim.errors import BundleError
+    from nsm_sim.forecast import history_of
+    from nsm_sim.models.bundle import load_bundle
+
+    folder = _fake_bundle(small, tmp_path / "with")
+    assert load_bundle(folder).history is not None
+    fit = load_bundle(folder)
+    fit.history = None
+    save_bundle(fit, tmp_path / "without")
+    loaded = load_bundle(tmp_path / "without")
+    assert loaded.history is None
+    with pytest.raises(BundleError, match="history.csv: missing"):
+        history_of(loaded)
+
+
+def test_forecast_figure_draws_the_bands_and_the_target(small):
+    from nsm_sim.output.forecast_plots import forecast_figure
+
+    fc = _forecast(small, _scenario(small["world"].tree, target=_target(small, 1.0)))
+    ax = forecast_figure(fc).axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "observed" in labels and "target" in labels
+    assert any("P(target) 100%" in label for label in labels)
