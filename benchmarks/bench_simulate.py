@@ -5,7 +5,9 @@ table: median wall and CPU time over repeats with one and two worker threads, si
 per second, and the peak memory traced at 10,000 and 100,000 simulations (each in a fresh
 process), split into the per-simulation results (which grow with the simulations) and the
 working memory of the chunks (which does not). The inputs are the demo builders of
-:mod:`nsm_sim.testing`.
+:mod:`nsm_sim.testing`, the population with the levels within each cell (the shares of the
+inputs and the North Star's range, as every fit bundle carries them); ``--no-levels`` without
+them.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from nsm_sim.simulate import QUANTITIES, simulate
 from nsm_sim.testing import demo_population, demo_posterior, demo_scenario
 
 
-def memory(simulations: int) -> dict:
+def memory(simulations: int, levels: bool) -> dict:
     """Peak traced memory of one simulation (run in a fresh process)."""
-    post, pop, scen = demo_posterior(), demo_population(), demo_scenario()
+    post, pop, scen = demo_posterior(), demo_population(within=levels), demo_scenario()
     tracemalloc.start()
     res = simulate(scen, post, pop, simulations=simulations, seed=0, n_jobs=1)
     _, peak = tracemalloc.get_traced_memory()
@@ -56,17 +58,22 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="1,000 simulations, 2 repeats, no memory"
     )
+    parser.add_argument(
+        "--no-levels", action="store_true", help="a population without the levels within cells"
+    )
     parser.add_argument("--memory", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    levels = not args.no_levels
     if args.memory:
-        print(json.dumps(memory(args.memory)))
+        print(json.dumps(memory(args.memory, levels)))
         return
     simulations, repeats = (1_000, 2) if args.quick else (args.simulations, args.repeats)
-    post, pop, scen = demo_posterior(), demo_population(), demo_scenario()
+    post, pop, scen = demo_posterior(), demo_population(within=levels), demo_scenario()
     cells = len(pop.frame)
     print(
         f"{len(scen.initiatives)} initiatives x {simulations:,} simulations x "
-        f"{scen.horizon} periods, {cells} cells; load average before: {os.getloadavg()[0]:.2f}\n"
+        f"{scen.horizon} periods, {cells} cells (levels within cells: {levels}); "
+        f"load average before: {os.getloadavg()[0]:.2f}\n"
     )
     print("| threads | wall median (s) | wall min (s) | CPU median (s) | simulations/s | budget |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -94,7 +101,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- |")
     for n in (10_000, 100_000):
         out = subprocess.run(
-            [sys.executable, __file__, "--memory", str(n)],
+            [sys.executable, __file__, "--memory", str(n), *(["--no-levels"] * args.no_levels)],
             check=True,
             capture_output=True,
             text=True,

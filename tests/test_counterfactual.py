@@ -150,16 +150,19 @@ def test_fitted_simulation_matches_the_counterfactual_truth(fitted_comparison, a
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="the intervals hold the posterior's uncertainty only: which accounts a partial "
-    "reach hits and the shocks of the projected weeks are not in them (21 of 30 covered on "
-    "these worlds, 23 of 30 in benchmarks/RESULTS.md, 'Counterfactual')",
-    strict=False,
-)
 def test_fitted_intervals_cover_the_truth_as_90_percent_intervals_do(all_comparisons):
+    # the intervals carry the posterior and which accounts a partial reach hits (drawn per
+    # simulation from each cell's accounts); without the reach's draw they covered 21 of 30
     if len(all_comparisons) < len(FITTED_SEEDS):
         pytest.skip("needs the comparisons of every world (run the whole file)")
     table = pd.concat(all_comparisons, ignore_index=True)
-    covered = ((table["q05"] <= table["truth"]) & (table["truth"] <= table["q95"])).mean()
-    # 30 intervals: a 90 % coverage shows 23 or more covered with probability 0.99
-    assert covered >= 23 / 30, table[["name", "truth", "q05", "q95"]]
+    covered = int(((table["q05"] <= table["truth"]) & (table["truth"] <= table["q95"])).sum())
+    # 30 intervals that each cover with probability 0.9 cover 23 or more of them with
+    # probability 0.992 (binomial(30, 0.9): P(X <= 22) = 0.0078), so this fails by chance
+    # about once in 130 worlds; intervals that covered 80 % would pass only 76 % of the time
+    assert covered >= 23, table[["name", "truth", "q05", "q95"]]
+    # the partial reaches, whose truth is one draw of the accounts reached, are covered as
+    # often as the rest: 12 intervals at 90 % cover 9 or more with probability 0.97
+    partial = table[table["reach"] < 1.0]
+    within = (partial["q05"] <= partial["truth"]) & (partial["truth"] <= partial["q95"])
+    assert int(within.sum()) >= 9, partial[["name", "truth", "q05", "q95"]]

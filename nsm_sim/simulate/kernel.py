@@ -231,16 +231,24 @@ class _Chunk:
 
             def change(ramp_share: Any, path=path, share=share, g=g, rho=rho) -> np.ndarray:
                 u = np.expm1(np.multiply.outer(ramp_share, g))[..., None]  # (..., r, 1)
-                d = np.log1p(share * u)
+                d = np.multiply(share, u)
+                np.log1p(d, out=d)
                 d *= path
                 return d if alone else log_multiplier(d, rho)
 
             full = change(1.0)
-            steady.add(full, slice(None))
             start, end = int(plan.start[i]), int(plan.start[i] + plan.ramp[i])
             lo, mid = min(max(start - t0, 0), n_ramp), min(max(end - t0, 0), n_ramp)
+            shares = ramp_share(start, int(plan.ramp[i]), np.arange(t0 + lo, t0 + mid))
+            if alone:  # its own change, no sum to keep
+                d_ramp = np.empty((n_ramp, r, seg.size))
+                d_ramp[:lo] = 0.0
+                if mid > lo:
+                    d_ramp[lo:mid] = change(shares)
+                d_ramp[mid:] = full
+                return full, d_ramp
+            steady.add(full, slice(None))
             if mid > lo:
-                shares = ramp_share(start, int(plan.ramp[i]), np.arange(t0 + lo, t0 + mid))
                 ramp.add(change(shares), slice(lo, mid))
             if n_ramp > mid:
                 ramp.add(full, slice(mid, n_ramp))

@@ -26,11 +26,15 @@ The model of one simulation
   Star of the cell moves from ``N`` to ``(1 + N) exp(d) - 1`` (a lift on the North Star
   itself gives exactly ``N (1 + l)``).
 - **Reach.** Initiative ``i`` reaches a share ``rho[i, s]`` of segment ``s`` (``reach``; or 1
-  for the listed ``segments`` and 0 for the others; 1 by default). Alone, it is projected on
-  the accounts it reaches, and the others keep their baseline (exact: the cell's change is
-  ``rho`` times the change of a cell wholly reached).
-- **Several initiatives** combine on the ``log1p`` scale: each contributes its expected
-  change over its reach, ``D_i = log1p(rho_i (exp(d_i) - 1))``, and these add. With
+  for the listed ``segments`` and 0 for the others; 1 by default): each account with
+  probability ``rho``, so in each simulation the share of a cell's ``n`` accounts it hits is
+  drawn, with the binomial's mean ``rho`` and variance ``rho (1 - rho) / n`` (normal,
+  clipped to ``[0, 1]``; :meth:`nsm_sim.simulate.plan.Plan.reached`). Alone, it is projected
+  on the accounts it reaches, and the others keep their baseline (exact: the cell's change is
+  the share reached times the change of a cell wholly reached).
+- **Several initiatives** combine on the ``log1p`` scale: each contributes its mean change
+  over the share of the cell it reaches, ``D_i = log1p(rho_i (exp(d_i) - 1))``, and these
+  add. With
   ``scenario.overlap = w > 0`` the joint lift shrinks because the initiatives reach the same
   users: of the positive ``D_i`` the largest counts in full and the rest by ``1 - w``; the
   negative ones likewise (so ``w = 1`` keeps only the largest gain and the largest loss, and a
@@ -57,8 +61,9 @@ The kernel (:mod:`nsm_sim.simulate.kernel`) projects the baseline, each initiati
 the portfolio chunk by chunk, vectorised over simulations, cells and periods.
 
 Reproducibility: every random number is drawn up front (:mod:`nsm_sim.simulate.plan`) from
-streams derived from ``seed`` (one for the choice of posterior draws, one per initiative keyed
-by its name), never from the chunks, so the same seed gives the same numbers bitwise whatever
+streams derived from ``seed`` (one for the choice of posterior draws, two per initiative keyed
+by its name: its outcomes, and the share of each cell a partial reach hits), never from the
+chunks, so the same seed gives the same numbers bitwise whatever
 ``chunk_size`` or ``n_jobs``; an initiative keeps its outcomes when other initiatives are added
 to or removed from the scenario, which makes two scenarios that share initiatives comparable
 simulation by simulation.
