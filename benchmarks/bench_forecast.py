@@ -105,6 +105,7 @@ def backtest_world(
             for h in range(horizon):
                 actual = float(truth[name].iloc[cutoff + h])
                 x = path[:, h]
+                x = x[np.isfinite(x)]  # as the forecast's summaries do (Forecast.warnings)
                 p5, p95 = np.quantile(x, [0.05, 0.95])
                 point = {
                     "world": label,
@@ -116,6 +117,7 @@ def backtest_world(
                     "p5": float(p5),
                     "p95": float(p95),
                     "covered": bool(p5 <= actual <= p95),
+                    "dropped": int(path.shape[0] - x.size),
                     "last_observed": last if last is not None else last_true,
                     "targets": [
                         {

@@ -82,6 +82,7 @@ def _forecast(scenario, fitted, simulations: int, seed: int, quiet: bool, needed
     with terminal.Stages(err, quiet=quiet) as stages:
         stages.start("forecasting the North Star with new accounts")
         forecast = fc.forecast_fit(scenario, fitted, simulations=simulations, seed=seed)
+        terminal.render_warnings(err, forecast.warnings)
         target = None
         if forecast.target is not None:
             stages.start("judging the target: P(reaching it), what it would take")
@@ -114,7 +115,8 @@ def simulate(
         if forecast is not None:
             payload["forecast"] = forecast.to_dict()["forecast"]
             payload["target"] = target
-        emit_json(report.with_warnings(payload, fitted.warnings))
+        warnings = fitted.warnings + (forecast.warnings if forecast is not None else [])
+        emit_json(report.with_warnings(payload, warnings))
         return
     terminal.render_simulation(terminal.console(), result)
     if forecast is not None:

@@ -73,6 +73,23 @@ PORTFOLIO = "portfolio"
 BASELINE = "baseline"
 
 
+def share_at_least(x: np.ndarray, value: float) -> float:
+    """Share of the finite simulations at or above ``value`` (P(target) of one series).
+
+    A simulation whose projection is not finite (the simulator can fail on extreme posterior
+    draws) is left out of every summary rather than counted as a miss; :attr:`Forecast.warnings`
+    says how many.
+
+    Examples
+    --------
+    >>> share_at_least(np.array([1.0, 2.0, np.nan, 4.0]), 2.0)
+    0.6666666666666666
+    """
+    x = np.asarray(x, dtype=float)
+    finite = np.isfinite(x)
+    return float(np.mean(x[finite] >= value)) if finite.any() else float("nan")
+
+
 def period_dates(last: Any, period: str, horizon: int) -> pd.DatetimeIndex:
     """Start dates of the ``horizon`` periods after the period starting on ``last``.
 
@@ -291,11 +308,26 @@ class Forecast:
         """
         frames = []
         for series, path in self.paths.items():
-            frame = pd.DataFrame({"period": self.dates, "series": series, "mean": path.mean(0)})
-            for q, vals in zip(quantiles, np.quantile(path, quantiles, axis=0), strict=True):
+            mean = np.nanmean(path, axis=0)
+            frame = pd.DataFrame({"period": self.dates, "series": series, "mean": mean})
+            for q, vals in zip(quantiles, np.nanquantile(path, quantiles, axis=0), strict=True):
                 frame[f"p{q * 100:g}"] = vals
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the forecast's users must be told: simulations left out as not finite."""
+        bad = np.zeros(self.simulations, dtype=bool)
+        for path in (*self.paths.values(), *self.initiatives.values()):
+            bad |= ~np.all(np.isfinite(path), axis=1)
+        if not bad.any():
+            return []
+        return [
+            f"the forecast left out {int(bad.sum())} of {self.simulations:,} simulations whose "
+            "projection of the accounts there now is not finite (extreme posterior draws of "
+            "the churn threshold)"
+        ]
 
     def at_target(self, series: str = BASELINE) -> np.ndarray:
         """Return the aggregate in the target's period per simulation (series or initiative)."""
@@ -321,7 +353,7 @@ class Forecast:
         float
         """
         x = self.at_target(series)
-        return float(np.mean(x >= (self.target.value if value is None else value)))
+        return share_at_least(x, self.target.value if value is None else value)
 
     def expected_gap(self, series: str = BASELINE) -> dict[str, float]:
         """How far the series is from the target by its date.
@@ -333,6 +365,7 @@ class Forecast:
             and ``shortfall`` (the mean of ``max(target - forecast, 0)`` over simulations).
         """
         x = self.at_target(series)
+        x = x[np.isfinite(x)]
         return {
             "mean": float(self.target.value - x.mean()),
             "shortfall": float(np.mean(np.maximum(self.target.value - x, 0.0))),
@@ -355,6 +388,7 @@ class Forecast:
             block = {}
             for series, path in self.paths.items():
                 x = path[:, t]
+                x = x[np.isfinite(x)]
                 p5, p95 = np.quantile(x, [0.05, 0.95])
                 block[series] = {"mean": float(x.mean()), "p5": float(p5), "p95": float(p95)}
             rows.append({"period": f"{date:%Y-%m-%d}", "north_star": block})

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from nsm_sim.forecast.project import BASELINE, PORTFOLIO, Forecast
+from nsm_sim.forecast.project import BASELINE, PORTFOLIO, Forecast, share_at_least
 from nsm_sim.simulate import simulate_sets
 from nsm_sim.spec import Initiative
 
@@ -94,7 +94,7 @@ def needed_arrivals(
     existing = proj.existing[series]
 
     def p(extra: float) -> float:
-        return float(np.mean(proj.assemble(existing, extra)[:, k] >= target))
+        return share_at_least(proj.assemble(existing, extra)[:, k], target)
 
     if p(0.0) >= probability:
         return 0.0
@@ -140,7 +140,7 @@ def _lift_probabilities(
     k = fc.target_index
     return np.array(
         [
-            np.mean(fc.projection.assemble(out[n.name].north_star_path)[:, k] >= target)
+            share_at_least(fc.projection.assemble(out[n.name].north_star_path)[:, k], target)
             for n in needs
         ]
     )
@@ -250,6 +250,8 @@ def best_target_portfolio(fc: Forecast) -> dict[str, Any]:
             [np.log(np.maximum(fc.at_target(n), 1e-300) / np.maximum(base, 1e-300)) for n in names]
         )  # (I, N)
     log_gap = np.log(max(target, 1e-300)) - np.log(np.maximum(base, 1e-300))
+    finite = np.isfinite(log_gap) & np.all(np.isfinite(log_r), axis=0)
+    log_r, log_gap = log_r[:, finite], log_gap[finite]
     n_i = len(names)
     if n_i <= MAX_ENUMERATED:
         chosen = np.array(list(itertools.product((0, 1), repeat=n_i)), dtype=float)
@@ -287,7 +289,7 @@ def best_target_portfolio(fc: Forecast) -> dict[str, Any]:
     best, best_p, best_x = None, -1.0, None
     for label, members in sets.items():
         x = fc.projection.assemble(out[label].north_star_path)[:, k]
-        p = float(np.mean(x >= target))
+        p = share_at_least(x, target)
         if p > best_p + 1e-12:
             best, best_p, best_x = members, p, x
     return {
@@ -297,8 +299,8 @@ def best_target_portfolio(fc: Forecast) -> dict[str, Any]:
         "p_target": best_p,
         "p_baseline": fc.p_target(BASELINE),
         "gap": {
-            "mean": float(target - best_x.mean()),
-            "shortfall": float(np.mean(np.maximum(target - best_x, 0.0))),
+            "mean": float(target - np.nanmean(best_x)),
+            "shortfall": float(np.nanmean(np.maximum(target - best_x, 0.0))),
         },
         "screened": int(chosen.shape[0]),
     }
