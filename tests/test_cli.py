@@ -229,6 +229,22 @@ def test_lag_convention_only_when_verbose(demo_analysis):
     assert LAG_CONVENTION in " ".join(verbose.file.getvalue().split())
 
 
+def test_validation_fits_that_did_not_pass_are_counted_by_status(demo_analysis):
+    fits = [
+        {"fit": f, "metric": "m", "status": status, "max_rhat": 1.0, "min_ess_bulk": 400.0}
+        | {"min_ess_tail": 400.0, "divergences": 0}
+        for f, status in [("training", "PASS"), ("all periods", "REVIEW"), ("threshold", "FAIL")]
+    ]
+    graded = SimpleNamespace(
+        **vars(demo_analysis.validation),
+        diagnostics=lambda: {"fits": fits, "warnings": ["a", "b"]},
+    )
+    con, err = narrow_console(), narrow_console()
+    terminal.render_validation(con, graded, err=err)
+    line = " ".join(err.file.getvalue().split())
+    assert "2 of 3 validation fits did not pass (1 FAIL, 1 REVIEW; 2 checks;" in line
+
+
 PARETO = (
     "Estimated shape parameter of Pareto distribution is greater than 0.70 for one or more "
     "samples. You should consider using a more robust model"

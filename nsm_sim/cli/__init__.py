@@ -14,10 +14,10 @@ its panel) are printed on stderr by every command that uses it and carried in it
 # the commands are listed in the order they are registered: the evidence first
 from nsm_sim.cli import evidence  # isort: split
 
-from nsm_sim.cli import decisions, serve
+from nsm_sim.cli import decisions, serve, track
 from nsm_sim.cli.app import app
 
-__all__ = ["app", "decisions", "evidence", "main", "serve"]
+__all__ = ["app", "decisions", "evidence", "main", "serve", "track"]
 
 
 def main() -> None:  # pragma: no cover - console entry point

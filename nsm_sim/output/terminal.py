@@ -433,12 +433,13 @@ def render_validation(
             for line in gates["warnings"]:
                 err.print(Text.assemble(("warning:", "yellow"), f" {line}"))
         elif len(flagged):
-            worst = "FAIL" if (flagged["status"] == "FAIL").any() else "REVIEW"
+            failed = int((flagged["status"] == "FAIL").sum())
             err.print(
                 Text.assemble(
                     ("warning:", "yellow"),
-                    f" {len(flagged)} of {len(frame)} validation fits at {worst} or below "
-                    f"({len(gates['warnings'])} checks; --verbose lists them, "
+                    f" {len(flagged)} of {len(frame)} validation fits did not pass "
+                    f"({failed} FAIL, {len(flagged) - failed} REVIEW; "
+                    f"{len(gates['warnings'])} checks; --verbose lists them, "
                     "validation_checks.csv has every one): read their verdicts with care",
                 )
             )
