@@ -90,6 +90,20 @@ def _forecast(scenario, fitted, simulations: int, seed: int, quiet: bool, needed
     return forecast, target
 
 
+def _forecast_files(forecast, target) -> dict:
+    """Return the forecast's files: its table per period and series, its JSON, its fan chart."""
+    from nsm_sim.output.forecast_plots import forecast_figure
+
+    payload = forecast.to_dict()
+    if target is not None:
+        payload["target"] = target
+    return {
+        "forecast.csv": forecast.summary((0.05, 0.25, 0.5, 0.75, 0.95)),
+        "forecast.json": payload,
+        "forecast.png": forecast_figure(forecast),
+    }
+
+
 @command()
 @guard
 def simulate(
@@ -109,7 +123,10 @@ def simulate(
     result = _simulate(spec, fitted, simulations, seed, json)
     forecast, target = _forecast(spec, fitted, simulations, seed, json)
     if out is not None:
-        write_files(out, report.simulation_files(result, warnings=fitted.warnings))
+        files = report.simulation_files(result, warnings=fitted.warnings)
+        if forecast is not None:
+            files = {**files, **_forecast_files(forecast, target)}
+        write_files(out, files)
     if json:
         payload = result.to_dict()
         if forecast is not None:
