@@ -49,6 +49,12 @@ class Analysis:
         The scenario's projection (needs a scenario).
     plan : nsm_sim.prioritise.Prioritisation or None
         Ranking, portfolio and value of information.
+    forecast : nsm_sim.forecast.Forecast or None
+        The North Star's aggregate with new accounts on calendar dates, without and with the
+        chosen portfolio (needs a scenario and a fit with its history).
+    target : dict or None
+        :func:`nsm_sim.forecast.target_report` when a target is set: P(reaching it) without
+        and with each initiative and the chosen portfolio, the gap, what it would take.
     files : list of Path
         The files written (by :func:`run_demo`; empty otherwise).
     """
@@ -59,6 +65,8 @@ class Analysis:
     validation: Any = None
     simulation: Any = None
     plan: Any = None
+    forecast: Any = None
+    target: Any = None
     files: list[Path] = field(default_factory=list)
 
 
@@ -165,6 +173,20 @@ def analyse(
         )
         on_step("prioritising: ranking, portfolio, value of information")
         result.plan = prioritise.prioritise(result.simulation)
+        if getattr(fit, "history", None) is not None:
+            from nsm_sim import forecast
+
+            on_step("forecasting the North Star with new accounts")
+            result.forecast = forecast.forecast_fit(
+                scenario,
+                fit,
+                portfolio=result.plan.portfolio.selected,
+                simulations=simulations,
+                seed=seed,
+            )
+            if result.forecast.target is not None:
+                on_step("judging the target: P(reaching it), what it would take")
+                result.target = forecast.target_report(result.forecast)
     return result
 
 
