@@ -58,7 +58,6 @@ def test_state_is_what_the_api_computes(page):
     # the forecast and P(target) of the chosen portfolio, from the forecast's API
     target = state["results"]["target"]
     assert 0.0 <= target["p_baseline"] <= 1.0 and 0.0 <= target["p_portfolio"] <= 1.0
-    assert {r["name"] for r in target["initiatives"]} == {i.name for i in scenario.initiatives}
     assert state["results"]["forecast"][0]["period"] > str(model.history["period"].max())[:10]
 
 

@@ -3,17 +3,16 @@
 The file is read with ruamel.yaml's round-trip loader, which keeps comments, key order,
 flow style (``lift: {low: 2%, high: 10%}``) and the spelling of values (``2%`` stays
 ``2%``), so saving a file after an edit changes only the values edited. Every edit is
-checked before it is kept: the edited text goes through :func:`nsm_sim.spec.load_scenario`
-exactly as the CLI reads a file, so the page refuses what the CLI refuses, with the same
-messages, and nothing is written.
+checked before it is kept: the edited content goes through the checks and messages of
+:func:`nsm_sim.spec.load_scenario` (:func:`~nsm_sim.spec.load.scenario_from_content`), as
+the CLI reads the file, so the page refuses what the CLI refuses, with the same messages,
+and nothing is written.
 """
 
 from __future__ import annotations
 
 import copy
 import io
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from ruamel.yaml import YAML
 from nsm_sim.errors import SpecError
 from nsm_sim.files import write_file
 from nsm_sim.spec import Scenario, load_scenario
+from nsm_sim.spec.load import scenario_from_content
 
 #: Fields of an initiative the page edits, besides the lift's ends.
 INITIATIVE_FIELDS = ("confidence", "reach", "start", "ramp", "effort")
@@ -52,6 +52,13 @@ def _number(value: Any) -> Any:
                 pass
         return text
     return value
+
+
+def _set(mapping: Any, key: str, value: Any) -> None:
+    if value is None or value == "":
+        mapping.pop(key, None)
+    else:
+        mapping[key] = value
 
 
 class ScenarioDocument:
@@ -104,48 +111,16 @@ class ScenarioDocument:
         SpecError
             Naming this file, with the CLI's messages.
         """
-        text = self.text(data)
-        # written beside the file so that its `model` resolves the same way; removed at once
-        handle, name = tempfile.mkstemp(
-            prefix=f".{self.path.stem}-", suffix=".yaml", dir=self.path.parent
-        )
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(text)
-            return load_scenario(name)
-        except SpecError as exc:
-            raise SpecError(str(self.path), exc.problems) from None
-        finally:
-            Path(name).unlink(missing_ok=True)
+        return scenario_from_content(data, self.path, tree=self.scenario.tree)
 
-    def edited(self, edit: Mapping[str, Any]) -> Any:
-        """Return a copy of the document with one edit applied (not yet checked).
-
-        Parameters
-        ----------
-        edit : mapping
-            ``{"field": "capacity", "value": V}`` or ``{"initiative": NAME, "field": F,
-            "value": V}`` with ``F`` one of :data:`INITIATIVE_FIELDS`, ``lift_low`` or
-            ``lift_high``. A value may be text as typed (``"5%"``, ``"0.7"``); ``reach``
-            may be ``None`` (every account, or the initiative's segments).
-
-        Returns
-        -------
-        CommentedMap
-
-        Raises
-        ------
-        SpecError
-            When the edit names no initiative or field that the page edits.
-        """
-        data = copy.deepcopy(self.data)
+    def _target(self, edit: Mapping[str, Any]) -> tuple[Any, Any]:
+        """Return the mapping and key an edit changes (see :meth:`apply`)."""
         field = edit.get("field")
-        value = _number(edit.get("value"))
+        data = self.data
         if "initiative" not in edit:
             if field != "capacity":
                 raise SpecError(str(self.path), [f"{field}: not a field the page edits"])
-            data["capacity"] = value
-            return data
+            return data, "capacity"
         names = [str(item.get("name")) for item in data["initiatives"]]
         name = str(edit["initiative"])
         if name not in names:
@@ -160,17 +135,31 @@ class ScenarioDocument:
                     str(self.path),
                     [f"initiatives[{k}].lift: has no {key} to edit on the page; edit the file"],
                 )
-            lift[key] = value
-        elif field in INITIATIVE_FIELDS:
-            if value is None or value == "":
-                item.pop(field, None)
-            else:
-                item[field] = value
-        else:
-            raise SpecError(
-                str(self.path), [f"initiatives[{k}].{field}: not a field the page edits"]
-            )
-        return data
+            return lift, key
+        if field in INITIATIVE_FIELDS:
+            return item, field
+        raise SpecError(str(self.path), [f"initiatives[{k}].{field}: not a field the page edits"])
+
+    def edited(self, edit: Mapping[str, Any]) -> Any:
+        """Return a copy of the document with one edit applied (not checked).
+
+        Parameters
+        ----------
+        edit : mapping
+            See :meth:`apply`.
+
+        Returns
+        -------
+        CommentedMap
+        """
+        before = self.data
+        self.data = copy.deepcopy(before)
+        try:
+            mapping, key = self._target(edit)
+            _set(mapping, key, _number(edit.get("value")))
+            return self.data
+        finally:
+            self.data = before
 
     def apply(self, edit: Mapping[str, Any]) -> Scenario:
         """Apply one edit if the result validates; else leave the document as it was.
@@ -178,7 +167,10 @@ class ScenarioDocument:
         Parameters
         ----------
         edit : mapping
-            See :meth:`edited`.
+            ``{"field": "capacity", "value": V}`` or ``{"initiative": NAME, "field": F,
+            "value": V}`` with ``F`` one of :data:`INITIATIVE_FIELDS`, ``lift_low`` or
+            ``lift_high``. A value may be text as typed (``"5%"``, ``"0.7"``); an empty
+            ``reach`` removes it (every account, or the initiative's segments).
 
         Returns
         -------
@@ -190,10 +182,19 @@ class ScenarioDocument:
         SpecError
             With the CLI's messages; the document is unchanged.
         """
-        data = self.edited(edit)
-        scenario = self.check(data)
-        self.data, self.scenario = data, scenario
-        return scenario
+        mapping, key = self._target(edit)
+        missing = object()
+        old = mapping.get(key, missing)
+        _set(mapping, key, _number(edit.get("value")))
+        try:
+            self.scenario = self.check(self.data)
+        except BaseException:
+            if old is missing:
+                mapping.pop(key, None)
+            else:
+                mapping[key] = old
+            raise
+        return self.scenario
 
     def save(self) -> Path:
         """Write the document back to its file (whole or not at all).

@@ -30,7 +30,7 @@ from nsm_sim.serve.document import LIFT_FIELDS, ScenarioDocument
 from nsm_sim.spec import Scenario
 
 #: Simulations per edit on the page (see benchmarks/bench_serve.py for the latency).
-PAGE_SIMULATIONS = 1000
+PAGE_SIMULATIONS = 500
 
 
 @dataclass(frozen=True)
@@ -338,7 +338,7 @@ class Planner:
                 model.forecast_model,
                 model.history,
                 portfolio=plan.portfolio.selected,
-                each=scenario.goal is not None,
+                each=False,
                 simulations=self.simulations,
                 seed=self.seed,
             )

@@ -368,9 +368,39 @@ def load_scenario(path: str | Path) -> Scenario:
         :func:`~nsm_sim.spec.scenario.scenario_problems`.
     """
     path = Path(path)
-    content = read_yaml(path)
-    tree = None
-    if isinstance(content.get("model"), str):
+    return scenario_from_content(read_yaml(path), path)
+
+
+def scenario_from_content(
+    content: dict[str, Any], path: str | Path, tree: MetricTree | None = None
+) -> Scenario:
+    """Validate a scenario file's content as :func:`load_scenario` does, with its messages.
+
+    For content edited in memory (the planning page) before it is written to ``path``.
+
+    Parameters
+    ----------
+    content : dict
+        The file's top-level mapping.
+    path : str or Path
+        The file: named in the messages; its ``model`` is resolved from its folder.
+    tree : MetricTree, optional
+        The tree its ``model`` names, when already read (else it is read).
+
+    Returns
+    -------
+    Scenario
+
+    Raises
+    ------
+    SpecError
+        As :func:`load_scenario`.
+    """
+    path = Path(path)
+    problems = _unexpected(content)
+    if problems:
+        raise SpecError(str(path), _cap(problems))
+    if tree is None and isinstance(content.get("model"), str):
         tree_path = path.parent / content["model"]
         if not tree_path.exists():
             raise SpecError(str(path), [f"model: metric-tree file {str(tree_path)!r} not found"])
@@ -407,4 +437,11 @@ def dump_tree(tree: MetricTree, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
-__all__ = ["MAX_FILE_BYTES", "dump_tree", "load_scenario", "load_tree", "read_yaml"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "dump_tree",
+    "load_scenario",
+    "load_tree",
+    "read_yaml",
+    "scenario_from_content",
+]
