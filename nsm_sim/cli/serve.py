@@ -27,7 +27,7 @@ def serve(
     simulations: Annotated[
         int,
         typer.Option(min=100, help="Monte Carlo simulations per edit (fewer, faster)."),
-    ] = 1000,
+    ] = 500,  # nsm_sim.serve.PAGE_SIMULATIONS, not imported: the CLI starts light
     seed: Seed = 0,
     no_browser: Annotated[
         bool, typer.Option("--no-browser", help="Do not open the page in a browser.")
