@@ -75,7 +75,7 @@ def write_scenario(folder: Path, panel, *, name: str = "demo.yaml", capacity: in
     text = DEMO_SCENARIO.read_text(encoding="utf-8")
     by = (panel.periods[-1] + pd.Timedelta(weeks=8)).strftime("%Y-%m-%d")
     text = re.sub(
-        r"target: \{value: [0-9]+, by: [0-9-]+\}", f"target: {{value: 3000, by: {by}}}", text
+        r"target: \{value: [0-9]+, by: [0-9-]+\}", f"target: {{value: 3500, by: {by}}}", text
     )
     text = re.sub(r"capacity: [0-9]+", f"capacity: {capacity}", text, count=1)
     path = folder / "scenarios" / name
@@ -92,7 +92,7 @@ def planner(small_fit_model, tmp_path):
 
 
 @pytest.fixture
-def page(planner):
+def served(planner):
     """The planner served on 127.0.0.1 on a free port, in a thread: (base URL, planner)."""
     server = make_server(planner, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)

@@ -35,8 +35,8 @@ def ranking(payload):
     return {row["initiative"]: row["expected value"] for row in payload["results"]["ranking"]}
 
 
-def test_state_is_what_the_api_computes(page):
-    base, planner = page
+def test_state_is_what_the_api_computes(served):
+    base, planner = served
     status, kind, body = get(f"{base}/api/state")
     assert status == 200 and kind == "application/json"
     state = json.loads(body)
@@ -61,8 +61,8 @@ def test_state_is_what_the_api_computes(page):
     assert state["results"]["forecast"][0]["period"] > str(model.history["period"].max())[:10]
 
 
-def test_an_edit_changes_the_ranking_and_saving_keeps_the_comments(page):
-    base, planner = page
+def test_an_edit_changes_the_ranking_and_saving_keeps_the_comments(served):
+    base, planner = served
     path = planner.documents[0].path
     before_text = path.read_text(encoding="utf-8")
     _, _, body = get(f"{base}/api/state")
@@ -88,8 +88,8 @@ def test_an_edit_changes_the_ranking_and_saving_keeps_the_comments(page):
     ("field", "value"),
     [("lift_high", "1%"), ("confidence", "2"), ("effort", "-1"), ("start", "99"), ("reach", "x")],
 )
-def test_bad_edits_are_refused_with_the_clis_message(page, tmp_path, field, value):
-    base, planner = page
+def test_bad_edits_are_refused_with_the_clis_message(served, tmp_path, field, value):
+    base, planner = served
     doc = planner.documents[0]
     before_text = doc.path.read_text(encoding="utf-8")
     status, refused = post(
@@ -112,8 +112,8 @@ def test_bad_edits_are_refused_with_the_clis_message(page, tmp_path, field, valu
     assert doc.path.read_text(encoding="utf-8") == before_text
 
 
-def test_switching_an_initiative_off_leaves_it_out_and_in_the_file(page):
-    base, planner = page
+def test_switching_an_initiative_off_leaves_it_out_and_in_the_file(served):
+    base, planner = served
     status, payload = post(
         f"{base}/api/edit",
         {"scenario": 0, "initiative": "Invite nudges", "field": "on", "value": False},
@@ -132,16 +132,16 @@ def test_switching_an_initiative_off_leaves_it_out_and_in_the_file(page):
     assert "Invite nudges" in {i.name for i in load_scenario(planner.documents[0].path).initiatives}
 
 
-def test_capacity_edit_changes_the_portfolio(page):
-    base, _ = page
+def test_capacity_edit_changes_the_portfolio(served):
+    base, _ = served
     status, payload = post(f"{base}/api/edit", {"scenario": 0, "field": "capacity", "value": "5"})
     assert status == 200
     folio = payload["results"]["portfolio"]
     assert folio["capacity"] == 5 and folio["effort"] <= 5
 
 
-def test_assets_are_served_from_the_package(page):
-    base, _ = page
+def test_assets_are_served_from_the_package(served):
+    base, _ = served
     status, kind, body = get(f"{base}/")
     assert status == 200 and kind.startswith("text/html")
     html = body.decode()

@@ -29,8 +29,11 @@ from nsm_sim.output.format import fmt
 
 #: Size of a node's box and the gaps between boxes and rows, in pixels.
 NODE_WIDTH, NODE_HEIGHT = 190, 62
-COLUMN_GAP, ROW_GAP = 24, 78
+COLUMN_GAP, ROW_GAP = 24, 84
 MARGIN = 12
+
+#: Where an edge's label sits, from the parent (0) to the child (1).
+LABEL_AT = 0.7
 
 CALIBRATED_COLOUR = "#1e7b34"
 EDGE_COLOUR = "#8a8a8a"
@@ -237,7 +240,8 @@ def tree_svg(
         colour = CALIBRATED_COLOUR if calibrated else EDGE_COLOUR
         dash = "" if calibrated else ' stroke-dasharray="5 3"'
         label = edge_text(row["mean"], row["low"], row["high"])
-        tx, ty = (x1 + x2) / 2, (y1 + y2) / 2
+        # nearer the child, where sibling edges are a node's width apart: labels never overlap
+        tx, ty = x1 + LABEL_AT * (x2 - x1), y1 + LABEL_AT * (y2 - y1)
         note = (
             f'<text class="edge-note" x="{tx:.1f}" y="{ty + 13:.1f}" text-anchor="middle" '
             f'fill="{CALIBRATED_COLOUR}" font-size="10">calibrated</text>'

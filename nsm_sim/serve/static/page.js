@@ -21,6 +21,8 @@ function fmt(value) {
   return Number(value.toPrecision(3)).toString();
 }
 
+function shortfall(gap) { return gap && typeof gap === "object" ? gap.shortfall : gap; }
+
 function pct(p) { return p === null || p === undefined ? "-" : `${(100 * p).toFixed(0)}%`; }
 
 async function call(method, url, body) {
@@ -140,7 +142,8 @@ function renderForecast(results) {
   if (target) {
     box.textContent = `Target ${fmt(target.value)} by ${target.by}: P(reaching it) ` +
       `${pct(target.p_baseline)} with no initiative, ${pct(target.p_portfolio)} with the chosen ` +
-      `portfolio; expected gap ${fmt(target.gap_baseline)} and ${fmt(target.gap_portfolio)}.`;
+      `portfolio; expected shortfall ${fmt(shortfall(target.gap_baseline))} and ` +
+      `${fmt(shortfall(target.gap_portfolio))}.`;
   }
   const rows = target && target.initiatives ? target.initiatives.map((r) => ({ initiative: r.name, "P(target)": r.p })) : [];
   renderFrame(document.getElementById("target-initiatives"), rows, rows.length ? "P(reaching the target) with each initiative alone" : "");
