@@ -175,3 +175,25 @@ def test_a_scenario_that_does_not_validate_is_refused_at_start(tmp_path, small_f
     path.write_text(path.read_text().replace("capacity: 30", "capacity: -3"), encoding="utf-8")
     with pytest.raises(SpecError, match="capacity"):
         ScenarioDocument(path)
+
+
+def test_the_command_refuses_bad_input_with_exit_code_2(small_fit_model, tmp_path):
+    import socket
+
+    from typer.testing import CliRunner
+
+    from nsm_sim.cli import app
+
+    _, panel = small_fit_model
+    path = write_scenario(tmp_path, panel)
+    runner = CliRunner()
+    missing = runner.invoke(
+        app, ["serve", str(path), "--fit", str(tmp_path / "nope"), "--port", "0"]
+    )
+    assert missing.exit_code == 2 and "not a folder" in missing.output
+    three = runner.invoke(app, ["serve", str(path), str(path), str(path), "--fit", "x"])
+    assert three.exit_code == 2 and "one or two scenario files" in three.output
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        busy = runner.invoke(app, ["serve", str(path), "--fit", "x", "--port", port])
+    assert busy.exit_code == 2 and "cannot listen on 127.0.0.1" in busy.output

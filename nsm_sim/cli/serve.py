@@ -12,6 +12,21 @@ from nsm_sim.cli.app import FitDir, Seed, command, guard
 from nsm_sim.output import terminal
 
 
+def _check_port(host: str, port: int) -> None:
+    """Refuse an address that cannot be listened on, before the bundle is read."""
+    import socket
+
+    from nsm_sim.errors import InputError
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise InputError(
+            "--port", [f"cannot listen on {host}:{port}: {exc.strerror or exc}"]
+        ) from None
+
+
 @command()
 @guard
 def serve(
@@ -40,6 +55,7 @@ def serve(
 
     if len(scenarios) > 2:
         raise InputError("SCENARIOS", [f"expected one or two scenario files, got {len(scenarios)}"])
+    _check_port(host, port)
     err = terminal.console(stderr=True)
     with terminal.Stages(err) as stages:
         stages.start(f"reading the fit bundle {fit_dir} and {len(scenarios)} scenario(s)")
