@@ -60,7 +60,8 @@ def spread_odds(
     low : ndarray
         ``exp(-1 / spread)`` per cell.
     spread, gap, bump : ndarray
-        Broadcasting against ``e_hi``.
+        Broadcasting against ``e_hi`` (``spread`` may be 1 with ``gap`` and ``bump`` already
+        multiplied by it).
 
     Returns
     -------
@@ -76,7 +77,8 @@ def spread_odds(
     mean = np.log1p(q, out=q)
     mean *= gap
     mean += step
-    mean *= spread
+    if not (np.isscalar(spread) and spread == 1.0):
+        mean *= spread
     mean += 1.0
     return mean
 

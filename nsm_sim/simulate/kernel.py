@@ -74,6 +74,8 @@ class _Chunk:
             # the top of each cell's range against the threshold, in step widths (n, C)
             self.z0 = self.hi * (1.0 / HINGE_WIDTH) - self.ltw
             self.gap, self.bump = np.expm1(self.hj), jump_bump(self.hj)
+            # the spread's width folded into the threshold's terms, per simulation and cell
+            self.gap_spread, self.bump_spread = self.gap * self.spread, self.bump * self.spread
             base = self._step_odds(slice(None), slice(None), 0.0)  # (n, C)
             self.base_inverse = 1.0 / base
             # the step at a cell's one level, computed as the projection computes it
@@ -165,7 +167,9 @@ class _Chunk:
             np.exp(at_point, out=at_point)
             if point.all():
                 return at_point
-        mean = spread_odds(e_hi, self.low[span], self.spread[span], self.gap[rows], self.bump[rows])
+        mean = spread_odds(
+            e_hi, self.low[span], 1.0, self.gap_spread[rows, span], self.bump_spread[rows, span]
+        )
         return np.where(point, at_point, mean) if point.any() else mean
 
     def _hazard_factor(self, rows: Any, span: slice, d: np.ndarray) -> np.ndarray:
@@ -382,14 +386,14 @@ class _Chunk:
         }
         if keep_path:
             sub = f"jrc,{cells_sub}->jr"
-            base_alive = self._alive_u[t0:t_count][:, source]
             if weighted:  # the accounts of the span not reached keep their baseline
                 unreached = self.w_nsm[span] * (1.0 - weight)
-                new += np.einsum(sub, base_alive[:, :, span], unreached)
+                base_alive = self._alive_u[t0:t_count, :, span][:, source]
+                new += np.einsum(sub, base_alive, unreached)
             if not whole:  # cells outside the span keep their baseline
                 outside = self.w_nsm.copy()
                 outside[span] = 0.0
-                new += np.einsum("jrc,c->jr", base_alive, outside)
+                new += np.einsum("juc,c->ju", self._alive_u[t0:t_count], outside)[:, source]
             path = self.nsm_path.copy() if every else self.nsm_path[:, rows]  # (T, r)
             path[t0:] = new
             out["path"] = path[:, rows] if every else path
