@@ -21,6 +21,7 @@ runner = CliRunner()
 pytestmark = pytest.mark.slow  # every test here runs the demo or samples a fit
 
 REPORT_SECTIONS = [
+    "Where the North Star is heading",
     "Is the North Star leading?",
     "What drives projects_completed?",
     "What should we fund?",
@@ -28,6 +29,7 @@ REPORT_SECTIONS = [
     "Assumptions",
 ]
 FIGURES = [
+    "forecast.png",
     "elasticities.png",
     "retention_by_level.png",
     "timing.png",
@@ -103,7 +105,12 @@ def test_demo_writes_every_file(demo_dir):
     assert plan["portfolio"]["effort"] <= 30
     # the demo's capacity leaves initiatives out, so the fan chart shows the chosen portfolio
     series = set(pd.read_csv(out / "trajectory.csv")["scenario"])
-    assert series == {"no initiative", "every initiative", "chosen portfolio"}
+    assert series == {"no initiative", "all initiatives together", "chosen portfolio"}
+    forecast = json.loads((out / "forecast.json").read_text())
+    last = pd.read_csv(out / "world" / "panel.csv", usecols=["period"])["period"].max()
+    first = pd.Timestamp(last) + pd.Timedelta(days=7)
+    assert forecast["forecast"][0]["period"] == f"{first:%Y-%m-%d}"  # the week after the data
+    assert 0 <= forecast["target"]["p_portfolio"] <= 1
     assert {"world", "fit"} <= {p.name for p in out.iterdir()}
     staging = [*out.glob(".*nsm-sim-*"), *out.parent.glob(f".{out.name}.nsm-sim-*")]
     assert not staging, "staging folder left behind"

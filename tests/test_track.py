@@ -24,15 +24,15 @@ FITTED_PERIODS = WORLD_PERIODS - 8
 DROP_AT = 3
 
 
-def _until(panel, last):
-    return check_frame(panel.frame[panel.frame["period"] <= last], panel.tree, source="earlier")
+def _until(world, last):
+    rows = world.panel[world.panel["period"] <= last]
+    return check_frame(rows, world.tree, source="earlier")
 
 
 @pytest.fixture(scope="module")
-def early_fit(fitted, panel):
+def early_fit(fitted, world, panel):
     """The session's fit with its accounts and history as they were 8 periods earlier."""
-    origin = panel.periods[FITTED_PERIODS - 1]
-    earlier = _until(panel, origin)
+    earlier = _until(world, panel.periods[FITTED_PERIODS - 1])
     return dataclasses.replace(
         fitted,
         population=starting_population(earlier),
@@ -41,9 +41,9 @@ def early_fit(fitted, panel):
 
 
 @pytest.fixture(scope="module")
-def dropped(panel):
+def dropped(world, panel):
     """The panel with boards_shared 30 % lower from a tracked period on, all else the same."""
-    frame = panel.frame.copy()
+    frame = world.panel.copy()
     when = frame["period"] >= panel.periods[FITTED_PERIODS + DROP_AT]
     frame.loc[when, "boards_shared"] = (frame.loc[when, "boards_shared"] * 0.7).round()
     return check_frame(frame, panel.tree, source="dropped")
@@ -118,11 +118,13 @@ def test_an_input_that_falls_is_named_as_the_first_off_plan(forecast, panel, dro
 
 
 @pytest.mark.slow
-def test_track_on_the_command_line(early_fit, panel, dropped, tmp_path):
+def test_track_on_the_command_line(early_fit, world, panel, dropped, tmp_path):
     bundle = tmp_path / "fit"
     inference.save_bundle(early_fit, bundle)
     data = tmp_path / "now.csv"
-    dropped.frame.drop(columns=["t", "tenure"]).to_csv(data, index=False)
+    dropped.frame.rename(columns={"segment": "plan"}).drop(columns=["t", "tenure"]).to_csv(
+        data, index=False
+    )
     tree = tmp_path / "tree.yaml"
     tree.write_text(json.dumps(panel.tree.model_dump(mode="json")))
     scenario = tmp_path / "plan.yaml"
@@ -139,9 +141,7 @@ def test_track_on_the_command_line(early_fit, panel, dropped, tmp_path):
     assert shown.exit_code == 0 and "First off plan: boards_shared" in shown.stdout
     # nothing after the fit's last period: a clear error, exit 2
     old = tmp_path / "old.csv"
-    _until(panel, panel.periods[FITTED_PERIODS - 1]).frame.drop(columns=["t", "tenure"]).to_csv(
-        old, index=False
-    )
+    world.panel[world.panel["period"] <= panel.periods[FITTED_PERIODS - 1]].to_csv(old, index=False)
     none = runner.invoke(app, [*args[:-1], str(old)])
     assert none.exit_code == 2 and "nothing to track" in none.output
     bad = runner.invoke(app, [*args, "--series", "everything"])

@@ -44,7 +44,19 @@ def forecast_rows(forecast: Any) -> pd.DataFrame:
     return pd.DataFrame() if out is None else out
 
 
-def _needed_text(item: Mapping[str, Any]) -> str:
+def needed_text(item: Mapping[str, Any]) -> str:
+    """Return what one lever needs, in words (``+8.0%``, ``+120 a period``, ``out of reach``).
+
+    Parameters
+    ----------
+    item : mapping
+        One entry of the target report's ``needed``: ``kind`` (``lift`` or arrivals) and
+        ``value`` (None when out of reach).
+
+    Returns
+    -------
+    str
+    """
     value = item["value"]
     if value is None:
         return "out of reach"
@@ -98,7 +110,7 @@ def render_forecast(con: Console, forecast: Any, target: Mapping[str, Any] | Non
         parts = []
         for prob in dict.fromkeys(item["probability"] for item in needed):
             items = [i for i in needed if i["probability"] == prob]
-            levers = ", ".join(f"{i['lever']} {_needed_text(i)}" for i in items)
+            levers = ", ".join(f"{i['lever']} {needed_text(i)}" for i in items)
             parts.append(f"for {100 * prob:.0f}%: {levers}")
         beyond = needed[0]["beyond"]
         con.print(

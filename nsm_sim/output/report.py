@@ -303,6 +303,82 @@ def _funding_section(result: Any, plan: Any, files: dict[str, Any]) -> html.Sect
     )
 
 
+def forecast_files(forecast: Any, target: Any = None) -> dict[str, Any]:
+    """Return the forecast's files: its table per period and series, its JSON, its fan chart.
+
+    Parameters
+    ----------
+    forecast : nsm_sim.forecast.Forecast
+    target : dict, optional
+        :func:`nsm_sim.forecast.target_report`, which replaces the forecast's own target block.
+
+    Returns
+    -------
+    dict
+        ``forecast.csv``, ``forecast.json`` and ``forecast.png``.
+    """
+    from nsm_sim.output.forecast_plots import FAN_QUANTILES, forecast_figure
+
+    payload = forecast.to_dict()
+    if target is not None:
+        payload["target"] = target
+    return {
+        "forecast.csv": forecast.summary(FAN_QUANTILES),
+        "forecast.json": payload,
+        "forecast.png": forecast_figure(forecast),
+    }
+
+
+def _forecast_section(forecast: Any, target: Any, files: dict[str, Any]) -> html.Section:
+    from nsm_sim.output.forecast_text import forecast_rows, needed_text
+    from nsm_sim.spec import aggregate_label
+
+    tree = forecast.scenario.tree
+    label = aggregate_label(forecast.aggregate)
+    chosen = ", ".join(forecast.portfolio) or "no initiative"
+    blocks: list[html.Block] = []
+    if target is not None:
+        blocks.append(
+            html.Callout(
+                f"Target {fmt(target['value'])} by {target['by']}: P(reaching it) "
+                f"{100 * target['p_baseline']:.0f}% without the initiatives, "
+                f"{100 * target['p_portfolio']:.0f}% with the chosen portfolio ({chosen}); "
+                f"expected gap {fmt(target['gap_baseline']['mean'])} without, "
+                f"{fmt(target['gap_portfolio']['mean'])} with.",
+                "INFO",
+            )
+        )
+    blocks.append(
+        html.FigureBlock(
+            files["forecast.png"],
+            f"{tree.north_star} ({label}): observed, then forecast with new accounts, without "
+            "and with the chosen portfolio (median, 50% and 90% bands)",
+        )
+    )
+    needed = (target or {}).get("needed") or []
+    if needed:
+        frame = pd.DataFrame(
+            {
+                "P(reaching it)": [f"{100 * i['probability']:.0f}%" for i in needed],
+                "lever": [i["lever"] for i in needed],
+                "needed": [needed_text(i) for i in needed],
+            }
+        )
+        blocks.append(
+            html.TableBlock(
+                frame, f"What it would take, one lever at a time, beyond the {needed[0]['beyond']}"
+            )
+        )
+    blocks.append(html.TableBlock(forecast_rows(forecast), "The forecast per period"))
+    return html.Section(
+        "Where the North Star is heading",
+        f"{tree.north_star} as the company reports it ({label}), per {tree.period} on calendar "
+        f"dates: the accounts there now, new accounts from the arrivals the history shows, and "
+        f"the uncertainty of every parameter; {forecast.simulations:,} simulations.",
+        blocks,
+    )
+
+
 def _details_section(analysis: Any) -> html.Section:
     checks = analysis.fit.diagnostics
     worst = tables.worst_status(checks)
@@ -365,6 +441,11 @@ def report_files(analysis: Any, *, generated: str | None = None) -> dict[str, An
                 [html.Callout(text, "FAIL") for text in fit.warnings],
             )
         )
+    forecast = getattr(analysis, "forecast", None)
+    if forecast is not None:
+        target = getattr(analysis, "target", None)
+        files.update(forecast_files(forecast, target))
+        sections.append(_forecast_section(forecast, target, files))
     if validation is not None:
         files.update(validation_files(validation))
         sections.append(_leading_section(validation, north_star, files))
