@@ -379,3 +379,54 @@ def test_forecast_figure_draws_the_bands_and_the_target(small):
     labels = [line.get_label() for line in ax.get_lines()]
     assert "observed" in labels and "target" in labels
     assert any("P(target) 100%" in label for label in labels)
+
+
+def test_prioritise_for_the_target_picks_a_portfolio_within_capacity(small, tmp_path):
+    from nsm_sim.spec import dump_tree
+
+    bundle = _fake_bundle(small, tmp_path / "fit")
+    dump_tree(small["world"].tree, tmp_path / "tree.yaml")
+    last = small["panel"].frame["period"].max()
+    by = (last + pd.Timedelta(days=7 * 4)).date()
+    initiatives = (
+        "initiatives:\n"
+        "  - {name: a, target: active_seats, lift: 20%, effort: 2}\n"
+        "  - {name: b, target: boards_shared, lift: 20%, effort: 2}\n"
+        "  - {name: c, target: integrations_connected, lift: 1%, effort: 1}\n"
+    )
+    head = "name: s\nmodel: tree.yaml\nhorizon: 4\ncapacity: 3\n"
+    base = _forecast(small, _scenario(small["world"].tree, target=_target(small, 1.0, weeks=4)))
+    value = float(np.quantile(base.at_target("baseline"), 0.7))
+    (tmp_path / "s.yaml").write_text(
+        head + f"target: {{value: {value}, by: {by}}}\n" + initiatives, encoding="utf-8"
+    )
+    args = ["--fit", str(bundle), "--simulations", "300", "--objective", "target", "--json"]
+    result = runner.invoke(app, ["prioritise", str(tmp_path / "s.yaml"), *args])
+    assert result.exit_code == 0, result.output
+    chosen = json.loads(result.stdout)["target_portfolio"]
+    assert chosen["effort"] <= 3
+    # two 20 % lifts cannot both be funded; one of them beats the 1 % one
+    assert len(set(chosen["selected"]) & {"a", "b"}) == 1
+    assert chosen["p_target"] > chosen["p_baseline"]
+    (tmp_path / "none.yaml").write_text(head + initiatives, encoding="utf-8")
+    refused = runner.invoke(app, ["prioritise", str(tmp_path / "none.yaml"), *args])
+    assert refused.exit_code == 2 and "needs a target" in refused.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("north_star_aggregate: median", "north_star_aggregate"),
+        ("north_star_aggregate: {at_least: -1}", "at_least"),
+        ("target: {value: 10, by: not-a-date}", "target.by"),
+        ("currency: ''", "currency"),
+    ],
+)
+def test_bad_reporting_fields_of_the_tree_are_clear_errors(tmp_path, content, message):
+    from nsm_sim.spec import load_tree
+
+    path = tmp_path / "tree.yaml"
+    path.write_text(f"name: t\nnorth_star: n\ninputs: {{a: []}}\n{content}\n", encoding="utf-8")
+    with pytest.raises(SpecError) as err:
+        load_tree(path)
+    assert message in str(err.value)
