@@ -533,7 +533,7 @@ def render_comparison(con: Console, comparison: Any) -> None:
 
 
 def render_analysis(con: Console, err: Console, analysis: Any, verbose: bool = False) -> None:
-    """Print what the report holds: verdicts, drivers, trust gates and the plan."""
+    """Print what the report holds: verdicts, drivers, trust gates, the plan and forecast."""
     if analysis.validation is not None:
         render_validation(con, analysis.validation, verbose, err)
     drivers = tables.drivers_view(analysis.summaries["drivers"], population=True)
@@ -541,3 +541,8 @@ def render_analysis(con: Console, err: Console, analysis: Any, verbose: bool = F
     render_checks(con, err, analysis.fit.diagnostics)
     if analysis.plan is not None:
         render_prioritisation(con, analysis.simulation, analysis.plan)
+    forecast = getattr(analysis, "forecast", None)
+    if forecast is not None:
+        from nsm_sim.output.forecast_text import render_forecast  # it imports this module
+
+        render_forecast(con, forecast, getattr(analysis, "target", None))
