@@ -430,3 +430,12 @@ def test_bad_reporting_fields_of_the_tree_are_clear_errors(tmp_path, content, me
     with pytest.raises(SpecError) as err:
         load_tree(path)
     assert message in str(err.value)
+
+
+def test_a_segment_without_arrivals_gets_none_and_rates_stay_bounded():
+    rng = np.random.default_rng(3)
+    counts = pd.DataFrame({"quiet": np.zeros(30), "rare": rng.poisson(0.2, 30)})
+    model = fit_acquisition(counts, "week")
+    draws = model.draw(52, 2000, np.random.default_rng(4))
+    assert draws[:, 0].sum() == 0
+    assert np.isfinite(draws).all() and draws[:, 1].mean() < 10 * (counts["rare"].max() + 1)

@@ -13,7 +13,9 @@ method) and its uncertainty the Laplace approximation ``Normal(beta_hat, phi (X'
 with ``phi`` the Pearson dispersion (quasi-Poisson, at least 1): a negative binomial's mean
 and variance without a second optimisation, and the same inflation of the parameters'
 covariance. Forecast arrivals are drawn from the parameters' approximate posterior and then
-from the count noise (gamma-Poisson with the fitted dispersion), so their band holds both.
+from the count noise (gamma-Poisson with the fitted dispersion), so their band holds both. A
+segment with no arrival in the history gets none; a drawn rate is capped at :data:`RATE_CAP`
+times the segment's busiest period (a wide trend on few counts must not explode).
 Why not NUTS: a handful of parameters per segment with a near-Gaussian likelihood; the
 Laplace approximation is exact to the precision that matters and takes milliseconds.
 """
@@ -32,6 +34,9 @@ PERIODS_PER_YEAR = {"week": 52, "month": 12}
 
 #: Fourier harmonics of the year, when the history holds two years.
 HARMONICS = 2
+
+#: A drawn arrival rate stays below this many times a segment's busiest observed period.
+RATE_CAP = 10.0
 
 #: Newton iterations (the Poisson log-likelihood is concave: a dozen are plenty).
 NEWTON_STEPS = 50
@@ -105,7 +110,9 @@ class AcquisitionModel:
         z = rng.standard_normal((simulations, n_s, k))
         chol = np.linalg.cholesky(self.cov + 1e-12 * np.eye(k))  # (S, K, K)
         beta = self.beta[None] + np.einsum("sij,nsj->nsi", chol, z)
-        mu = np.exp(np.clip(np.einsum("nsk,hk->nsh", beta, x), -50.0, 30.0))
+        # a draw of the trend may not take a segment beyond RATE_CAP times its busiest period
+        cap = np.log(RATE_CAP * (self.counts.to_numpy(dtype=float).max(axis=0) + 1.0))
+        mu = np.exp(np.minimum(np.einsum("nsk,hk->nsh", beta, x), cap[None, :, None]))
         phi = self.dispersion[None, :, None]
         # gamma-Poisson: variance phi * mu, i.e. shape mu / (phi - 1)
         over = phi > 1.0 + 1e-9
@@ -185,6 +192,12 @@ def fit_acquisition(counts: pd.DataFrame, period: str) -> AcquisitionModel:
     x = _design(np.arange(n, dtype=float), n, period, seasonal)
     betas, covs, phis = [], [], []
     for s in range(values.shape[1]):
+        if not values[:, s].any():  # no arrival in the history: none forecast
+            k = x.shape[1]
+            betas.append(np.r_[-60.0, np.zeros(k - 1)])
+            covs.append(np.zeros((k, k)))
+            phis.append(1.0)
+            continue
         beta, inv_info, phi = _poisson_fit(x, values[:, s])
         betas.append(beta)
         covs.append(phi * inv_info)
