@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from fixtures_serve import write_scenario
 
-from nsm_sim import prioritise, simulate
+from nsm_sim import forecast, prioritise, simulate
 from nsm_sim.errors import SpecError
 from nsm_sim.serve import Planner, ScenarioDocument
 from nsm_sim.spec import load_scenario
@@ -57,7 +57,20 @@ def test_state_is_what_the_api_computes(served):
     assert metrics == set(model.tree.nodes)
     # the forecast and P(target) of the chosen portfolio, from the forecast's API
     target = state["results"]["target"]
-    assert 0.0 <= target["p_baseline"] <= 1.0 and 0.0 <= target["p_portfolio"] <= 1.0
+    projected = forecast.forecast(
+        scenario,
+        model.posterior,
+        model.population,
+        model.forecast_model,
+        model.history,
+        portfolio=plan.portfolio.selected,
+        each=False,
+        simulations=planner.simulations,
+        seed=0,
+    )
+    assert target["p_baseline"] == projected.p_target("baseline")
+    assert target["p_portfolio"] == projected.p_target("portfolio")
+    assert 0.0 < target["p_portfolio"] < 1.0  # a target the test can see move
     assert state["results"]["forecast"][0]["period"] > str(model.history["period"].max())[:10]
 
 
