@@ -210,3 +210,26 @@ def test_the_command_refuses_bad_input_with_exit_code_2(small_fit_model, tmp_pat
         port = str(taken.getsockname()[1])
         busy = runner.invoke(app, ["serve", str(path), "--fit", "x", "--port", port])
     assert busy.exit_code == 2 and "cannot listen on 127.0.0.1" in busy.output
+
+
+def test_a_scenario_may_name_a_tree_with_metric_definitions_whose_owners_are_drawn(
+    small_fit_model, tmp_path
+):
+    import yaml
+
+    from nsm_sim.events.synthetic import world_events
+    from nsm_sim.output.tree_diagram import tree_owners
+    from nsm_sim.synth import generate_world
+
+    model, panel = small_fit_model
+    path = write_scenario(tmp_path, panel)
+    log = world_events(generate_world(accounts=60, periods=10, seed=2), seed=2)
+    tree_file = tmp_path / "models" / "demo.yaml"
+    tree_file.write_text(yaml.safe_dump(log.tree, sort_keys=False), encoding="utf-8")
+    doc = ScenarioDocument(path)  # the tree part of a file with definitions
+    assert doc.scenario.tree.fingerprint() == model.tree.fingerprint()
+    owners = tree_owners(tree_file)
+    planner = Planner([doc], model, simulations=300, owners=owners)
+    svg = ET.fromstring(planner.tree_svg)
+    drawn = {g.get("data-metric"): g.get("data-owner") for g in svg.iter() if g.get("data-metric")}
+    assert drawn == {node: owners[node] for node in model.tree.nodes}

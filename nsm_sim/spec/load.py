@@ -348,6 +348,20 @@ def load_tree(path: str | Path) -> MetricTree:
     return _validate_tree(read_yaml(path), str(path))
 
 
+def _scenario_tree(path: Path) -> MetricTree:
+    """Read the tree a scenario names; a tree file with metric definitions gives its tree part.
+
+    The definitions (how each metric is built from events) are checked where the panel is
+    built, not here: a scenario needs the tree only.
+    """
+    from nsm_sim.events.keys import DEFINITION_KEYS, tree_part
+
+    content = read_yaml(path)
+    if any(key in content for key in DEFINITION_KEYS):
+        content = tree_part(content)
+    return _validate_tree(content, str(path))
+
+
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file and the metric tree it names.
 
@@ -408,7 +422,7 @@ def scenario_from_content(
             raise SpecError(
                 str(path), [f"model: {str(tree_path)!r} is a folder; expected a metric-tree file"]
             )
-        tree = load_tree(tree_path)
+        tree = _scenario_tree(tree_path)
     if "tree" in content:
         raise SpecError(str(path), ["tree: unknown key (the tree is named by `model`)"])
     try:
