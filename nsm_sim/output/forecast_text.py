@@ -105,6 +105,10 @@ def render_forecast(con: Console, forecast: Any, target: Mapping[str, Any] | Non
         f"{fmt(target['gap_portfolio']['mean'])} with.",
     )
     con.print(line)
+    alone = target.get("initiatives") or []
+    if alone:
+        each = ", ".join(f"{item['name']} {100 * item['p']:.0f}%" for item in alone)
+        con.print(Text(f"P(reaching it) with each initiative alone: {each}."))
     needed = target.get("needed") or []
     if needed:
         parts = []
