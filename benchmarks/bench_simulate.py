@@ -3,8 +3,8 @@
 Run: ``python benchmarks/bench_simulate.py`` (``--quick`` for a smoke run). Prints a markdown
 table: median wall and CPU time over repeats with one and two worker threads, simulations
 per second, and the peak memory traced at 10,000 and 100,000 simulations (each in a fresh
-process), split into the per-simulation results (which grow with the simulations) and the
-working memory of the chunks (which does not). The inputs are the demo builders of
+process), split into the per-simulation draws and results (which grow with the simulations)
+and the working memory of the chunks (which does not). The inputs are the demo builders of
 :mod:`nsm_sim.testing`, the population with the levels within each cell (the shares of the
 inputs and the North Star's range, as every fit bundle carries them); ``--no-levels`` without
 them.
@@ -23,12 +23,19 @@ import tracemalloc
 import numpy as np
 
 from nsm_sim.simulate import QUANTITIES, simulate
+from nsm_sim.simulate.plan import make_plan
 from nsm_sim.testing import demo_population, demo_posterior, demo_scenario
 
 
 def memory(simulations: int, levels: bool) -> dict:
     """Peak traced memory of one simulation (run in a fresh process)."""
     post, pop, scen = demo_posterior(), demo_population(within=levels), demo_scenario()
+    names = [ini.name for ini in scen.initiatives]
+    plan = make_plan(scen, post, pop, {n: [n] for n in names}, simulations, 0)
+    # what the plan draws per simulation: posterior draw, lifts, and a partial reach's shares
+    inputs = plan.post_idx.nbytes + plan.loglift.nbytes
+    inputs += sum(a.nbytes for a in plan.reach_noise.values())
+    del plan
     tracemalloc.start()
     res = simulate(scen, post, pop, simulations=simulations, seed=0, n_jobs=1)
     _, peak = tracemalloc.get_traced_memory()
@@ -46,7 +53,7 @@ def memory(simulations: int, levels: bool) -> dict:
     return {
         "simulations": simulations,
         "peak": peak,
-        "outputs": outputs,
+        "outputs": outputs + inputs,
         "chunk_size": res.chunk_size,
     }
 
@@ -95,7 +102,7 @@ def main() -> None:
     if args.quick:
         return
     print(
-        "\n| simulations | peak traced (MB) | per-simulation results (MB) "
+        "\n| simulations | peak traced (MB) | per-simulation draws and results (MB) "
         "| working memory (MB) | chunk |"
     )
     print("| --- | --- | --- | --- | --- |")
