@@ -439,3 +439,32 @@ def test_a_segment_without_arrivals_gets_none_and_rates_stay_bounded():
     draws = model.draw(52, 2000, np.random.default_rng(4))
     assert draws[:, 0].sum() == 0
     assert np.isfinite(draws).all() and draws[:, 1].mean() < 10 * (counts["rare"].max() + 1)
+
+
+def test_a_monthly_tree_forecasts_calendar_months(small):
+    world = small["world"]
+    frame = world.panel.copy()
+    weeks = sorted(frame["period"].unique())
+    months = dict(
+        zip(weeks, pd.date_range("2023-01-01", periods=len(weeks), freq="MS"), strict=True)
+    )
+    frame["period"] = frame["period"].map(months)
+    tree = world.tree.model_copy(update={"period": "month"})
+    panel = check_frame(frame, tree, source="monthly world")
+    history = panel_history(panel)
+    model = fit_forecast_model(history, small["posterior"].segments)
+    last = max(months.values())
+    target = Target(value=1.0, by=(last + pd.DateOffset(months=3, days=20)).date())
+    scenario = _scenario(tree, target=target, horizon=2)
+    fc = forecast(
+        scenario,
+        small["posterior"],
+        starting_population(panel),
+        model,
+        history.frame,
+        simulations=100,
+    )
+    assert [f"{d:%Y-%m-%d}" for d in fc.dates] == [
+        f"{last + pd.DateOffset(months=k):%Y-%m-%d}" for k in (1, 2, 3)
+    ]
+    assert fc.target_index == 2
