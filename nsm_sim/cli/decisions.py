@@ -62,10 +62,13 @@ def _simulate(scenario, fitted, simulations: int, seed: int, quiet: bool):
         )
 
 
-def _forecast(scenario, fitted, simulations: int, seed: int, quiet: bool, needed: bool = True):
+def _forecast(
+    scenario, fitted, simulations: int, seed: int, quiet: bool, needed: bool = True, portfolio=None
+):
     """Forecast the North Star with new accounts and judge the target.
 
-    Returns ``(None, None)``, with a warning, when the fit has no history.
+    ``portfolio``: the initiatives of the forecast's portfolio (default all). Returns
+    ``(None, None)``, with a warning, when the fit has no history.
     """
     from nsm_sim import forecast as fc
 
@@ -81,7 +84,9 @@ def _forecast(scenario, fitted, simulations: int, seed: int, quiet: bool, needed
         return None, None
     with terminal.Stages(err, quiet=quiet) as stages:
         stages.start("forecasting the North Star with new accounts")
-        forecast = fc.forecast_fit(scenario, fitted, simulations=simulations, seed=seed)
+        forecast = fc.forecast_fit(
+            scenario, fitted, portfolio=portfolio, simulations=simulations, seed=seed
+        )
         terminal.render_warnings(err, forecast.warnings)
         target = None
         if forecast.target is not None:
@@ -166,7 +171,7 @@ def prioritise(
     from nsm_sim import prioritise as prio
     from nsm_sim.errors import SpecError
     from nsm_sim.forecast import best_target_portfolio
-    from nsm_sim.output.forecast_text import render_target_portfolio
+    from nsm_sim.output.forecast_text import render_target_line, render_target_portfolio
 
     check_choice("--objective", objective, (*prio.OBJECTIVES, "target"))
     check_out(out)
@@ -184,23 +189,31 @@ def prioritise(
     # the ranking and the value of information of a target are those of the North Star
     ranked = "north_star" if for_target else objective
     plan = prio.prioritise(result, objective=ranked, risk_aversion=risk_aversion)
-    chosen = None
+    chosen, forecast, target = None, None, None
     if for_target:
         forecast, _ = _forecast(spec, fitted, simulations, seed, json, needed=False)
         if forecast is None:
             raise SpecError(str(fit_dir), ["history.csv: --objective target needs a forecast"])
         chosen = best_target_portfolio(forecast)
+    elif spec.goal is not None:  # P(target) with the portfolio chosen
+        forecast, target = _forecast(
+            spec, fitted, simulations, seed, json, needed=False, portfolio=plan.portfolio.selected
+        )
     if out is not None:
         write_files(out, report.prioritisation_files(result, plan, fitted.warnings))
     if json:
         payload = plan.to_dict()
         if chosen is not None:
             payload["target_portfolio"] = chosen
+        if target is not None:
+            payload["target"] = target
         emit_json(report.with_warnings(payload, fitted.warnings))
         return
     terminal.render_prioritisation(terminal.console(), result, plan)
     if chosen is not None:
         render_target_portfolio(terminal.console(), spec, chosen)
+    elif target is not None:
+        render_target_line(terminal.console(), target, "the chosen portfolio")
 
 
 @command()

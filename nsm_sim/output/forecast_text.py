@@ -97,14 +97,7 @@ def render_forecast(con: Console, forecast: Any, target: Mapping[str, Any] | Non
     )
     if target is None:
         return
-    line = Text.assemble(
-        (f"Target {fmt(target['value'])} by {target['by']}", "bold"),
-        f": P(reaching it) {100 * target['p_baseline']:.0f}% without the initiatives, "
-        f"{100 * target['p_portfolio']:.0f}% with the portfolio; expected gap "
-        f"{fmt(target['gap_baseline']['mean'])} without, "
-        f"{fmt(target['gap_portfolio']['mean'])} with.",
-    )
-    con.print(line)
+    render_target_line(con, target)
     alone = target.get("initiatives") or []
     if alone:
         each = ", ".join(f"{item['name']} {100 * item['p']:.0f}%" for item in alone)
@@ -123,6 +116,30 @@ def render_forecast(con: Console, forecast: Any, target: Mapping[str, Any] | Non
                 + "; ".join(parts)
             )
         )
+
+
+def render_target_line(
+    con: Console, target: Mapping[str, Any], portfolio: str = "the portfolio"
+) -> None:
+    """Print P(reaching the target) without and with the portfolio, and the expected gap.
+
+    Parameters
+    ----------
+    con : rich.console.Console
+    target : mapping
+        The forecast's ``target`` block.
+    portfolio : str
+        What the forecast's portfolio is, in words.
+    """
+    con.print(
+        Text.assemble(
+            (f"Target {fmt(target['value'])} by {target['by']}", "bold"),
+            f": P(reaching it) {100 * target['p_baseline']:.0f}% without the initiatives, "
+            f"{100 * target['p_portfolio']:.0f}% with {portfolio}; expected gap "
+            f"{fmt(target['gap_baseline']['mean'])} without, "
+            f"{fmt(target['gap_portfolio']['mean'])} with.",
+        )
+    )
 
 
 def render_target_portfolio(con: Console, scenario: Any, chosen: Mapping[str, Any]) -> None:
