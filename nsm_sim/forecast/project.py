@@ -166,8 +166,34 @@ def periods_to(target: Target, last: Any, period: str) -> int:
 
 
 @dataclass(frozen=True)
-class _Projection:
-    """The per-simulation pieces the aggregate is assembled from (see the module)."""
+class Projection:
+    """The per-simulation pieces a forecast's aggregate is assembled from (see the module).
+
+    :meth:`assemble` turns the simulator's North Star total of the accounts there now, for
+    any set of initiatives projected on the same simulations, into the aggregate, optionally
+    with extra new accounts per period: what :mod:`nsm_sim.forecast.targets` searches over.
+
+    Attributes
+    ----------
+    aggregate : "sum", "mean" or AtLeast
+    shock : ndarray, shape (N, H)
+        ``G``, the common shock's factor on every account's North Star.
+    existing : dict of str to ndarray, shape (N, H)
+        The simulator's North Star totals of the accounts there now, per set label.
+    arrivals : ndarray, shape (N, S, H)
+    survival, level : ndarray, shape (N, S, H)
+        A new account's survival to each tenure and its North Star there.
+    log_mean, log_sd : ndarray, shape (S, H)
+        Mean and spread of a new account's ``log1p`` North Star by tenure.
+    arrival_share : ndarray, shape (S,)
+        The segments' expected shares of the arrivals (for extra arrivals).
+    cells : Cells
+        The population's cells.
+    alive : ndarray, shape (U, H, C)
+        Share of each cell's accounts active, per distinct posterior draw (count aggregates).
+    draw_of : ndarray of int, shape (N,)
+        Each simulation's row of ``alive``.
+    """
 
     aggregate: Aggregate
     shock: np.ndarray  # (N, H) G
@@ -290,7 +316,7 @@ class Forecast:
     scenario: Scenario = field(repr=False)
     posterior: PosteriorDraws = field(repr=False)
     population: Population = field(repr=False)
-    projection: _Projection = field(repr=False)
+    projection: Projection = field(repr=False)
 
     def summary(self, quantiles: Sequence[float] = (0.05, 0.5, 0.95)) -> pd.DataFrame:
         """Summarise the forecast per period and series: mean and quantiles over simulations.
@@ -591,7 +617,7 @@ def _project(
     existing: Mapping[str, np.ndarray],
     simulations: int,
     seed: int,
-) -> _Projection:
+) -> Projection:
     horizon = existing[BASELINE].shape[1]
     order = [model.segments.index(s) for s in posterior.segments]
     # arrivals, per the posterior's segment order
@@ -615,7 +641,7 @@ def _project(
         if needs_alive
         else np.ones((1, horizon, 0))
     )
-    return _Projection(
+    return Projection(
         aggregate=aggregate,
         shock=shock,
         existing=dict(existing),
