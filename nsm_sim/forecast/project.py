@@ -301,6 +301,13 @@ class Forecast:
         The projected period the target is judged in.
     simulations, seed : int
     scenario : Scenario
+        The scenario projected, its horizon extended to the target's date.
+    posterior : PosteriorDraws
+    population : Population
+        The inputs, kept so that other sets of initiatives can be projected on the same
+        simulations (:mod:`nsm_sim.forecast.targets` does).
+    projection : Projection
+        The pieces the aggregate is assembled from.
     """
 
     dates: pd.DatetimeIndex
