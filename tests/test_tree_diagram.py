@@ -131,3 +131,20 @@ def test_names_are_escaped_and_the_report_inlines_the_svg():
     assert block.startswith('<figure class="svg"><svg') and "<figcaption>The tree" in block
     doc = html.render_report("r", "s", [html.Section("Tree", "", [html.SvgBlock(svg)])])
     assert doc.count("<svg") == 1
+
+
+def test_a_real_fits_summary_is_drawn_number_for_number(fitted):
+    from nsm_sim.models.inference import summarise
+
+    drivers = summarise(fitted)["drivers"]
+    tree = fitted.tree
+    levels = current_levels(fitted.population, tree)
+    _, nodes, edges = parse(tree_svg(tree, drivers, levels=levels))
+    assert set(nodes) == set(tree.nodes) and set(edges) == set(tree.edges)
+    population = drivers[drivers["segment"].isna()].set_index(["parent", "child"])
+    for edge, g in edges.items():
+        row = population.loc[edge]
+        label = g.find(f"{SVG}text[@class='edge-label']").text
+        assert label == edge_text(row["mean"], row["low"], row["high"])
+    alive = fitted.population.frame["accounts"].sum()
+    assert levels[tree.north_star].accounts == alive

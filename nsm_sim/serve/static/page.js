@@ -68,7 +68,9 @@ function renderFrame(table, rows, caption) {
 function renderTable(table) {
   state.table = table;
   document.getElementById("scenario-name").textContent = table.name;
-  document.getElementById("scenario-path").textContent = table.path;
+  const where = document.getElementById("scenario-path");
+  where.textContent = table.path.split(/[\\/]/).pop();
+  where.title = table.path;
   const capacity = document.getElementById("capacity");
   capacity.value = table.capacity;
   capacity.classList.remove("invalid");
