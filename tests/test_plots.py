@@ -303,3 +303,21 @@ def test_evpi_bars_sorted(tmp_path):
     assert [t.get_text() for t in ax.texts] == ["3", "1", "0.5", "-"]
     saved_png(fig, tmp_path)
     saved_png(decision_plots.evpi_bars(frame.iloc[:0], "revenue"), tmp_path, "empty.png")
+
+
+def test_the_fan_chart_is_on_calendar_dates_when_the_origin_is_known():
+    from nsm_sim.output import tables
+    from nsm_sim.simulate import simulate
+    from nsm_sim.testing import initiative, random_posterior, scenario, small_population
+
+    spec = scenario([initiative("x", target="a", lift=0.05)], horizon=6)
+    result = simulate(spec, random_posterior(), small_population(), simulations=100, seed=1)
+    plain = tables.fan_frame(result)
+    dated = tables.fan_frame(result, origin="2025-12-29")
+    assert sorted(plain["period"].unique()) == list(range(6))
+    weeks = pd.date_range("2026-01-05", periods=6, freq="7D")
+    assert sorted(dated["period"].unique()) == list(weeks)  # the week after the data, on
+    assert (dated.drop(columns="period") == plain.drop(columns="period")).all().all()
+    ax = decision_plots.north_star_fan(dated, "nsm").axes[0]
+    assert ax.get_xlabel() == "period start"
+    assert decision_plots.north_star_fan(plain, "nsm").axes[0].get_xlabel().startswith("period of")

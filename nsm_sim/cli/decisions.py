@@ -128,7 +128,9 @@ def simulate(
     result = _simulate(spec, fitted, simulations, seed, json)
     forecast, target = _forecast(spec, fitted, simulations, seed, json)
     if out is not None:
-        files = report.simulation_files(result, warnings=fitted.warnings)
+        files = report.simulation_files(
+            result, warnings=fitted.warnings, origin=report.origin_of(fitted)
+        )
         if forecast is not None:
             files = {**files, **_forecast_files(forecast, target)}
         write_files(out, files)
@@ -200,7 +202,10 @@ def prioritise(
             spec, fitted, simulations, seed, json, needed=False, portfolio=plan.portfolio.selected
         )
     if out is not None:
-        write_files(out, report.prioritisation_files(result, plan, fitted.warnings))
+        files = report.prioritisation_files(
+            result, plan, fitted.warnings, origin=report.origin_of(fitted)
+        )
+        write_files(out, files)
     if json:
         payload = plan.to_dict()
         if chosen is not None:

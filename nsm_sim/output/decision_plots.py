@@ -54,11 +54,13 @@ def north_star_fan(trajectory: pd.DataFrame, north_star: str) -> Figure:
     fig = new_figure()
     ax = fig.add_subplot()
     ax.set_title(f"Projected {north_star}: without and with the initiatives")
-    ax.set_xlabel("period")
     ax.set_ylabel(f"{north_star} (total per period)")
     if trajectory.empty:
+        ax.set_xlabel("period")
         nothing_to_show(ax)
         return fig
+    dated = pd.api.types.is_datetime64_any_dtype(trajectory["period"])
+    ax.set_xlabel("period start" if dated else "period of the horizon (0 = the first)")
 
     scenarios = list(dict.fromkeys(trajectory["scenario"].astype(str)))
     others = iter(c for c in PALETTE if c not in SCENARIO_COLOURS.values())
@@ -77,6 +79,8 @@ def north_star_fan(trajectory: pd.DataFrame, north_star: str) -> Figure:
         ax.plot(x, q["p50"], color=colour, lw=2.0, label=f"{plain(scenario)} (median, 50% and 90%)")
     ax.grid(color="0.92")
     ax.legend(loc="best", fontsize="small", frameon=False)
+    if dated:
+        fig.autofmt_xdate()
     return fig
 
 

@@ -136,7 +136,9 @@ def with_warnings(payload: Any, warnings: Sequence[str]) -> dict[str, Any]:
     return {**payload, "warnings": list(warnings)}
 
 
-def simulation_files(result: Any, plan: Any = None, warnings: Sequence[str] = ()) -> dict[str, Any]:
+def simulation_files(
+    result: Any, plan: Any = None, warnings: Sequence[str] = (), origin: Any = None
+) -> dict[str, Any]:
     """CSV, JSON and PNG files of a simulation (the fan chart with ``plan``'s portfolio).
 
     Parameters
@@ -145,6 +147,8 @@ def simulation_files(result: Any, plan: Any = None, warnings: Sequence[str] = ()
     plan : nsm_sim.prioritise.Prioritisation, optional
     warnings : sequence of str, default ()
         The fit's warnings, written into ``simulation.json``.
+    origin : date-like, optional
+        Start of the fit's last period (:func:`origin_of`): the fan chart on calendar dates.
 
     Returns
     -------
@@ -154,7 +158,7 @@ def simulation_files(result: Any, plan: Any = None, warnings: Sequence[str] = ()
     from nsm_sim.output import decision_plots
 
     north_star = result.scenario.tree.north_star
-    fan = tables.fan_frame(result, plan)
+    fan = tables.fan_frame(result, plan, origin)
     quantity = "value" if result.has_value else "retained_accounts"
     outcomes = dict(zip(result.names, result.initiatives.get(quantity), strict=True))
     return {
@@ -166,7 +170,9 @@ def simulation_files(result: Any, plan: Any = None, warnings: Sequence[str] = ()
     }
 
 
-def prioritisation_files(result: Any, plan: Any, warnings: Sequence[str] = ()) -> dict[str, Any]:
+def prioritisation_files(
+    result: Any, plan: Any, warnings: Sequence[str] = (), origin: Any = None
+) -> dict[str, Any]:
     """CSV, JSON and PNG files of a prioritisation, with its simulation's.
 
     Parameters
@@ -175,6 +181,8 @@ def prioritisation_files(result: Any, plan: Any, warnings: Sequence[str] = ()) -
     plan : nsm_sim.prioritise.Prioritisation
     warnings : sequence of str, default ()
         The fit's warnings, written into ``simulation.json`` and ``prioritise.json``.
+    origin : date-like, optional
+        Start of the fit's last period (:func:`origin_of`): the fan chart on calendar dates.
 
     Returns
     -------
@@ -184,7 +192,7 @@ def prioritisation_files(result: Any, plan: Any, warnings: Sequence[str] = ()) -
     from nsm_sim.output import decision_plots
 
     return {
-        **simulation_files(result, plan, warnings),
+        **simulation_files(result, plan, warnings, origin),
         "prioritise.json": with_warnings(plan.to_dict(), warnings),
         "ranking.csv": plan.ranking,
         "evpi.csv": plan.evpi,
@@ -301,6 +309,20 @@ def _funding_section(result: Any, plan: Any, files: dict[str, Any]) -> html.Sect
         f"{result.simulations:,} simulations.",
         blocks,
     )
+
+
+def origin_of(fit: Any) -> str | None:
+    """Return the start of a fit's last period (``YYYY-MM-DD``), if its card says it.
+
+    Parameters
+    ----------
+    fit : nsm_sim.models.inference.Fit
+
+    Returns
+    -------
+    str or None
+    """
+    return ((getattr(fit, "panel", None) or {}).get("periods") or {}).get("last")
 
 
 def forecast_files(forecast: Any, target: Any = None) -> dict[str, Any]:
@@ -451,7 +473,9 @@ def report_files(analysis: Any, *, generated: str | None = None) -> dict[str, An
         sections.append(_leading_section(validation, north_star, files))
     sections.append(_drivers_section(analysis, files))
     if analysis.plan is not None:
-        files.update(prioritisation_files(analysis.simulation, analysis.plan, fit.warnings))
+        files.update(
+            prioritisation_files(analysis.simulation, analysis.plan, fit.warnings, origin_of(fit))
+        )
         sections.append(_funding_section(analysis.simulation, analysis.plan, files))
     sections.append(_details_section(analysis))
     sections.append(html.Section("Assumptions", "", [html.Text(assumptions(tree))]))

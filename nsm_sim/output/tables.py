@@ -203,7 +203,7 @@ def with_currency(names: dict[str, str], currency: str | None) -> dict[str, str]
     return {column: money.get(name, name) for column, name in names.items()}
 
 
-def fan_frame(result: Any, plan: Any = None) -> pd.DataFrame:
+def fan_frame(result: Any, plan: Any = None, origin: Any = None) -> pd.DataFrame:
     """Return the North Star trajectory in the fan chart's columns.
 
     Parameters
@@ -211,12 +211,16 @@ def fan_frame(result: Any, plan: Any = None) -> pd.DataFrame:
     result : nsm_sim.simulate.SimulationResult
     plan : nsm_sim.prioritise.Prioritisation, optional
         With a portfolio that is not every initiative, its joint path is a third series.
+    origin : date-like, optional
+        Start of the last observed period (a fit's ``panel["periods"]["last"]``): the
+        periods are then the projected periods' start dates on the tree's calendar.
 
     Returns
     -------
     pandas.DataFrame
-        ``period``, ``scenario`` (no initiative, every initiative and possibly chosen
-        portfolio), ``p5``, ``p25``, ``p50``, ``p75``, ``p95``.
+        ``period`` (0 = the first projected period, or its start date), ``scenario`` (no
+        initiative, all initiatives together and possibly chosen portfolio), ``p5``,
+        ``p25``, ``p50``, ``p75``, ``p95``.
     """
     extra = {}
     chosen = None if plan is None else plan.portfolio.joint_outcomes
@@ -225,6 +229,12 @@ def fan_frame(result: Any, plan: Any = None) -> pd.DataFrame:
             extra["chosen portfolio"] = chosen.north_star_path
     trajectory = result.trajectory(extra=extra)
     trajectory["series"] = trajectory["series"].replace(FAN_SERIES)
+    if origin is not None:
+        from nsm_sim.forecast import period_dates
+
+        steps = trajectory["period"].to_numpy()
+        dates = period_dates(origin, result.scenario.tree.period, int(steps.max()) + 1)
+        trajectory["period"] = dates[steps]
     return trajectory.rename(columns=FAN_COLUMNS)
 
 
