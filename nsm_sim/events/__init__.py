@@ -5,9 +5,10 @@ where the event log and the accounts table are, and for each metric its event, a
 filter, ratio, threshold or window, plus exclusions, the churn rule and the calendar.
 :func:`build_panel` runs them on DuckDB (embedded), or on Spark
 (:mod:`nsm_sim.events.spark`), through queries built with SQLGlot
-(:mod:`nsm_sim.events.query`), checks the source on the way (:mod:`nsm_sim.events.checks`)
-and returns a panel checked like any other. :func:`reduce_events` keeps the panel in the
-engine and returns only its reduction (:mod:`nsm_sim.events.reduction`).
+(:mod:`nsm_sim.events.query` and :mod:`nsm_sim.events.panel_query`), checks the source on
+the way (:mod:`nsm_sim.events.checks`) and returns a panel checked like any other.
+:func:`reduce_events` keeps the panel in the engine and returns only its reduction
+(:mod:`nsm_sim.events.reduction`).
 
 The names below are imported on first use, so the tree loader can read
 :mod:`nsm_sim.events.keys` without loading DuckDB.

@@ -19,7 +19,8 @@ from nsm_sim.data import MAX_EXAMPLES
 from nsm_sim.errors import hint
 from nsm_sim.events.columns import account_roles, event_roles
 from nsm_sim.events.load import TreeDefinitions
-from nsm_sim.events.query import ACTIVITY, FIRST_EVENT, LAST_EVENT, PANEL, match_counts
+from nsm_sim.events.panel_query import PANEL
+from nsm_sim.events.query import ACTIVITY, FIRST_EVENT, LAST_EVENT, match_counts
 from nsm_sim.events.schema import EndDateChurn, InactivityChurn
 from nsm_sim.events.sql import col, count_where, has_offset, raw
 

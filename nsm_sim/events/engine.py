@@ -2,7 +2,8 @@
 
 :func:`prepare` resolves the source (files or a database table), checks every column the
 definitions name, checks the events row by row and the metrics against them, and runs the
-queries of :mod:`nsm_sim.events.query`, leaving the panel as a table of the session;
+queries of :mod:`nsm_sim.events.query` and :mod:`nsm_sim.events.panel_query`, leaving the
+panel as a table of the session;
 :func:`build_panel` fetches it and checks it with :func:`nsm_sim.data.check_frame`
 (:func:`nsm_sim.events.reduction.reduce_events` reduces it where it is instead). The engine
 is DuckDB (embedded, no server; :class:`Session`) or Spark
@@ -25,7 +26,7 @@ from sqlglot import exp
 
 from nsm_sim.data import Panel, check_frame
 from nsm_sim.errors import DataError, InputError, hint
-from nsm_sim.events import checks, columns, query, sql
+from nsm_sim.events import checks, columns, panel_query, query, sql
 from nsm_sim.events.filters import DIALECT
 from nsm_sim.events.load import TreeDefinitions, load_definitions
 from nsm_sim.events.schema import DatabaseTable, InactivityChurn, Table
@@ -314,7 +315,7 @@ def build_panel(
     td = tree if isinstance(tree, TreeDefinitions) else load_definitions(tree)
     with open_session(engine, str(td.path), memory_limit, threads) as session:
         summary = prepare(session, td)
-        frame = session.frame(query.sorted_panel())
+        frame = session.frame(panel_query.sorted_panel())
         statements = tuple(session.statements)
     panel = check_frame(frame, td.tree, source=built_source(td))
     return Build(frame=frame, panel=panel, statements=statements, summary=summary)
@@ -326,7 +327,7 @@ def built_source(td: TreeDefinitions) -> str:
 
 
 def prepare(session: Session, td: TreeDefinitions) -> dict[str, Any]:
-    """Check the source and build the panel into the table :data:`query.PANEL` of a session.
+    """Check the source and build the panel into the table :data:`panel_query.PANEL` of a session.
 
     Parameters
     ----------
@@ -404,12 +405,12 @@ def prepare(session: Session, td: TreeDefinitions) -> dict[str, Any]:
     problems += checks.duplicate_problems(session.rows, event_types, td)
     if problems:
         raise DataError(source, problems)
-    session.run(sql.view("lifetimes", query.lifetimes(td, bounds, with_accounts)))
-    session.run(sql.view("grid", query.grid(td.tree.period), kind="TABLE"))
-    if query.windowed_metrics(td):
-        session.run(sql.view("daily", query.daily(td)))
-        session.run(sql.view("windowed", query.windowed(td), kind="TABLE"))
-    session.run(sql.view(query.PANEL, query.panel(td), kind="TABLE"))
+    session.run(sql.view("lifetimes", panel_query.lifetimes(td, bounds, with_accounts)))
+    session.run(sql.view("grid", panel_query.grid(td.tree.period), kind="TABLE"))
+    if panel_query.windowed_metrics(td):
+        session.run(sql.view("daily", panel_query.daily(td)))
+        session.run(sql.view("windowed", panel_query.windowed(td), kind="TABLE"))
+    session.run(sql.view(panel_query.PANEL, panel_query.panel(td), kind="TABLE"))
     problems = checks.zero_denominator_problems(session.rows, td)
     if problems:
         raise DataError(source, problems)
@@ -432,7 +433,7 @@ def _summary(
             exp.func("coalesce", exp.func("sum", sql.col("churned")), 0),
             exp.Count(this=exp.Distinct(expressions=[sql.col("period")])),
             sql.count_where(at_end),
-        ).from_(query.PANEL)
+        ).from_(panel_query.PANEL)
     )[0]
     churn = td.definitions.churn
     rule = (

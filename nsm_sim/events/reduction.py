@@ -32,7 +32,7 @@ from nsm_sim.data import (
 )
 from nsm_sim.data.cells import LEVEL_BINS, tenure_edges
 from nsm_sim.errors import DataError, hint
-from nsm_sim.events import query, sql
+from nsm_sim.events import panel_query, sql
 from nsm_sim.events import reduce_sql as q
 from nsm_sim.events.contract import check_rows
 from nsm_sim.events.engine import MEMORY_LIMIT, built_source, open_session, prepare, reader_of
@@ -419,7 +419,8 @@ def reduce_events(
     td = tree if isinstance(tree, TreeDefinitions) else load_definitions(tree)
     with open_session(engine, str(td.path), memory_limit, threads) as session:
         prepare(session, td)
-        return reduce_table(session, td.tree, query.PANEL, source=built_source(td), within=within)
+        source = built_source(td)
+        return reduce_table(session, td.tree, panel_query.PANEL, source=source, within=within)
 
 
 def reduce_panel_file(

@@ -2,7 +2,7 @@
 
 :class:`SparkSession` has the interface of the DuckDB session
 (:class:`nsm_sim.events.engine.Session`): it runs the SQLGlot expressions of
-:mod:`nsm_sim.events.query`, :mod:`nsm_sim.events.checks` and
+:mod:`nsm_sim.events.query` and :mod:`nsm_sim.events.panel_query`, :mod:`nsm_sim.events.checks` and
 :mod:`nsm_sim.events.reduce_sql`, transpiled to Spark SQL, and returns their rows. The few
 DuckDB functions they use become Spark's (:func:`to_spark`); the source files are read by
 Spark itself (Parquet or CSV, local or on a lake: ``s3a://``, ``abfss://``, ``gs://``,
