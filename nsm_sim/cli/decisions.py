@@ -95,20 +95,6 @@ def _forecast(
     return forecast, target
 
 
-def _forecast_files(forecast, target) -> dict:
-    """Return the forecast's files: its table per period and series, its JSON, its fan chart."""
-    from nsm_sim.output.forecast_plots import forecast_figure
-
-    payload = forecast.to_dict()
-    if target is not None:
-        payload["target"] = target
-    return {
-        "forecast.csv": forecast.summary((0.05, 0.25, 0.5, 0.75, 0.95)),
-        "forecast.json": payload,
-        "forecast.png": forecast_figure(forecast),
-    }
-
-
 @command()
 @guard
 def simulate(
@@ -132,7 +118,7 @@ def simulate(
             result, warnings=fitted.warnings, origin=report.origin_of(fitted)
         )
         if forecast is not None:
-            files = {**files, **_forecast_files(forecast, target)}
+            files = {**files, **report.forecast_files(forecast, target)}
         write_files(out, files)
     if json:
         payload = result.to_dict()
