@@ -62,7 +62,13 @@ def serve(
         planner = Planner.open(scenarios, fit_dir, simulations=simulations, seed=seed)
         stages.start("simulating the scenario once")
         planner.results(0)
-    terminal.render_warnings(err, planner.model.warnings)
+    warnings = list(planner.model.warnings)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        warnings.append(
+            f"--host {host}: the page has no login; anyone who reaches this address can edit "
+            "the scenarios and save them"
+        )
+    terminal.render_warnings(err, warnings)
 
     def ready(url: str) -> None:
         err.print(Text(f"Planning page on {url} (Ctrl+C to stop)"))
