@@ -64,6 +64,7 @@ def small_fit_model():
         drivers=drivers_of(posterior),
         forecast_model=fit_forecast_model(history, posterior.segments),
         history=history.frame,
+        origin=f"{panel.periods[-1]:%Y-%m-%d}",
     ), panel
 
 

@@ -32,7 +32,9 @@ def post(url, body):
 
 
 def ranking(payload):
-    return {row["initiative"]: row["expected value"] for row in payload["results"]["ranking"]}
+    rows = payload["results"]["ranking"]
+    column = next(c for c in rows[0] if c.startswith("expected value"))  # with its currency
+    return {row["initiative"]: row[column] for row in rows}
 
 
 def test_state_is_what_the_api_computes(served):

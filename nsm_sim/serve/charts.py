@@ -56,7 +56,7 @@ def bokeh_version() -> str:
     return bokeh.__version__
 
 
-def _fan_item(north_star: str) -> dict[str, Any]:
+def _fan_item(north_star: str, dated: bool) -> dict[str, Any]:
     from bokeh.embed import json_item
     from bokeh.models import ColumnDataSource
     from bokeh.plotting import figure
@@ -65,7 +65,8 @@ def _fan_item(north_star: str) -> dict[str, Any]:
         height=300,
         sizing_mode="stretch_width",
         title=f"{north_star}, total over accounts: median, 50% and 90% bands",
-        x_axis_label="period of the horizon",
+        x_axis_label="start of the period" if dated else "period of the horizon",
+        x_axis_type="datetime" if dated else "linear",
         y_axis_label=north_star,
         toolbar_location=None,
     )
@@ -137,7 +138,7 @@ def _forecast_item(north_star: str) -> dict[str, Any]:
     return json_item(plot)
 
 
-def chart_items(north_star: str, unit: str) -> dict[str, dict[str, Any]]:
+def chart_items(north_star: str, unit: str, *, dated: bool = False) -> dict[str, dict[str, Any]]:
     """Build the page's charts once, with empty named data sources.
 
     Parameters
@@ -146,6 +147,8 @@ def chart_items(north_star: str, unit: str) -> dict[str, dict[str, Any]]:
         The North Star's name (titles and axes).
     unit : str
         The quantity the value of information is counted in.
+    dated : bool, default False
+        The fan chart's periods are dates (a fit that knows its last period).
 
     Returns
     -------
@@ -153,7 +156,7 @@ def chart_items(north_star: str, unit: str) -> dict[str, dict[str, Any]]:
         Bokeh JSON items: ``fan``, ``evpi`` and ``forecast``.
     """
     return {
-        "fan": _fan_item(north_star),
+        "fan": _fan_item(north_star, dated),
         "evpi": _evpi_item(unit),
         "forecast": _forecast_item(north_star),
     }
@@ -165,18 +168,22 @@ def fan_data(fan: pd.DataFrame) -> dict[str, dict[str, list[float]]]:
     Parameters
     ----------
     fan : pandas.DataFrame
-        :func:`nsm_sim.output.tables.fan_frame`: ``period``, ``scenario``, ``p5`` ...
-        ``p95``.
+        :func:`nsm_sim.output.tables.fan_frame`: ``period`` (a number, or a date), ``scenario``,
+        ``p5`` ... ``p95``.
 
     Returns
     -------
     dict
-        Source name (``"fan:<series>"``) to columns.
+        Source name (``"fan:<series>"``) to columns (dates as milliseconds since the epoch).
     """
     out = {}
     for series in fan_series():
         frame = fan[fan["scenario"] == series]
-        out[f"fan:{series}"] = {c: frame[c].astype(float).tolist() for c in ("period", *_BANDS)}
+        period = frame["period"]
+        if not pd.api.types.is_numeric_dtype(period):  # dates: ms since the epoch
+            period = pd.to_datetime(period).astype("int64") / 1e6
+        columns = {c: frame[c].astype(float).tolist() for c in _BANDS}
+        out[f"fan:{series}"] = {"period": period.astype(float).tolist(), **columns}
     return out
 
 

@@ -51,6 +51,8 @@ class FitModel:
         bundle has none (then the page shows no forecast).
     history : pandas.DataFrame or None
         The bundle's history (:attr:`nsm_sim.forecast.History.frame`).
+    origin : str or None
+        Start of the panel's last period (the fan chart's periods are dated from it).
     """
 
     tree: Any
@@ -60,6 +62,7 @@ class FitModel:
     warnings: list[str] = field(default_factory=list)
     forecast_model: Any = None
     history: pd.DataFrame | None = None
+    origin: str | None = None
 
     @classmethod
     def from_bundle(cls, fit_dir: str | Path, tree: Any) -> FitModel:
@@ -101,6 +104,7 @@ class FitModel:
             warnings=warnings,
             forecast_model=forecast_model,
             history=history,
+            origin=(fit.panel or {}).get("periods", {}).get("last"),
         )
 
 
@@ -326,7 +330,7 @@ class Planner:
             seed=self.seed,
         )
         plan = prioritise.prioritise(result)
-        fan = tables.fan_frame(result, plan)
+        fan = tables.fan_frame(result, plan, origin=model.origin)
         summary = {"forecast": None, "target": None}
         if model.forecast_model is not None:
             from nsm_sim import forecast
@@ -349,7 +353,7 @@ class Planner:
                 "simulations": self.simulations,
                 "quantity": plan.quantity,
                 "note": plan.note,
-                "ranking": tables.ranking_view(plan),
+                "ranking": tables.ranking_view(plan, currency=scenario.tree.currency),
                 "portfolio": plan.portfolio.to_dict(),
                 "evpi": plan.evpi,
                 "initiatives": tables.simulation_table(result),
@@ -397,7 +401,9 @@ class Planner:
         """Return the charts, built once (:func:`nsm_sim.serve.charts.chart_items`)."""
         if self._charts is None:
             unit = self.results(0)["quantity"]
-            self._charts = charts.chart_items(self.model.tree.north_star, unit)
+            self._charts = charts.chart_items(
+                self.model.tree.north_star, unit, dated=self.model.origin is not None
+            )
         return self._charts
 
     def state(self, index: int = 0) -> dict[str, Any]:
