@@ -5,7 +5,10 @@
 - :mod:`~nsm_sim.forecast.model`: arrivals, the new accounts' ramp, the common shock
   (:func:`fit_forecast_model`).
 - :mod:`~nsm_sim.forecast.project`: the forecast per calendar period, on the simulator's draws
-  (:func:`forecast`, :class:`Forecast`).
+  (:func:`forecast`); :mod:`~nsm_sim.forecast.projection`: the per-simulation pieces it is
+  assembled from (new accounts' survival, the ``at_least`` count); :mod:`~nsm_sim.forecast.result`:
+  the result (:class:`Forecast`); :mod:`~nsm_sim.forecast.calendar`: the projected periods' dates
+  (:func:`period_dates`) and the target's period.
 - :mod:`~nsm_sim.forecast.targets`: P(target), the gap, what it would take
   (:func:`target_report`, :func:`needed_lift`, :func:`needed_arrivals`), and the portfolio
   that maximises P(target) (:func:`best_target_portfolio`).
@@ -14,15 +17,12 @@
 
 from nsm_sim.forecast.acquisition import AcquisitionModel, fit_acquisition
 from nsm_sim.forecast.api import forecast_fit, history_of
+from nsm_sim.forecast.calendar import period_dates
 from nsm_sim.forecast.history import History, panel_history
 from nsm_sim.forecast.model import ForecastModel, fit_forecast_model
-from nsm_sim.forecast.project import (
-    BASELINE,
-    PORTFOLIO,
-    Forecast,
-    forecast,
-    period_dates,
-)
+from nsm_sim.forecast.project import forecast
+from nsm_sim.forecast.projection import BASELINE, PORTFOLIO
+from nsm_sim.forecast.result import Forecast
 from nsm_sim.forecast.targets import (
     best_target_portfolio,
     needed_arrivals,

@@ -8,7 +8,8 @@ from typing import Any
 from nsm_sim.errors import BundleError
 from nsm_sim.forecast.history import History
 from nsm_sim.forecast.model import fit_forecast_model
-from nsm_sim.forecast.project import Forecast, forecast
+from nsm_sim.forecast.project import forecast
+from nsm_sim.forecast.result import Forecast
 from nsm_sim.spec import Scenario
 
 

@@ -14,7 +14,7 @@ each other:
   function of the lift: the root is as precise as ``1 / simulations`` allows.
 - :func:`best_target_portfolio`: the portfolio that maximises P(target) under the capacity,
   with requires and excludes. For the ``sum`` aggregate a set's path is the baseline times the
-  product of its initiatives' ratios (:mod:`nsm_sim.forecast.project`), exact but for the
+  product of its initiatives' ratios (:mod:`nsm_sim.forecast.projection`), exact but for the
   interactions the simulator adds when initiatives meet on the same node; every feasible set
   is scored on that product (up to :data:`MAX_ENUMERATED` initiatives; beyond, greedily by
   gain in P per effort), and the best few are then projected jointly and the best of those
@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from nsm_sim.forecast.project import BASELINE, PORTFOLIO, Forecast, share_at_least
+from nsm_sim.forecast.projection import BASELINE, PORTFOLIO
+from nsm_sim.forecast.result import Forecast, share_at_least
 from nsm_sim.simulate import simulate_sets
 from nsm_sim.spec import Initiative
 
