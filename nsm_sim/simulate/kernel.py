@@ -120,6 +120,7 @@ class _Chunk:
         self._inv = None if uniq.size == n else inv
         self._odds: np.ndarray | None = odds if self._inv is None else None
         self.w_value = cells.accounts * cells.value
+        self.has_value = bool(np.any(self.w_value))  # else every value and its change is 0
         self.w_nsm = cells.accounts * cells.north_star
         self.nsm_path = self._expand(np.einsum("tuc,c->tu", alive[:t_count], self.w_nsm))
         self._tails: dict[tuple[int, int, int], np.ndarray] = {}
@@ -365,7 +366,8 @@ class _Chunk:
                 level = level_ramp[j] if j < n_ramp else level_steady
                 np.einsum("rc,rc->r", prev, level, out=new[j])
             if j < m - 1:
-                alive_sum += cur
+                if self.has_value:
+                    alive_sum += cur
                 alive_last = cur  # alive in period T - 1 once the loop ends
             prev = cur
         d_last = d_steady if t_count - 1 >= t1 else d_ramp[t_count - 1 - t0]
@@ -374,7 +376,10 @@ class _Chunk:
         nsm = total(alive_last, w_nsm)
         nsm += total(alive_last * np.expm1(d_last), lift_n * accounts)
         # the baseline of the same simulations and cells, reduced in the same order
-        base_value = total(self._tail_sum(t0, span)[source], w_value)
+        if self.has_value:
+            base_value = total(self._tail_sum(t0, span)[source], w_value)
+        else:
+            base_value = value
         base_retained = total(self._alive_u[t_count][source, span], accounts)
         base_nsm = total(self._alive_u[t_count - 1][source, span], w_nsm)
         keep = slice(None) if not every else rows
