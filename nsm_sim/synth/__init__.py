@@ -40,6 +40,11 @@ Options of :func:`generate_world` make worlds less shaped like the model: AR(1) 
 the parents, churn defined by inactivity, a static trait among the candidates, a 0/1 North
 Star. :func:`counterfactual` reruns a world with an intervention on one node.
 
+The modules: :mod:`~nsm_sim.synth.parameters` (the true parameters, the tree and the options),
+:mod:`~nsm_sim.synth.draws` (every random number of a world, drawn once),
+:mod:`~nsm_sim.synth.world` (the generation), :mod:`~nsm_sim.synth.counterfactual` and
+:mod:`~nsm_sim.synth.files`.
+
 Every random draw is made whatever the parameters, in a fixed order, so two worlds with
 the same seed differ only where their parameters differ (the same metrics, a different
 churn) and the same seed gives the same panel to the last digit.
@@ -47,16 +52,15 @@ churn) and the same seed gives the same panel to the last digit.
 
 from nsm_sim.synth.counterfactual import Intervention, counterfactual, lift_matrix
 from nsm_sim.synth.files import write_world
-from nsm_sim.synth.world import (
+from nsm_sim.synth.parameters import (
     CHURN_DEFINITIONS,
     LAGGING,
     SEGMENTS,
     STATIC_TRAIT,
     VANITY,
-    World,
     demo_tree,
-    generate_world,
 )
+from nsm_sim.synth.world import World, generate_world
 
 __all__ = [
     "CHURN_DEFINITIONS",

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from nsm_sim.numeric import name_key, stream
-from nsm_sim.synth.world import account_ends, churn_probability, setup, world_metrics
+from nsm_sim.synth.draws import setup
+from nsm_sim.synth.world import account_ends, churn_probability, world_metrics
 
 
 @dataclass(frozen=True)

@@ -1,80 +1,46 @@
-"""Generation of the synthetic world (described in :mod:`nsm_sim.synth`)."""
+"""Generation of the synthetic world (described in :mod:`nsm_sim.synth`).
+
+The parameters and options are :mod:`nsm_sim.synth.parameters`'s, the random numbers
+:mod:`nsm_sim.synth.draws`'s.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter
 from scipy.special import expit
 
-from nsm_sim.numeric import name_key, stream
-from nsm_sim.spec import MetricTree, load_tree
-
-#: Plans and their shares of accounts.
-SEGMENTS = ("free", "team", "enterprise")
-SEGMENT_SHARES = (0.50, 0.35, 0.15)
-#: Mean log size per plan (the sd within a plan is ``SIZE_SD``).
-SIZE_OFFSET = (-0.25, 0.15, 0.60)
-SIZE_SD = 0.5
-#: Share of accounts present from the first period; the others join over the later periods.
-INITIAL_COHORT = 0.6
-#: Random walk of the period shocks shared by all accounts.
-SHOCK_SD = 0.02
-#: AR(1) deviations of the leaves within an account.
-AR_PHI = 0.6
-AR_SD = 0.3
-#: ``log1p(leaf) = alpha + lambda * u + ...``: leaf -> (alpha, lambda).
-LEAVES = {
-    "invites_sent": (1.6, 0.8),
-    "seats_activated": (2.0, 1.0),
-    "boards_shared": (1.4, 0.7),
-    "integrations_connected": (1.0, 0.6),
-}
-#: True elasticities, one per edge of the tree.
-ELASTICITIES = {
-    ("active_seats", "invites_sent"): 0.35,
-    ("active_seats", "seats_activated"): 0.55,
-    ("projects_completed", "active_seats"): 0.60,
-    ("projects_completed", "boards_shared"): 0.30,
-    ("projects_completed", "integrations_connected"): 0.20,
-}
-#: Intercept per plan and residual sd of each parent.
-PARENT_INTERCEPT = {
-    "active_seats": (0.30, 0.40, 0.50),
-    "projects_completed": (0.40, 0.50, 0.60),
-}
-PARENT_SIGMA = {"active_seats": 0.20, "projects_completed": 0.15}
-#: Direct effect of size on every parent.
-KAPPA = 0.3
-#: Churn logit per plan at the reference level of the North Star, before the hinge (about
-#: 1.4 %, 0.9 % and 0.6 % a week for a new account at that level, above the threshold).
-CHURN_BASE = (-4.0, -4.5, -4.9)
-TENURE_SLOPE = -0.15
-#: Centre of log1p(North Star) and share of account-periods above the default threshold,
-#: used to keep the average churn level fixed when the slope or the jump change.
-X_REF = 2.5
-SHARE_ABOVE = 0.65
-#: Candidates.
-VANITY = "logins"
-LAGGING = "revenue"
-LOGINS_CONST, LOGINS_SIZE, LOGINS_SD = 3.0, 1.2, 0.3
-REVENUE_INTERCEPT = (0.0, 1.5, 3.0)
-REVENUE_ELASTICITY, REVENUE_SD = 0.8, 0.05
-
-
-#: Options of the world beyond the default (each draws from its own stream, see the module).
-CHURN_DEFINITIONS = ("hazard", "inactivity")
-#: Activity with churn by inactivity: ``P(active) = expit(ACTIVITY_CONST + ACTIVITY_SIZE * u)``.
-ACTIVITY_CONST, ACTIVITY_SIZE = 2.5, 1.0
-#: The static trait: ``log(trait) = TRAIT_CONST + TRAIT_SIZE * u + TRAIT_SD * z``, rounded, >= 1.
-STATIC_TRAIT = "signup_team_size"
-TRAIT_CONST, TRAIT_SIZE, TRAIT_SD = 1.0, 0.8, 0.4
-#: A 0/1 North Star: active in a period when the continuous North Star reaches this level.
-BINARY_THRESHOLD = 7.5
+from nsm_sim.spec import MetricTree
+from nsm_sim.synth.draws import Draws, setup
+from nsm_sim.synth.parameters import (
+    ACTIVITY_CONST,
+    ACTIVITY_SIZE,
+    BINARY_THRESHOLD,
+    CHURN_BASE,
+    ELASTICITIES,
+    KAPPA,
+    LAGGING,
+    LEAVES,
+    LOGINS_CONST,
+    LOGINS_SIZE,
+    PARENT_INTERCEPT,
+    PARENT_SIGMA,
+    REVENUE_ELASTICITY,
+    REVENUE_INTERCEPT,
+    SEGMENTS,
+    SHARE_ABOVE,
+    STATIC_TRAIT,
+    TENURE_SLOPE,
+    TRAIT_CONST,
+    TRAIT_SD,
+    TRAIT_SIZE,
+    VANITY,
+    X_REF,
+    Options,
+)
 
 
 @dataclass(frozen=True)
@@ -98,104 +64,12 @@ class World:
     truth: dict
 
 
-@dataclass(frozen=True)
-class _Options:
-    churn_slope: float
-    hinge_jump: float
-    hinge_tau: float
-    revenue_lag: int
-    residual_rho: float
-    churn: str
-    inactive_periods: int
-    static_trait: bool
-    binary_north_star: bool
-
-
-@dataclass(frozen=True)
-class _Draws:
-    """Every random number of a world, drawn once (an intervention reuses them all)."""
-
-    seg: np.ndarray
-    u: np.ndarray
-    join: np.ndarray
-    shocks: np.ndarray
-    leaf_dev: dict[str, np.ndarray]
-    parent_noise: dict[str, np.ndarray]
-    logins_noise: np.ndarray
-    revenue_noise: np.ndarray
-    churn_uniform: np.ndarray
-    activity_uniform: np.ndarray | None
-    trait_noise: np.ndarray | None
-
-
-def demo_tree() -> MetricTree:
-    """Return the metric tree of the synthetic world (the packaged ``models/demo.yaml``).
-
-    Returns
-    -------
-    MetricTree
-    """
-    ref = resources.files("nsm_sim").joinpath("examples", "models", "demo.yaml")
-    with resources.as_file(ref) as path:
-        return load_tree(path)
-
-
-def _draw(tree: MetricTree, A: int, T: int, seed: int, opt: _Options) -> _Draws:
-    """Draw every random number of a world.
-
-    The default world's draws come in their historical order, then each option's from a
-    stream of its own, so an option never moves the default draws.
-    """
-    rng = np.random.default_rng(seed)
-    seg = rng.choice(len(SEGMENTS), size=A, p=SEGMENT_SHARES)
-    u = np.asarray(SIZE_OFFSET)[seg] + rng.normal(0.0, SIZE_SD, A)
-    initial = rng.random(A) < INITIAL_COHORT
-    later = rng.integers(1, T, A) if T > 1 else np.zeros(A, dtype=np.int64)
-    shocks = np.cumsum(rng.normal(0.0, SHOCK_SD, T))
-    shocks -= shocks[0]
-    leaf_dev = {}
-    innovation_sd = AR_SD * np.sqrt(1.0 - AR_PHI**2)
-    for leaf in LEAVES:
-        eps = rng.normal(0.0, innovation_sd, (A, T))
-        eps[:, 0] *= AR_SD / innovation_sd  # start from the stationary distribution
-        leaf_dev[leaf] = lfilter([1.0], [1.0, -AR_PHI], eps, axis=1)
-    parent_noise = {}
-    rho = opt.residual_rho
-    for parent in reversed(tree.children):
-        e = rng.normal(0.0, PARENT_SIGMA[parent], (A, T))
-        if rho != 0.0:  # AR(1) within account with the same marginal sd
-            scale = np.sqrt(1.0 - rho**2)
-            e[:, 1:] *= scale
-            e = lfilter([1.0], [1.0, -rho], e, axis=1)
-        parent_noise[parent] = e
-    logins_noise = rng.normal(0, LOGINS_SD, (A, T))
-    revenue_noise = rng.normal(0.0, REVENUE_SD, (A, T))
-    churn_uniform = rng.random((A, T))
-    activity = None
-    if opt.churn == "inactivity":
-        activity = stream(seed, name_key("activity")).random((A, T))
-    trait = stream(seed, name_key(STATIC_TRAIT)).normal(0.0, 1.0, A) if opt.static_trait else None
-    return _Draws(
-        seg=seg,
-        u=u,
-        join=np.where(initial, 0, later),
-        shocks=shocks,
-        leaf_dev=leaf_dev,
-        parent_noise=parent_noise,
-        logins_noise=logins_noise,
-        revenue_noise=revenue_noise,
-        churn_uniform=churn_uniform,
-        activity_uniform=activity,
-        trait_noise=trait,
-    )
-
-
 def _positive(z: np.ndarray) -> np.ndarray:
     return np.round(np.maximum(np.expm1(z), 0.0), 3)
 
 
 def world_metrics(
-    tree: MetricTree, d: _Draws, opt: _Options, lift: tuple[str, np.ndarray] | None
+    tree: MetricTree, d: Draws, opt: Options, lift: tuple[str, np.ndarray] | None
 ) -> dict[str, np.ndarray]:
     """Return the metrics of the tree, with the lift on one node if given."""
     values: dict[str, np.ndarray] = {}
@@ -227,7 +101,7 @@ def world_metrics(
 
 
 def churn_probability(
-    tree: MetricTree, d: _Draws, opt: _Options, values: dict[str, np.ndarray]
+    tree: MetricTree, d: Draws, opt: Options, values: dict[str, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the churn intercepts per plan and the churn probability of every account-period."""
     nsm = values[tree.north_star]
@@ -249,7 +123,7 @@ def churn_probability(
 
 
 def account_ends(
-    d: _Draws, opt: _Options, hazard: np.ndarray, values: dict[str, np.ndarray], ns: str
+    d: Draws, opt: Options, hazard: np.ndarray, values: dict[str, np.ndarray], ns: str
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Return whether each account churned, its last period, and the metrics.
 
@@ -275,58 +149,6 @@ def account_ends(
     last_active = started & ~idle & (ahead == n) & (t[None, :] <= T - 1 - n)
     churned = last_active.any(axis=1)
     return churned, np.where(churned, last_active.argmax(axis=1), T - 1), values
-
-
-def setup(
-    accounts: int,
-    periods: int,
-    seed: int,
-    *,
-    churn_slope: float = -0.5,
-    hinge_jump: float = -0.7,
-    hinge_tau: float = 7.5,
-    revenue_lag: int = 3,
-    residual_rho: float = 0.0,
-    churn: str = "hazard",
-    inactive_periods: int = 4,
-    static_trait: bool = False,
-    binary_north_star: bool = False,
-) -> tuple[MetricTree, _Options, _Draws]:
-    """Check a world's options and draw its random numbers (see :func:`generate_world`).
-
-    Returns
-    -------
-    tree : MetricTree
-    options : _Options
-    draws : _Draws
-    """
-    if accounts < 1 or periods < 1:
-        raise ValueError("accounts and periods must be at least 1")
-    opt = _Options(
-        churn_slope=float(churn_slope),
-        hinge_jump=0.0 if binary_north_star else float(hinge_jump),
-        hinge_tau=float(hinge_tau),
-        revenue_lag=int(revenue_lag),
-        residual_rho=float(residual_rho),
-        churn=churn,
-        inactive_periods=int(inactive_periods),
-        static_trait=bool(static_trait),
-        binary_north_star=bool(binary_north_star),
-    )
-    if opt.revenue_lag < 0:
-        raise ValueError("revenue_lag must be >= 0")
-    if opt.hinge_tau <= 0:
-        raise ValueError("hinge_tau must be > 0")
-    if not -1.0 < opt.residual_rho < 1.0:
-        raise ValueError("residual_rho must be in (-1, 1)")
-    if opt.churn not in CHURN_DEFINITIONS:
-        raise ValueError(f"churn must be one of {CHURN_DEFINITIONS}, got {opt.churn!r}")
-    if opt.inactive_periods < 1:
-        raise ValueError("inactive_periods must be >= 1")
-    tree = demo_tree()
-    if opt.static_trait:
-        tree = tree.model_copy(update={"candidates": [*tree.candidates, STATIC_TRAIT]})
-    return tree, opt, _draw(tree, int(accounts), int(periods), seed, opt)
 
 
 def generate_world(
@@ -464,7 +286,7 @@ def generate_world(
 
 def _truth(
     tree: MetricTree,
-    opt: _Options,
+    opt: Options,
     intercept: np.ndarray,
     panel: pd.DataFrame,
     churned_any: np.ndarray,
