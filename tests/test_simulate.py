@@ -676,6 +676,26 @@ def test_the_threshold_acts_on_the_accounts_that_cross_it():
     assert retained["point"] > 1.5 * retained["fine"]
 
 
+@pytest.mark.parametrize(
+    ("jump", "tau", "low", "high"),
+    [(6.0, 1.0, 0.0, 1.0), (4.0, 1.0, 0.3, 0.8), (-4.0, 0.5, 0.5, 5.0)],
+)
+def test_a_large_step_at_a_low_threshold_keeps_every_projection_finite(jump, tau, low, high):
+    # the spread's second-order expansion leaves its range here (below 0 for the first): the
+    # mean of exp(jump * step) is held between min(1, exp(jump)) and max(1, exp(jump))
+    post = fixed_posterior(
+        FLAT, ["free"], elasticity=1.0, churn_slope=-0.2, hinge_jump=jump, hinge_tau=tau
+    )
+    levels = np.expm1(np.linspace(math.log1p(low), math.log1p(high), 401))
+    mean = float(np.expm1(np.log1p(levels).mean()))
+    spread = _one_cell(mean, north_star_min=low, north_star_max=high)
+    scen = scenario([initiative(target="nsm", lift=0.3)], tree=FLAT, horizon=20)
+    res = simulate(scen, post, spread, simulations=2)
+    for q in ("north_star_change", "retained_accounts", "value"):
+        assert np.isfinite(res.portfolio.get(q)).all(), q
+    assert np.isfinite(res.baseline_path).all() and (res.baseline_path > 0).all()
+
+
 def test_the_starting_population_carries_the_levels_of_each_cell(world):
     panel = check_frame(world.panel, world.tree)
     pop = starting_population(panel)

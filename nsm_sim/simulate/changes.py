@@ -41,8 +41,25 @@ def jump_bump(hj: np.ndarray) -> np.ndarray:
 EXP_MAX = 700.0
 
 
+def odds_bounds(jump: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(min(1, exp(jump)), max(1, exp(jump)))``, the range of ``exp(jump * s)``.
+
+    Examples
+    --------
+    >>> [b.item() for b in odds_bounds(np.array(-np.log(2.0)))]
+    [0.5, 1.0]
+    """
+    odds = np.exp(jump)
+    return np.minimum(odds, 1.0), np.maximum(odds, 1.0)
+
+
 def spread_odds(
-    e_hi: np.ndarray, low: np.ndarray, spread: np.ndarray, gap: np.ndarray, bump: np.ndarray
+    e_hi: np.ndarray,
+    low: np.ndarray,
+    spread: np.ndarray,
+    gap: np.ndarray,
+    bump: np.ndarray,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Mean of ``exp(jump * sigmoid(z))`` for ``z`` uniform on ``[z_hi - 1 / spread, z_hi]``.
 
@@ -62,6 +79,11 @@ def spread_odds(
     spread, gap, bump : ndarray
         Broadcasting against ``e_hi`` (``spread`` may be 1 with ``gap`` and ``bump`` already
         multiplied by it).
+    bounds : tuple of ndarray, optional
+        ``(min(1, exp(jump)), max(1, exp(jump)))``: a mean of ``exp(jump * sigmoid(z))`` lies
+        between them whatever ``z``. The second-order expansion leaves them for large jumps
+        (a step of 3 or more on a threshold below 1 can make it negative); the mean is then
+        held at the bound it crossed.
 
     Returns
     -------
@@ -80,6 +102,8 @@ def spread_odds(
     if not (np.isscalar(spread) and spread == 1.0):
         mean *= spread
     mean += 1.0
+    if bounds is not None:
+        np.clip(mean, bounds[0], bounds[1], out=mean)
     return mean
 
 

@@ -33,6 +33,7 @@ from nsm_sim.simulate.changes import (
     Joint,
     jump_bump,
     log_multiplier,
+    odds_bounds,
     ramp_share,
     sigmoid,
     spread_odds,
@@ -74,6 +75,7 @@ class _Chunk:
             # the top of each cell's range against the threshold, in step widths (n, C)
             self.z0 = self.hi * (1.0 / HINGE_WIDTH) - self.ltw
             self.gap, self.bump = np.expm1(self.hj), jump_bump(self.hj)
+            self.odds_bounds = odds_bounds(self.hj)
             # the spread's width folded into the threshold's terms, per simulation and cell
             self.gap_spread, self.bump_spread = self.gap * self.spread, self.bump * self.spread
             base = self._step_odds(slice(None), slice(None), 0.0)  # (n, C)
@@ -102,7 +104,9 @@ class _Chunk:
             hj_u = post.hinge_jump[uniq][:, None]
             ltw_u = np.log1p(post.hinge_tau[uniq])[:, None] / HINGE_WIDTH
             e_hi = np.exp(np.minimum(self.hi * (1.0 / HINGE_WIDTH) - ltw_u, EXP_MAX))
-            spread = spread_odds(e_hi, self.low, self.spread, np.expm1(hj_u), jump_bump(hj_u))
+            spread = spread_odds(
+                e_hi, self.low, self.spread, np.expm1(hj_u), jump_bump(hj_u), odds_bounds(hj_u)
+            )
             at_mean = hj_u * sigmoid(self.x0 * (1.0 / HINGE_WIDTH) - ltw_u)
             static += np.where(self.point, 0.0, np.log(spread) - at_mean)
         logit0 = churn_logit(
@@ -168,8 +172,14 @@ class _Chunk:
             np.exp(at_point, out=at_point)
             if point.all():
                 return at_point
+        lo, hi = self.odds_bounds
         mean = spread_odds(
-            e_hi, self.low[span], 1.0, self.gap_spread[rows, span], self.bump_spread[rows, span]
+            e_hi,
+            self.low[span],
+            1.0,
+            self.gap_spread[rows, span],
+            self.bump_spread[rows, span],
+            (lo[rows], hi[rows]),
         )
         return np.where(point, at_point, mean) if point.any() else mean
 
