@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.text import Text
 
 from nsm_sim.output.format import fmt
-from nsm_sim.output.terminal import print_table
+from nsm_sim.output.layout import print_table
 
 #: Most rows of the forecast table (longer forecasts show every k-th period and the target's).
 MAX_ROWS = 14

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.text import Text
 
 from nsm_sim.output.format import fmt
-from nsm_sim.output.terminal import print_table
+from nsm_sim.output.layout import print_table
 
 
 def aggregate_view(tracking: Any) -> pd.DataFrame:
