@@ -22,6 +22,7 @@ from nsm_sim.data import (
     load_panel,
     starting_population,
 )
+from nsm_sim.data.cells import tenure_edges
 from nsm_sim.errors import DataError, InputError
 from nsm_sim.spec import MetricTree, load_tree
 from nsm_sim.synth import write_world
@@ -277,19 +278,27 @@ def test_churn_cells_totals(panel):
     assert len(c) == len(c.drop_duplicates(["segment_idx", "tenure_band", "level"]))
 
 
-def test_churn_cells_tenure_bands_and_rows(panel):
+def test_churn_cells_tenure_groups_and_rows(panel):
     f = panel.frame
     early = (f["t"] < 20).to_numpy()
-    cells = churn_cells(panel, "logins", rows=early, tenure_bands=(0, 4, 13))
+    cells = churn_cells(panel, "logins", rows=early, tenure_step=0.25)
     c = cells.frame
     assert cells.metric == "logins"
     assert c["at_risk"].sum() == early.sum()
     assert c["churned"].sum() == f.loc[early, "churned"].sum()
-    band = np.searchsorted([0, 4, 13], f.loc[early, "tenure"], side="right") - 1
-    assert np.array_equal(c.groupby("tenure_band")["at_risk"].sum().to_numpy(), np.bincount(band))
-    edges = np.log1p(np.array([0, 4, 13]))
-    lo, hi = edges[c["tenure_band"]], np.r_[edges[1:], np.inf][c["tenure_band"]]
-    assert ((c["log_tenure"] >= lo - 1e-12) & (c["log_tenure"] < hi)).all()
+    tenure = f.loc[early, "tenure"].to_numpy()
+    edges = tenure_edges(int(tenure.max()), 0.25)
+    group = edges[np.searchsorted(edges, tenure, side="right") - 1]
+    by_group = c.groupby("tenure_band")["at_risk"].sum()
+    assert by_group.to_dict() == pd.Series(group).value_counts().sort_index().to_dict()
+    # each cell stands at its rows' mean log1p(tenure), inside its group's span of 0.25
+    rows = pd.DataFrame({"cell": cells.row_cell[early], "lt": np.log1p(tenure)})
+    np.testing.assert_allclose(c["log_tenure"], rows.groupby("cell")["lt"].mean(), rtol=1e-12)
+    start = np.log1p(c["tenure_band"].to_numpy())
+    assert ((c["log_tenure"] >= start - 1e-12) & (c["log_tenure"] <= start + 0.25 + 1e-12)).all()
+    # step 0: every tenure in cells of its own
+    exact = churn_cells(panel, "logins", rows=early, tenure_step=0).frame
+    np.testing.assert_allclose(exact["log_tenure"], np.log1p(exact["tenure_band"]))
 
 
 def test_churn_cells_exact_levels(tiny_tree):
@@ -303,8 +312,8 @@ def test_churn_cells_exact_levels(tiny_tree):
 
 
 def test_churn_cells_bad_arguments(panel):
-    with pytest.raises(ValueError, match="tenure_bands"):
-        churn_cells(panel, tenure_bands=(1, 4))
+    with pytest.raises(ValueError, match="step must be at least 0"):
+        churn_cells(panel, tenure_step=-0.1)
     with pytest.raises(ValueError, match="boolean mask"):
         churn_cells(panel, rows=np.ones(3, dtype=bool))
     with pytest.raises(ValueError, match="not a metric"):

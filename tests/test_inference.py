@@ -141,10 +141,17 @@ def test_summarise_tables(fitted):
 def test_bundle_round_trip(fitted, tmp_path):
     out = tmp_path / "fit"
     inference.save_bundle(fitted, out)
-    from nsm_sim.models.bundle import MANIFEST
+    from nsm_sim.models.bundle import HISTORY_FILE, MANIFEST
 
-    assert sorted(p.name for p in out.iterdir()) == sorted([*inference.BUNDLE_FILES, MANIFEST])
+    # a fit from a panel carries the forecast's history table
+    expected = [*inference.BUNDLE_FILES, MANIFEST, HISTORY_FILE]
+    assert sorted(p.name for p in out.iterdir()) == sorted(expected)
     loaded = inference.load_bundle(out, tree=fitted.tree)
+    pd.testing.assert_frame_equal(
+        loaded.history.reset_index(drop=True),
+        fitted.history.reset_index(drop=True),
+        check_dtype=False,
+    )
     assert loaded.card == fitted.card
     assert loaded.tree == fitted.tree
     for name in fitted.idata.posterior.data_vars:
