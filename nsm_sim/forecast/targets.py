@@ -33,7 +33,7 @@ import numpy as np
 from nsm_sim.forecast.projection import BASELINE, PORTFOLIO
 from nsm_sim.forecast.result import Forecast, share_at_least
 from nsm_sim.simulate import simulate_sets
-from nsm_sim.spec import Initiative
+from nsm_sim.spec import Initiative, Scenario
 
 #: Probabilities of reaching the target that "what it would take" answers for.
 NEEDED_PROBABILITIES = (0.5, 0.8)
@@ -129,6 +129,14 @@ def _lift_probabilities(
     ]
     scenario = fc.scenario.model_copy(update={"initiatives": [*fc.scenario.initiatives, *needs]})
     sets = {need.name: [*base, need.name] for need in needs}
+    at_target = _sets_at_target(fc, scenario, sets)
+    return np.array([share_at_least(at_target[n.name], target) for n in needs])
+
+
+def _sets_at_target(
+    fc: Forecast, scenario: Scenario, sets: dict[str, list[str]]
+) -> dict[str, np.ndarray]:
+    """Return each set's aggregate in the target's period, per simulation of the forecast."""
     out = simulate_sets(
         scenario,
         fc.posterior,
@@ -139,12 +147,7 @@ def _lift_probabilities(
         keep_paths=True,
     )
     k = fc.target_index
-    return np.array(
-        [
-            share_at_least(fc.projection.assemble(out[n.name].north_star_path)[:, k], target)
-            for n in needs
-        ]
-    )
+    return {label: fc.projection.assemble(out[label].north_star_path)[:, k] for label in sets}
 
 
 def needed_lift(
@@ -277,19 +280,10 @@ def best_target_portfolio(fc: Forecast) -> dict[str, Any]:
     effort = chosen @ np.array([i.effort for i in scenario.initiatives])
     order = np.lexsort((effort, -scores))[:JOINT_CHECKS]
     sets = {f"{k}": [names[i] for i in np.flatnonzero(chosen[row])] for k, row in enumerate(order)}
-    out = simulate_sets(
-        scenario,
-        fc.posterior,
-        fc.population,
-        sets,
-        simulations=fc.simulations,
-        seed=fc.seed,
-        keep_paths=True,
-    )
-    k = fc.target_index
+    at_target = _sets_at_target(fc, scenario, sets)
     best, best_p, best_x = None, -1.0, None
     for label, members in sets.items():
-        x = fc.projection.assemble(out[label].north_star_path)[:, k]
+        x = at_target[label]
         p = share_at_least(x, target)
         if p > best_p + 1e-12:
             best, best_p, best_x = members, p, x
