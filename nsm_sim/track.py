@@ -166,12 +166,12 @@ def _history_steps(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     Returns a frame indexed by period (the later of each pair) with one column per segment
     and ``"all"``.
     """
-    x = frame[["account_id", "period", "segment", column]].copy()
+    x = frame[["account_id", "period", "t", "segment", column]].copy()
     x["y"] = np.log1p(x[column].to_numpy(dtype=float))
-    x = x.sort_values(["account_id", "period"])
+    x = x.sort_values(["account_id", "t"])
     previous = x.groupby("account_id")["y"].shift(1)
-    gap = x["period"] - x.groupby("account_id")["period"].shift(1)
-    step = gap == x["period"].drop_duplicates().sort_values().diff().min()
+    # consecutive periods of the grid (``t`` counts them, whatever a month's length)
+    step = x["t"] - x.groupby("account_id")["t"].shift(1) == 1
     x["d"] = (x["y"] - previous).where(step)
     x = x.dropna(subset=["d"])
     per = x.pivot_table(index="period", columns="segment", values="d", aggfunc="mean")

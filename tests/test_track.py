@@ -146,3 +146,18 @@ def test_track_on_the_command_line(early_fit, world, panel, dropped, tmp_path):
     assert none.exit_code == 2 and "nothing to track" in none.output
     bad = runner.invoke(app, [*args, "--series", "everything"])
     assert bad.exit_code == 2 and "--series" in bad.output
+
+
+def test_a_monthly_history_counts_every_one_period_step():
+    from nsm_sim.track import _history_steps
+
+    periods = pd.date_range("2025-01-01", periods=6, freq="MS")  # months of 28 to 31 days
+    rows = [
+        {"account_id": a, "period": p, "t": t, "segment": "s", "m": float(np.expm1(0.1 * t + a))}
+        for a in range(3)
+        for t, p in enumerate(periods)
+    ]
+    steps = _history_steps(pd.DataFrame(rows), "m")
+    assert list(steps.index) == list(periods[1:])
+    np.testing.assert_allclose(steps["all"], 0.1)
+    np.testing.assert_allclose(steps["s"], 0.1)
