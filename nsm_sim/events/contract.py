@@ -17,6 +17,7 @@ from sqlglot import exp
 from nsm_sim.data.cells import LEVEL_BINS
 from nsm_sim.data.panel import MAX_EXAMPLES, MAX_VALUE, MIN_ACCOUNTS, MIN_PERIODS
 from nsm_sim.errors import DataError
+from nsm_sim.events import contract_sql as cq
 from nsm_sim.events import reduce_sql as q
 from nsm_sim.events import sql
 from nsm_sim.spec import MetricTree
@@ -57,7 +58,7 @@ def check_rows(
         With every rule broken.
     """
     last_t = len(periods) - 1
-    found = session.rows(q.panel_facts(metrics, last_t, MAX_VALUE))[0]
+    found = session.rows(cq.panel_facts(metrics, last_t, MAX_VALUE))[0]
     rows, accounts, churned, alive, vanished = (int(v or 0) for v in found[:5])
     ranges: dict[str, tuple[float, float]] = {}
     problems: list[str] = []
@@ -80,7 +81,7 @@ def check_rows(
                 f"{m}: the same value ({low:g}) in all {rows:,} rows; a metric that never "
                 "changes carries no information; expected values that vary"
             )
-    twice, gaps = (int(v or 0) for v in session.rows(q.account_problems())[0])
+    twice, gaps = (int(v or 0) for v in session.rows(cq.account_problems())[0])
     if twice:
         problems.append(f"account_id, period: {twice:,} account(s) with duplicate rows")
     if gaps:
@@ -101,7 +102,7 @@ def check_rows(
         problems.append(f"account_id: only {accounts} account(s); expected at least {MIN_ACCOUNTS}")
     if len(periods) < MIN_PERIODS:
         problems.append(f"period: only {len(periods)} period(s); expected at least {MIN_PERIODS}")
-    per_period = dict(session.rows(q.rows_per_period()))
+    per_period = dict(session.rows(cq.rows_per_period()))
     empty = [t for t in range(len(periods)) if not per_period.get(t)]
     if empty:
         problems.append(
@@ -117,7 +118,7 @@ def check_rows(
     warnings = []
     if vanished:
         shown = session.rows(
-            q.examples(
+            cq.examples(
                 exp.and_(
                     sql.col("t").eq(sql.col("account_last_t")),
                     sql.col("t") < exp.Literal.number(last_t),
@@ -144,7 +145,7 @@ def check_rows(
         "churned": churned,
         "alive": alive,
         "ranges": ranges,
-        "segments": dict(session.rows(q.accounts_per_segment())),
+        "segments": dict(session.rows(cq.accounts_per_segment())),
         "ns_levels": ([v for _, v, _ in ns_values], int(ns_values[0][2]) if ns_values else 0),
     }
     segments = {s for (s,) in session.rows(exp.select(sql.col("segment")).from_(q.ROWS).distinct())}

@@ -2,9 +2,11 @@
 
 They read a table of account-periods (:data:`ROWS`: ``account_id``, ``segment``, ``t``,
 ``tenure``, ``churned``, each metric as a double and ``log1p`` of the tree's nodes) and
-return kilobytes: sums per segment, per period or per cell, counts of account lifetimes,
-and the few order statistics the quantiles need. :mod:`nsm_sim.events.reduction` runs them
-and finishes the sums in numpy.
+return kilobytes. This module holds the tables, the expression building blocks, the query
+that selects the rows, the sums per churn cell and per starting-population cell, and the few
+order statistics the quantiles need; :mod:`nsm_sim.events.reduction` runs them and finishes
+the sums in numpy. The drivers' sums within accounts are in :mod:`nsm_sim.events.within_sql`,
+the checks of the data contract in :mod:`nsm_sim.events.contract_sql`.
 
 Like :mod:`nsm_sim.events.query`, nothing here touches a database, so the same expressions
 run on DuckDB and, transpiled, on Spark.
@@ -121,133 +123,6 @@ def rows_table(
             exp.Subquery(this=exp.select("*").from_(period_table(periods)), alias="k"),
             on=exp.cast(col("period", "p"), exp.DataType.Type.DATE).eq(col("period", "k")),
         )
-    )
-
-
-def account_sums(nodes: Sequence[str]) -> exp.Select:
-    """Select per segment and account: rows, first and last period, the sums of the logs."""
-    return (
-        exp.select(
-            col("segment"),
-            col("account_id"),
-            _as(_count(), "n"),
-            _as(exp.Min(this=col("t")), "first_t"),
-            _as(exp.Max(this=col("t")), "last_t"),
-            *[_as(_sum(col(log_column(v))), log_column(v)) for v in nodes],
-        )
-        .from_(ROWS)
-        .group_by(col("segment"), col("account_id"))
-    )
-
-
-def _centered(nodes: Sequence[str]) -> exp.Select:
-    """Select each row's logs less its account's mean (within its segment)."""
-    centered = [
-        _as(
-            exp.Sub(
-                this=col(log_column(v), "r"),
-                expression=exp.Div(this=col(log_column(v), "a"), expression=col("n", "a")),
-            ),
-            log_column(v),
-        )
-        for v in nodes
-    ]
-    return (
-        exp.select(col("segment", "r"), col("t", "r"), *centered)
-        .from_(exp.to_table(ROWS).as_("r"))
-        .join(
-            exp.to_table(ACCOUNTS).as_("a"),
-            on=exp.and_(
-                col("segment", "r").eq(col("segment", "a")),
-                col("account_id", "r").eq(col("account_id", "a")),
-            ),
-        )
-    )
-
-
-def _products(nodes: Sequence[str]) -> list[exp.Expression]:
-    return [
-        _sum(exp.Mul(this=col(log_column(a)), expression=col(log_column(b))))
-        for i, a in enumerate(nodes)
-        for b in nodes[i:]
-    ]
-
-
-def within_products(nodes: Sequence[str]) -> exp.Select:
-    """Select per segment: rows and the cross-products of the logs less their account means.
-
-    The products are the upper triangle of the ``nodes`` x ``nodes`` matrix, row by row.
-    """
-    return (
-        exp.select(col("segment"), _count(), *_products(nodes))
-        .from_(_centered(nodes).subquery("c"))
-        .group_by(col("segment"))
-    )
-
-
-def period_sums(nodes: Sequence[str]) -> exp.Select:
-    """Select per segment and period: rows and the sums of the logs less their account means."""
-    return (
-        exp.select(col("segment"), col("t"), _count(), *[_sum(col(log_column(v))) for v in nodes])
-        .from_(_centered(nodes).subquery("c"))
-        .group_by(col("segment"), col("t"))
-    )
-
-
-def lifetimes() -> exp.Select:
-    """Select per segment and (first, last, rows): the accounts with that lifetime."""
-    keys = [col("segment"), col("first_t"), col("last_t"), col("n")]
-    return exp.select(*keys, _count()).from_(ACCOUNTS).group_by(*keys)
-
-
-def scattered_pairs() -> exp.Select:
-    """Select per segment and pair of periods the sum of ``1 / rows`` over the accounts in both.
-
-    Only for accounts whose rows in a segment are not consecutive periods (an account that
-    moves between segments and back); the others are counted by :func:`lifetimes`.
-    """
-    scattered = exp.select(col("segment"), col("account_id"), col("n")).from_(ACCOUNTS)
-    scattered = scattered.where(
-        col("n").neq(
-            exp.Add(
-                this=exp.Sub(this=col("last_t"), expression=col("first_t")),
-                expression=exp.Literal.number(1),
-            )
-        )
-    )
-    same = [
-        col("segment", "r").eq(col("segment", "a")),
-        col("account_id", "r").eq(col("account_id", "a")),
-    ]
-    other = [
-        col("segment", "o").eq(col("segment", "a")),
-        col("account_id", "o").eq(col("account_id", "a")),
-    ]
-    return (
-        exp.select(
-            col("segment", "a"),
-            _as(col("t", "r"), "t1"),
-            _as(col("t", "o"), "t2"),
-            _sum(exp.Div(this=exp.Literal.number("1.0"), expression=_double(col("n", "a")))),
-        )
-        .from_(scattered.subquery("a"))
-        .join(exp.to_table(ROWS).as_("r"), on=exp.and_(*same))
-        .join(exp.to_table(ROWS).as_("o"), on=exp.and_(*other))
-        .group_by(col("segment", "a"), col("t", "r"), col("t", "o"))
-    )
-
-
-def pooled_products(nodes: Sequence[str]) -> exp.Select:
-    """Select per segment: rows, the sums of the logs and their cross-products (raw)."""
-    return (
-        exp.select(
-            col("segment"),
-            _count(),
-            *[_sum(col(log_column(v))) for v in nodes],
-            *_products(nodes),
-        )
-        .from_(ROWS)
-        .group_by(col("segment"))
     )
 
 
@@ -452,88 +327,4 @@ def order_statistics(values: exp.Expression, wanted: Sequence[tuple[str, int]]) 
                 col("pos", "w") < col("upto", "s"),
             ),
         )
-    )
-
-
-def panel_facts(metrics: Sequence[str], last_t: int, max_value: float) -> exp.Select:
-    """Select the panel's sizes, churn and, per metric, its range and its bad values.
-
-    One row: rows, accounts, churned rows, rows alive at the last period, accounts whose
-    last row is before the last period without churning, then per metric: min, max, rows
-    missing, negative, and at or above ``max_value``.
-    """
-    last_row = col("t").eq(col("account_last_t"))
-    vanished = exp.and_(
-        last_row,
-        col("t") < exp.Literal.number(last_t),
-        col("churned").eq(exp.Literal.number(0)),
-    )
-    per_metric: list[exp.Expression] = []
-    for m in metrics:
-        value = col(m)
-        per_metric += [
-            exp.Min(this=value),
-            exp.Max(this=value),
-            _count_if(value.is_(exp.null())),
-            _count_if(value < exp.Literal.number(0)),
-            _count_if(value >= number(max_value)),
-        ]
-    return exp.select(
-        _count(),
-        exp.Count(this=exp.Distinct(expressions=[col("account_id")])),
-        _sum(col("churned")),
-        _count_if(alive_at_end(last_t)),
-        _count_if(vanished),
-        *per_metric,
-    ).from_(ROWS)
-
-
-def _count_if(condition: exp.Expression) -> exp.Expression:
-    return _sum(exp.case().when(condition, exp.Literal.number(1)).else_(exp.Literal.number(0)))
-
-
-def accounts_per_segment() -> exp.Select:
-    """Select per segment the accounts whose last row is in it."""
-    return (
-        exp.select(col("segment"), _count())
-        .from_(ROWS)
-        .where(col("t").eq(col("account_last_t")))
-        .group_by(col("segment"))
-    )
-
-
-def account_problems() -> exp.Select:
-    """Select the accounts with two rows in a period, and those with gaps between their rows."""
-    per_account = (
-        exp.select(
-            _as(_count(), "n"),
-            _as(exp.Count(this=exp.Distinct(expressions=[col("t")])), "d"),
-            _as(exp.Min(this=col("t")), "first_t"),
-            _as(exp.Max(this=col("t")), "last_t"),
-        )
-        .from_(ROWS)
-        .group_by(col("account_id"))
-    )
-    span = exp.Add(
-        this=exp.Sub(this=col("last_t"), expression=col("first_t")),
-        expression=exp.Literal.number(1),
-    )
-    return exp.select(_count_if(col("n").neq(col("d"))), _count_if(col("d").neq(span))).from_(
-        per_account.subquery("a")
-    )
-
-
-def rows_per_period() -> exp.Select:
-    """Select per period index its rows."""
-    return exp.select(col("t"), _count()).from_(ROWS).group_by(col("t"))
-
-
-def examples(condition: exp.Expression, limit: int) -> exp.Select:
-    """Select ``(account_id, t)`` of the first rows meeting a condition."""
-    return (
-        exp.select(col("account_id"), col("t"))
-        .from_(ROWS)
-        .where(condition)
-        .order_by(col("account_id"), col("t"))
-        .limit(limit)
     )

@@ -31,6 +31,7 @@ from sqlglot import exp
 from nsm_sim.data import DriverStats
 from nsm_sim.events import reduce_sql as q
 from nsm_sim.events import sql
+from nsm_sim.events import within_sql as wq
 from nsm_sim.spec import MetricTree
 
 #: Matrices less well conditioned than this do not identify the estimates (as in memory).
@@ -76,21 +77,21 @@ def driver_stats(
     products = np.zeros((S, V, V))
     periods: list[list[int]] = [[] for _ in range(S)]
     if within:
-        session.run(sql.view(q.ACCOUNTS, q.account_sums(nodes), kind="TABLE"))
-        for seg, count, *upper in session.rows(q.within_products(nodes)):
+        session.run(sql.view(q.ACCOUNTS, wq.account_sums(nodes), kind="TABLE"))
+        for seg, count, *upper in session.rows(wq.within_products(nodes)):
             n[index[seg]] = count
             products[index[seg]] = _symmetric(upper, V)
         per_period: dict[str, list] = {}
-        for seg, t, count, *total in session.rows(q.period_sums(nodes)):
+        for seg, t, count, *total in session.rows(wq.period_sums(nodes)):
             per_period.setdefault(seg, []).append((t, count, total))
         lives: dict[str, list] = {}
         scattered = False
-        for seg, first, last, rows, accounts in session.rows(q.lifetimes()):
+        for seg, first, last, rows, accounts in session.rows(wq.lifetimes()):
             lives.setdefault(seg, []).append((first, last, rows, accounts))
             scattered |= rows != last - first + 1
         pairs: dict[str, list] = {}
         if scattered:
-            for seg, t1, t2, weight in session.rows(q.scattered_pairs()):
+            for seg, t1, t2, weight in session.rows(wq.scattered_pairs()):
                 pairs.setdefault(seg, []).append((t1, t2, weight))
         effects = {}
         for seg, s in index.items():
@@ -103,7 +104,7 @@ def driver_stats(
         shift = [effects.get(s, np.zeros((0, V))) for s in range(S)]
         centred = products
     else:
-        for seg, count, *rest in session.rows(q.pooled_products(nodes)):
+        for seg, count, *rest in session.rows(wq.pooled_products(nodes)):
             n[index[seg]] = count
             sums[index[seg]] = rest[:V]
             products[index[seg]] = _symmetric(rest[V:], V)
