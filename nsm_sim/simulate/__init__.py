@@ -5,6 +5,7 @@
 - :mod:`~nsm_sim.simulate.levels`: the levels of the nodes within each cell of a population.
 - :mod:`~nsm_sim.simulate.plan`: input checks and every random number, drawn up front.
 - :mod:`~nsm_sim.simulate.kernel`: the vectorised, chunked Monte Carlo kernel.
+- :mod:`~nsm_sim.simulate.chunk`: one chunk's baseline and the projection of a set on it.
 - :mod:`~nsm_sim.simulate.changes`: its elementwise pieces (ramps, joint changes, the threshold
   over a cell's spread).
 - :mod:`~nsm_sim.simulate.results`: outcomes per simulation and their summaries.
