@@ -1,12 +1,13 @@
 """What the planning page shows and does: the fit loaded once, scenarios edited, results.
 
 A :class:`Planner` holds a fit's posterior draws, starting population and drivers summary
-(read once from the bundle) and one or more scenario files (:class:`ScenarioDocument`).
-Each edit is checked as the CLI checks a file, then the scenario is simulated on the stored
-draws by :func:`nsm_sim.simulate.simulate` and prioritised by
-:func:`nsm_sim.prioritise.prioritise`, the functions behind ``nsm-sim prioritise``; the
-tables and the fan chart's frame are those of the report (:mod:`nsm_sim.output.tables`).
-Everything the page shows comes out of these calls as JSON-ready data.
+(read once from the bundle, :class:`~nsm_sim.serve.fit_model.FitModel`) and one or more
+scenario files (:class:`ScenarioDocument`). Each edit is checked as the CLI checks a file,
+then the scenario is simulated on the stored draws by :func:`nsm_sim.simulate.simulate` and
+prioritised by :func:`nsm_sim.prioritise.prioritise`, the functions behind
+``nsm-sim prioritise``; the tables and the fan chart's frame are those of the report
+(:mod:`nsm_sim.output.tables`). Everything the page shows comes out of these calls as
+JSON-ready data.
 
 An initiative switched off on the page is left out of the simulation (and out of the
 others' ``excludes``); it stays in the file, since the scenario file has no switch.
@@ -15,11 +16,8 @@ others' ``excludes``); it stays in the file, since the scenario file has no swit
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from nsm_sim.errors import InputError, SpecError
 from nsm_sim.output import tables
@@ -27,85 +25,11 @@ from nsm_sim.output.tree_diagram import current_levels, tree_owners, tree_svg
 from nsm_sim.serialise import to_jsonable
 from nsm_sim.serve import charts
 from nsm_sim.serve.document import LIFT_FIELDS, ScenarioDocument
+from nsm_sim.serve.fit_model import FitModel
 from nsm_sim.spec import Scenario
 
 #: Simulations per edit on the page (see benchmarks/bench_serve.py for the latency).
 PAGE_SIMULATIONS = 500
-
-
-@dataclass(frozen=True)
-class FitModel:
-    """What the page needs of a fit bundle, read once.
-
-    Attributes
-    ----------
-    tree : nsm_sim.spec.MetricTree
-    posterior : nsm_sim.simulate.PosteriorDraws
-    population : nsm_sim.data.Population
-    drivers : pandas.DataFrame
-        The drivers summary (:func:`nsm_sim.models.inference.summarise`).
-    warnings : list of str
-        The fit's warnings (:attr:`nsm_sim.models.inference.Fit.warnings`).
-    forecast_model : nsm_sim.forecast.ForecastModel or None
-        New accounts and their ramp, fitted once from the bundle's history; ``None`` when the
-        bundle has none (then the page shows no forecast).
-    history : pandas.DataFrame or None
-        The bundle's history (:attr:`nsm_sim.forecast.History.frame`).
-    origin : str or None
-        Start of the panel's last period (the fan chart's periods are dated from it).
-    """
-
-    tree: Any
-    posterior: Any
-    population: Any
-    drivers: pd.DataFrame
-    warnings: list[str] = field(default_factory=list)
-    forecast_model: Any = None
-    history: pd.DataFrame | None = None
-    origin: str | None = None
-
-    @classmethod
-    def from_bundle(cls, fit_dir: str | Path, tree: Any) -> FitModel:
-        """Load a fit bundle, refused when it was fitted on another tree.
-
-        Parameters
-        ----------
-        fit_dir : str or Path
-        tree : nsm_sim.spec.MetricTree
-            The scenarios' tree.
-
-        Returns
-        -------
-        FitModel
-        """
-        from nsm_sim import simulate
-        from nsm_sim.models import inference
-
-        fit = inference.load_bundle(fit_dir, tree=tree)
-        posterior = simulate.posterior_draws(fit.idata, fit.tree)
-        warnings = list(fit.warnings)
-        forecast_model = history = None
-        if getattr(fit, "history", None) is not None:
-            from nsm_sim import forecast
-
-            found = forecast.history_of(fit)
-            forecast_model = forecast.fit_forecast_model(found, posterior.segments)
-            history = found.frame
-        else:
-            warnings.append(
-                "the fit bundle has no history.csv (fitted before forecasts): no forecast with "
-                "new accounts on the page; fit again from the panel"
-            )
-        return cls(
-            tree=fit.tree,
-            posterior=posterior,
-            population=fit.population,
-            drivers=inference.summarise(fit)["drivers"],
-            warnings=warnings,
-            forecast_model=forecast_model,
-            history=history,
-            origin=(fit.panel or {}).get("periods", {}).get("last"),
-        )
 
 
 def _text(value: Any) -> Any:
@@ -501,4 +425,4 @@ class Planner:
         return self.documents[self._index(index)].save()
 
 
-__all__ = ["PAGE_SIMULATIONS", "FitModel", "Planner"]
+__all__ = ["PAGE_SIMULATIONS", "Planner"]
