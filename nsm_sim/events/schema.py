@@ -29,7 +29,7 @@ import re
 import zoneinfo
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from nsm_sim.events.filters import parse_filter
 from nsm_sim.spec.base import _NAME, _Closed
@@ -55,7 +55,16 @@ def _window_days(value: Any) -> Any:
     return value
 
 
+def _parsed_filter(where: str | None) -> str | None:
+    """Check that a SQL condition parses (:func:`parse_filter`); return it unchanged."""
+    if where is not None:
+        parse_filter(where)
+    return where
+
+
 Names = Annotated[list[str], BeforeValidator(_as_list), Field(min_length=1)]
+#: An optional SQL condition (``where``), refused when it does not parse.
+Filter = Annotated[str | None, AfterValidator(_parsed_filter)]
 WindowDays = Annotated[int, BeforeValidator(_window_days), Field(ge=1, le=3660)]
 
 
@@ -201,14 +210,7 @@ class Measure(_Closed):
     event: Names
     aggregate: Literal["count", "unique_users", "sum"] = "count"
     column: str | None = None
-    where: str | None = None
-
-    @field_validator("where")
-    @classmethod
-    def _parses(cls, where: str | None) -> str | None:
-        if where is not None:
-            parse_filter(where)
-        return where
+    where: Filter = None
 
     @model_validator(mode="after")
     def _column_with_sum(self) -> Measure:
@@ -246,19 +248,12 @@ class MetricDefinition(_Closed):
     event: Names | None = None
     aggregate: Literal["count", "unique_users", "sum"] = "count"
     column: str | None = None
-    where: str | None = None
+    where: Filter = None
     numerator: Measure | None = None
     denominator: Measure | None = None
     zero_denominator: Literal["error", "zero"] = "error"
     at_least: float | None = Field(default=None, gt=0)
     window: WindowDays | None = None
-
-    @field_validator("where")
-    @classmethod
-    def _parses(cls, where: str | None) -> str | None:
-        if where is not None:
-            parse_filter(where)
-        return where
 
     @model_validator(mode="after")
     def _one_shape(self) -> MetricDefinition:
@@ -313,15 +308,8 @@ class Exclusions(_Closed):
     """
 
     accounts: list[str] = Field(default_factory=list)
-    accounts_where: str | None = None
-    events_where: str | None = None
-
-    @field_validator("accounts_where", "events_where")
-    @classmethod
-    def _parses(cls, where: str | None) -> str | None:
-        if where is not None:
-            parse_filter(where)
-        return where
+    accounts_where: Filter = None
+    events_where: Filter = None
 
 
 class EndDateChurn(_Closed):
@@ -356,14 +344,7 @@ class InactivityChurn(_Closed):
     rule: Literal["inactivity"]
     periods: int = Field(ge=1)
     event: Names
-    where: str | None = None
-
-    @field_validator("where")
-    @classmethod
-    def _parses(cls, where: str | None) -> str | None:
-        if where is not None:
-            parse_filter(where)
-        return where
+    where: Filter = None
 
 
 Churn = Annotated[EndDateChurn | InactivityChurn, Field(discriminator="rule")]
