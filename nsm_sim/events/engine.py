@@ -14,7 +14,6 @@ is reported at once as a :class:`~nsm_sim.errors.DataError`; nothing is written 
 from __future__ import annotations
 
 import datetime as dt
-import glob
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +29,12 @@ from nsm_sim.events import checks, columns, panel_query, query, sql
 from nsm_sim.events.filters import DIALECT
 from nsm_sim.events.load import TreeDefinitions, load_definitions
 from nsm_sim.events.schema import DatabaseTable, InactivityChurn, Table
+from nsm_sim.events.sql import resolve_files
 
 #: Engines a build can run on: DuckDB (embedded) and Spark (the optional extra).
 ENGINES = ("duckdb", "spark")
 #: DuckDB's memory budget; beyond it, it spills to a temporary folder.
 MEMORY_LIMIT = "3GB"
-_KINDS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv", ".gz": "csv"}
 
 
 @dataclass(frozen=True)
@@ -126,35 +125,6 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def resolve_files(
-    ref: str | list[str], base: Path, field: str, source: str
-) -> tuple[list[str], str]:
-    """Expand a file reference (paths or globs, relative to ``base``); return files and kind.
-
-    Raises
-    ------
-    DataError
-        When a pattern matches no file, or the files are not all Parquet or all CSV.
-    """
-    patterns = [ref] if isinstance(ref, str) else list(ref)
-    files: list[str] = []
-    for pattern in patterns:
-        found = sorted(glob.glob(str(base / pattern), recursive=True))
-        if not found:
-            raise DataError(source, [f"{field}: no file matches {str(base / pattern)!r}"])
-        files += [str(Path(f).resolve()) for f in found]
-    kinds = {_KINDS.get(Path(f).suffix.lower()) for f in files}
-    if None in kinds or len(kinds) > 1:
-        raise DataError(
-            source,
-            [
-                f"{field}: expected Parquet (.parquet) or CSV (.csv) files of one kind, got "
-                f"{', '.join(sorted({Path(f).suffix or '(none)' for f in files}))}"
-            ],
-        )
-    return files, str(kinds.pop())
 
 
 def reader_of(

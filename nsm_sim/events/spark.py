@@ -27,6 +27,7 @@ from sqlglot import exp
 
 from nsm_sim.errors import DataError, InputError
 from nsm_sim.events.schema import DatabaseTable, Table
+from nsm_sim.events.sql import resolve_files
 
 DIALECT = "spark"
 #: Master of a new Spark session (when none is active and ``SPARK_REMOTE`` is unset).
@@ -259,8 +260,6 @@ class SparkSession:
         alias : str
             Name of the view.
         """
-        from nsm_sim.events.engine import resolve_files
-
         if isinstance(ref, DatabaseTable):
             raise DataError(
                 self.source,

@@ -7,11 +7,14 @@ its views from, and the time arithmetic that puts an event into its local period
 from __future__ import annotations
 
 import datetime as dt
+import glob
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sqlglot import exp
 
+from nsm_sim.errors import DataError
 from nsm_sim.events.schema import WEEKDAYS
 
 #: Text timestamps that end with a zone offset (``Z``, ``+02``, ``+02:00``, ``-0500``).
@@ -23,6 +26,8 @@ TZ_TYPE = "TIMESTAMP WITH TIME ZONE"
 #: ``TIMESTAMPTZ_NS``); they are read at micro-second precision, as ``TZ_TYPE``.
 _OTHER_TZ_TYPES = ("TIMESTAMPTZ", "TIMESTAMPTZ_NS", "TIMESTAMP_NS WITH TIME ZONE")
 _NAIVE_TYPES = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE")
+#: The file kinds a reader takes, by suffix.
+_KINDS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv", ".gz": "csv"}
 
 
 def col(name: str, table: str | None = None) -> exp.Column:
@@ -168,6 +173,35 @@ def attach(path: str, alias: str) -> exp.Attach:
         this=exp.alias_(string(path), alias),
         expressions=[exp.AttachOption(this=exp.Var(this="READ_ONLY"))],
     )
+
+
+def resolve_files(
+    ref: str | list[str], base: Path, field: str, source: str
+) -> tuple[list[str], str]:
+    """Expand a file reference (paths or globs, relative to ``base``); return files and kind.
+
+    Raises
+    ------
+    DataError
+        When a pattern matches no file, or the files are not all Parquet or all CSV.
+    """
+    patterns = [ref] if isinstance(ref, str) else list(ref)
+    files: list[str] = []
+    for pattern in patterns:
+        found = sorted(glob.glob(str(base / pattern), recursive=True))
+        if not found:
+            raise DataError(source, [f"{field}: no file matches {str(base / pattern)!r}"])
+        files += [str(Path(f).resolve()) for f in found]
+    kinds = {_KINDS.get(Path(f).suffix.lower()) for f in files}
+    if None in kinds or len(kinds) > 1:
+        raise DataError(
+            source,
+            [
+                f"{field}: expected Parquet (.parquet) or CSV (.csv) files of one kind, got "
+                f"{', '.join(sorted({Path(f).suffix or '(none)' for f in files}))}"
+            ],
+        )
+    return files, str(kinds.pop())
 
 
 def file_reader(paths: list[str], kind: str) -> exp.Expression:
