@@ -38,13 +38,14 @@ import pandas as pd
 
 from nsm_sim.data import Panel
 from nsm_sim.errors import DataError
+from nsm_sim.numeric import Z_90
 from nsm_sim.simulate import PosteriorDraws
 from nsm_sim.simulate.changes import ramp_share
 from nsm_sim.simulate.lifts import sample_lift
 from nsm_sim.spec import AtLeast, Scenario
 
 #: ``|z|`` beyond which a deviation is outside the 90 % band (two-sided normal).
-Z90 = 1.6448536269514722
+Z90 = Z_90
 #: Fewest one-period changes in the history to estimate a band from.
 MIN_HISTORY = 4
 #: Draws of each lift to take its expected log-change.
