@@ -20,6 +20,7 @@ import numpy as np
 from scipy.special import expit
 
 from nsm_sim.data import ChurnCells, Panel, churn_cells
+from nsm_sim.leading import psis
 from nsm_sim.leading.posterior import (
     THRESHOLD,
     RetentionSampler,
@@ -140,10 +141,7 @@ def threshold_fit(
         return out, smooth
     fit = sampling.sample(cells, hinge=True, seed=seed, key=(THRESHOLD, 0))
     fit = with_account_log_likelihood(fit, cells, panel)
-    d = (
-        az.loo(fit, pointwise=True).loo_i.to_numpy()
-        - az.loo(smooth, pointwise=True).loo_i.to_numpy()
-    )
+    d = psis.loo(fit).loo_i.to_numpy() - psis.loo(smooth).loo_i.to_numpy()
     elpd_diff, elpd_diff_se = float(d.sum()), float(np.sqrt(len(d) * np.var(d)))
     draws = flat_draws(fit, hinge=True)
     r_above, r_below = retention_split(draws, cells, horizon)

@@ -39,6 +39,7 @@ from scipy.special import expit
 from nsm_sim.data import Panel, churn_cells
 from nsm_sim.data.cells import LEVEL_BINS, segment_codes, tenure_cells
 from nsm_sim.errors import DataError
+from nsm_sim.leading import psis
 from nsm_sim.leading.posterior import (
     BASELINE,
     IN_SAMPLE,
@@ -285,7 +286,7 @@ def predictive_power(
             cells = churn_cells(panel, m, bins=bins)
             full = sampling.sample(cells, hinge=False, seed=seed, key=(IN_SAMPLE, name_key(m)))
             posts[m] = with_account_log_likelihood(full, cells, panel)
-            loos[m] = az.loo(posts[m], pointwise=True)
+            loos[m] = psis.loo(posts[m])
             diag = convergence(full, hinge=False)
             row.update(
                 elpd_loo=float(loos[m].elpd_loo),
