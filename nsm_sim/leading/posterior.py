@@ -48,23 +48,34 @@ class RetentionSampler:
     ----------
     sampler : {"nutpie", "pymc"}, default "nutpie"
         NUTS back-end (:mod:`nsm_sim.models.sampling`).
-    draws, tune : int, default 300
+    draws : int, default 500
+        Per chain.
+    tune : int, default 300
         Per chain.
     chains : int, default 2
     progress : bool, default False
         Show the sampler's progress.
+    segment_slopes : bool, default False
+        The metric's slope per segment (partially pooled, as in the fit) or, by default, one
+        slope common to the segments, each segment keeping its own intercept: the per-row
+        logit with segment effects that the comparison of metrics is about. Per-segment
+        slopes add a spread that three or so segments hardly inform; its funnel made 2 x 300
+        draws read REVIEW (bulk ESS 134 to 370 on the demo, divergences), where the common
+        slope mixes in half the gradient evaluations.
     """
 
     def __init__(
         self,
         sampler: str = DEFAULT_SAMPLER,
         *,
-        draws: int = 300,
+        draws: int = 500,
         tune: int = 300,
         chains: int = 2,
         progress: bool = False,
+        segment_slopes: bool = False,
     ):
         self.nuts = Sampler(sampler, draws=draws, tune=tune, chains=chains, progress=progress)
+        self.segment_slopes = bool(segment_slopes)
         self._models: dict[tuple, object] = {}
 
     def settings(self) -> dict:
@@ -98,7 +109,9 @@ class RetentionSampler:
         if structure in self._models:
             data = retention_data(cells, hinge=hinge)
         else:
-            self._models[structure] = build_retention_model(cells, hinge=hinge)
+            self._models[structure] = build_retention_model(
+                cells, hinge=hinge, segment_slopes=self.segment_slopes
+            )
         model = self._models[structure]
         idata = self.nuts.sample(model, seed=child_seed(seed, *key), data=data)
         if hinge:

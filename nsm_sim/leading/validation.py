@@ -188,7 +188,7 @@ def validate(
     *,
     metrics: Sequence[str] | None = None,
     seed: int = 0,
-    draws: int = 300,
+    draws: int = 500,
     tune: int = 300,
     chains: int = 2,
     sampler: str = "nutpie",

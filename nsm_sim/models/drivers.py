@@ -103,6 +103,7 @@ from nsm_sim.models.elasticities import (
     reduce_stats,
     sqrtm_psd,
 )
+from nsm_sim.numeric import Z_90
 from nsm_sim.spec import MetricTree, edge_label
 
 #: Prior scales, written down once (see the module docstring).
@@ -165,12 +166,11 @@ def edge_priors(tree: MetricTree) -> dict[str, np.ndarray]:
     calibration = list(tree.calibration.values())
     precision = np.full(len(calibration), 1.0 / MU_PRIOR_VAR)
     weighted = np.zeros(len(calibration))
-    z90 = 1.6448536269514722
     for k, experiments in enumerate(calibration):
         for exp in experiments:
             log_x = np.log1p(exp.input_lift)
             lo, hi = np.log1p(exp.parent_lift.low), np.log1p(exp.parent_lift.high)
-            se = (hi - lo) / (2.0 * z90) / abs(log_x)
+            se = (hi - lo) / (2.0 * Z_90) / abs(log_x)
             precision[k] += 1.0 / se**2
             weighted[k] += 0.5 * (lo + hi) / log_x / se**2
     bias_var = PRIORS["elasticity_bias"][2] ** 2

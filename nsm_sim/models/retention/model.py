@@ -254,7 +254,9 @@ def retention_coords(cells: ChurnCells) -> dict[str, list[str]]:
     return {"segment": list(cells.segments)}
 
 
-def add_retention_terms(cells: ChurnCells, *, hinge: bool = True) -> None:
+def add_retention_terms(
+    cells: ChurnCells, *, hinge: bool = True, segment_slopes: bool = True
+) -> None:
     """Add the discrete-time hazard model to the current :class:`pymc.Model`.
 
     Parameters
@@ -263,6 +265,10 @@ def add_retention_terms(cells: ChurnCells, *, hinge: bool = True) -> None:
         Binomial cells of the metric (from :func:`nsm_sim.data.churn_cells`).
     hinge : bool, default True
         Add the hinge at a threshold ``hinge_tau``.
+    segment_slopes : bool, default True
+        Each segment's slope partially pooled around ``churn_slope_mu``; False for one slope
+        common to every segment (``churn_slope`` then repeats ``churn_slope_mu``, and there
+        is no ``churn_slope_sigma`` or ``churn_slope_z``).
 
     Returns
     -------
@@ -293,12 +299,16 @@ def add_retention_terms(cells: ChurnCells, *, hinge: bool = True) -> None:
     slope_mu = pm.Normal(
         "churn_slope_mu", 0.0, d["churn_slope_prior_sd"], initval=d.get("churn_start_slope")
     )
-    slope_sigma = pm.HalfNormal("churn_slope_sigma", d["churn_slope_sigma_prior_sd"])
-    if len(cells.segments) > 1:
-        slope_z = pm.ZeroSumNormal("churn_slope_z", sigma=1.0, dims="segment")
+    if segment_slopes:
+        slope_sigma = pm.HalfNormal("churn_slope_sigma", d["churn_slope_sigma_prior_sd"])
+        if len(cells.segments) > 1:
+            slope_z = pm.ZeroSumNormal("churn_slope_z", sigma=1.0, dims="segment")
+        else:
+            slope_z = pm.Normal("churn_slope_z", 0.0, 1.0, dims="segment")
+        slope_dev = slope_sigma * slope_z
     else:
-        slope_z = pm.Normal("churn_slope_z", 0.0, 1.0, dims="segment")
-    slope = pm.Deterministic("churn_slope", slope_mu + slope_sigma * slope_z, dims="segment")
+        slope_dev = pt.zeros(len(cells.segments))
+    slope = pm.Deterministic("churn_slope", slope_mu + slope_dev, dims="segment")
     tenure_slope = pm.Normal(
         "tenure_slope",
         0.0,
@@ -335,7 +345,7 @@ def add_retention_terms(cells: ChurnCells, *, hinge: bool = True) -> None:
     )
 
 
-def build_retention_model(cells: ChurnCells, *, hinge: bool = True):
+def build_retention_model(cells: ChurnCells, *, hinge: bool = True, segment_slopes: bool = True):
     """Build the discrete-time hazard model of churn on a metric.
 
     Parameters
@@ -345,6 +355,9 @@ def build_retention_model(cells: ChurnCells, *, hinge: bool = True):
         :func:`nsm_sim.data.churn_cells`).
     hinge : bool, default True
         Add the hinge at a threshold ``hinge_tau``.
+    segment_slopes : bool, default True
+        Slopes per segment, partially pooled; False for one common slope
+        (:func:`add_retention_terms`).
 
     Returns
     -------
@@ -356,7 +369,7 @@ def build_retention_model(cells: ChurnCells, *, hinge: bool = True):
     # the cells are checked counts and every parameter is inside its support by its transform:
     # no bound checks at every gradient
     with pm.Model(coords=retention_coords(cells), check_bounds=False) as model:
-        add_retention_terms(cells, hinge=hinge)
+        add_retention_terms(cells, hinge=hinge, segment_slopes=segment_slopes)
     return model
 
 
