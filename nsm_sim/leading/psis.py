@@ -19,7 +19,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy.special import logsumexp
 
 #: Observations smoothed at once (memory: ``chunk x grid x tail`` floats).
 CHUNK = 1000
@@ -57,6 +56,12 @@ def _gpd_quantiles(probs: np.ndarray, k: np.ndarray, sigma: np.ndarray) -> np.nd
     return np.where(sigma > 0, q * sigma, np.nan)
 
 
+def _logsumexp_rows(a: np.ndarray) -> np.ndarray:
+    """``log(sum(exp(a), axis=1))`` of a 2-d array, shifted by each row's maximum."""
+    top = a.max(axis=1)
+    return np.log(np.exp(a - top[:, None]).sum(axis=1)) + top
+
+
 def psis_log_weights(log_ratios: np.ndarray, reff: float) -> tuple[np.ndarray, np.ndarray]:
     """Pareto-smoothed, normalised log importance weights of each observation.
 
@@ -80,11 +85,13 @@ def psis_log_weights(log_ratios: np.ndarray, reff: float) -> tuple[np.ndarray, n
     tail_len = int(np.ceil(min(n_samples / 5.0, 3 * (n_samples / reff) ** 0.5)))
     cutoff_min = np.log(np.finfo(float).tiny)
     x -= x.max(axis=1, keepdims=True)
-    order = np.argsort(x, axis=1)
-    ranked = np.take_along_axis(x, order, axis=1)
-    cutoff = np.maximum(ranked[:, -tail_len - 1], cutoff_min)
+    # the largest tail_len + 1 ratios of each row, in order (the rest need no order)
+    top = np.argpartition(x, n_samples - tail_len - 1, axis=1)[:, -tail_len - 1 :]
+    top = np.take_along_axis(top, np.argsort(np.take_along_axis(x, top, axis=1), axis=1), axis=1)
+    ranked = np.take_along_axis(x, top, axis=1)
+    cutoff = np.maximum(ranked[:, 0], cutoff_min)
     # the vectorised path needs exactly tail_len values above the cutoff (no ties at it)
-    regular = (ranked[:, -tail_len] > cutoff) & (tail_len > 4)
+    regular = (ranked[:, 1] > cutoff) & (tail_len > 4)
     k = np.empty(n_obs)
     probs = np.arange(0.5, tail_len) / tail_len
     for start in range(0, n_obs, CHUNK):
@@ -93,18 +100,17 @@ def psis_log_weights(log_ratios: np.ndarray, reff: float) -> tuple[np.ndarray, n
         if rows.size == 0:
             continue
         exp_cut = np.exp(cutoff[rows])[:, None]
-        tail = np.exp(ranked[rows, -tail_len:]) - exp_cut
-        k_rows, sigma = _gpd_fit(tail)
+        k_rows, sigma = _gpd_fit(np.exp(ranked[rows, 1:]) - exp_cut)
         k[rows] = k_rows
         fitted = np.isfinite(k_rows)
         smoothed = np.log(_gpd_quantiles(probs, k_rows, sigma) + exp_cut)
-        cols = order[rows, -tail_len:]
+        smoothed = np.minimum(smoothed, 0.0)  # no weight above the largest raw one
         block = x[rows]
+        cols = top[rows, 1:]
         raw = np.take_along_axis(block, cols, axis=1)
         np.put_along_axis(block, cols, np.where(fitted[:, None], smoothed, raw), axis=1)
-        block = np.where(fitted[:, None] & (block > 0), 0.0, block)  # no weight above the raw max
         x[rows] = block
-    x[regular] -= logsumexp(x[regular], axis=1, keepdims=True)
+    x -= _logsumexp_rows(x)[:, None]
     cutoff_ind = -tail_len - 1
     for i in np.flatnonzero(~regular):
         x[i], k[i] = _psislw(np.array(log_ratios[i], dtype=float), cutoff_ind, cutoff_min, True)
@@ -146,10 +152,10 @@ def loo(idata):
     log_lik = stacked.to_numpy().reshape(-1, stacked.sizes["__sample__"])
     n_samples = log_lik.shape[1]
     log_weights, k = psis_log_weights(-log_lik, _reff(idata.posterior))
-    loo_i = logsumexp(log_weights + log_lik, axis=1)
+    loo_i = _logsumexp_rows(log_weights + log_lik)
     elpd = float(loo_i.sum())
     se = float((loo_i.size * np.var(loo_i)) ** 0.5)
-    lppd = float(np.sum(logsumexp(log_lik, axis=1) - np.log(n_samples)))
+    lppd = float(np.sum(_logsumexp_rows(log_lik) - np.log(n_samples)))
     good_k = min(1 - 1 / np.log10(n_samples), 0.7)
     warn = bool(np.any(k > good_k))
     if warn:
