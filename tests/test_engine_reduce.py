@@ -96,24 +96,36 @@ def synthetic(tmp_path_factory):
     return write_synthetic_events(out, accounts=300, periods=12, seed=11, fmt="parquet")
 
 
-def test_the_reduction_of_events_in_duckdb_equals_the_reduction_in_memory(synthetic):
-    built = build_panel(synthetic["tree"])
+@pytest.fixture(scope="module")
+def built(synthetic):
+    """The panel built from the synthetic events (in memory)."""
+    return build_panel(synthetic["tree"])
+
+
+@pytest.fixture(scope="module")
+def engine_reduction(synthetic):
+    """The within reduction of the synthetic events in the engine."""
+    return reduce_events(synthetic["tree"])
+
+
+def test_the_reduction_of_events_in_duckdb_equals_the_reduction_in_memory(
+    synthetic, built, engine_reduction
+):
     memory = reduce_panel(built.panel)
-    engine = reduce_events(synthetic["tree"])
+    engine = engine_reduction
     assert_same_reduction(memory, engine)
     pooled = reduce_events(synthetic["tree"], within=False)
     assert_same_reduction(reduce_panel(built.panel, within=False), pooled)
     assert pooled.fingerprint != engine.fingerprint
 
 
-def test_a_panel_file_reduces_in_duckdb_as_in_memory(synthetic, tmp_path):
-    built = build_panel(synthetic["tree"])
+def test_a_panel_file_reduces_in_duckdb_as_in_memory(built, engine_reduction, tmp_path):
     path = tmp_path / "panel.parquet"
     built.frame.to_parquet(path, index=False)
     engine = reduce_panel_file(path, built.panel.tree)
     memory = reduce_panel(built.panel)
     assert_same_reduction(memory, engine, same_source=False)
-    assert engine.fingerprint == reduce_events(synthetic["tree"]).fingerprint
+    assert engine.fingerprint == engine_reduction.fingerprint
 
 
 # --------------------------------------------------------------------------- hard panels
@@ -222,14 +234,14 @@ def test_a_panel_table_that_breaks_the_contract_is_refused_with_every_problem(tm
 
 
 def test_the_fit_reads_the_reduction_in_memory_by_default_and_in_the_engine_when_named(
-    synthetic,
+    synthetic, built
 ):
     from nsm_sim.errors import InputError
     from nsm_sim.events import command
 
     memory = command.reduction_for(synthetic["tree"], None)
     engine = command.reduction_for(synthetic["tree"], None, engine="duckdb")
-    assert memory.fingerprint == build_panel(synthetic["tree"]).panel.fingerprint
+    assert memory.fingerprint == built.panel.fingerprint
     assert_same_reduction(memory, engine)
     from_file = command.reduction_for(synthetic["tree"], synthetic["panel"], engine="duckdb")
     assert from_file.summary["rows"] == memory.summary["rows"]
