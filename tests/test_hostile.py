@@ -286,8 +286,6 @@ WRITER = textwrap.dedent(
     import os, sys
     from nsm_sim.files import write_files
     out, tag = sys.argv[1], sys.argv[2]
-    if sys.argv[4:] == ["--on-go"] and not sys.stdin.readline():
-        sys.exit()  # imported and waiting: write when told, not at all when left
     for k in range(int(sys.argv[3])):
         write_files(out, {f"f{i:03d}.txt": f"{tag}-{k}" for i in range(120)})
     """
@@ -311,37 +309,20 @@ def test_a_run_killed_at_random_moments_leaves_the_old_folder_or_the_new_one(tmp
     out = tmp_path / "out"
     rng = np.random.default_rng(17)
     seen = set()
-    attempts = 4
-
-    def waiting_writer(attempt):
-        args = [sys.executable, "-c", WRITER, str(out), str(attempt), "10000", "--on-go"]
-        return subprocess.Popen(args, stdin=subprocess.PIPE)
-
-    ready = waiting_writer(0)
-    try:
-        for attempt in range(attempts):
-            writer = ready
-            writer.stdin.write(b"go\n")
-            writer.stdin.close()
-            # the next writer starts up (imports) meanwhile, and waits for its turn
-            ready = waiting_writer(attempt + 1) if attempt + 1 < attempts else None
-            # kill at a random moment once this writer has put at least one folder in place
-            # (its start-up time depends on the machine's load: a fixed delay may fall before)
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and not _written_by(out, attempt):
-                time.sleep(0.01)
-            time.sleep(float(rng.uniform(0.0, 0.3)))
-            writer.send_signal(signal.SIGKILL)
-            writer.wait()
-            if out.exists():
-                tokens = _tokens(out)
-                assert len(tokens) == 1  # every file from one and the same write
-                seen |= tokens
-    finally:
-        if ready is not None:  # a failure left the next writer waiting
-            ready.kill()
-            ready.wait()
-            ready.stdin.close()
+    for attempt in range(4):
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(out), str(attempt), "10000"])
+        # kill at a random moment once this writer has put at least one folder in place (its
+        # start-up time depends on the machine's load, so a fixed delay may fall before it)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not _written_by(out, attempt):
+            time.sleep(0.01)
+        time.sleep(float(rng.uniform(0.0, 0.3)))
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        if out.exists():
+            tokens = _tokens(out)
+            assert len(tokens) == 1  # every file from one and the same write
+            seen |= tokens
     assert len(seen) >= 2  # the kills fell after several different writes
     files.write_files(out, {f"f{i:03d}.txt": "last" for i in range(120)})
     assert _tokens(out) == {"last"}
