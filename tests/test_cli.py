@@ -322,7 +322,8 @@ def test_help_shows_flags_as_plain_flags(command):
     assert "<bool>" not in result.output
     # the planning page serves a page; it prints no result
     assert ("--json" in result.output) == (command != "serve")
-    assert ("--draws" in result.output) == (command == "fit")
+    # posterior draws on the commands that sample a posterior; Monte Carlo ones separately
+    assert ("--draws" in result.output) == (command in {"fit", "validate"})
     monte_carlo = {"simulate", "prioritise", "compare", "report", "demo", "serve", "track"}
     assert ("--simulations" in result.output) == (command in monte_carlo)
 

@@ -29,6 +29,7 @@ from nsm_sim.cli.app import (
     enforce,
     guard,
 )
+from nsm_sim.defaults import VALIDATION_CHAINS, VALIDATION_DRAWS, VALIDATION_TUNE
 from nsm_sim.errors import InputError
 from nsm_sim.events import command as events_command
 from nsm_sim.files import write_files
@@ -292,6 +293,15 @@ def validate(
     data: PanelFile = None,
     seed: Seed = 0,
     sampler: Sampler = "nutpie",
+    draws: Annotated[
+        int, typer.Option(min=50, help="Posterior draws per chain of each churn fit.")
+    ] = VALIDATION_DRAWS,
+    tune: Annotated[
+        int, typer.Option(min=50, help="Tuning steps per chain of each churn fit.")
+    ] = VALIDATION_TUNE,
+    chains: Annotated[int, typer.Option(min=1, help="Chains of each churn fit.")] = (
+        VALIDATION_CHAINS
+    ),
     out: OutDir = None,
     engine: Engine = "duckdb",
     strict: Annotated[
@@ -304,6 +314,7 @@ def validate(
     from nsm_sim import leading
 
     check_choice("--sampler", sampler, ("nutpie", "pymc"))
+    limits.check_fit(draws, tune, chains)
     check_out(out)
     err = terminal.console(stderr=True)
     with terminal.Stages(err, quiet=json) as stages:
@@ -313,7 +324,9 @@ def validate(
             terminal.render_warnings(err, panel.warnings)
         announce_first_compile(err, json)
         stages.start("validating: the churn model fitted per metric")
-        result = leading.validate(panel, seed=seed, sampler=sampler)
+        result = leading.validate(
+            panel, seed=seed, sampler=sampler, draws=draws, tune=tune, chains=chains
+        )
     if out is not None:
         write_files(out, report.validation_files(result))
     if json:

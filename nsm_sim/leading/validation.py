@@ -23,6 +23,7 @@ import pandas as pd
 
 from nsm_sim.data import Panel
 from nsm_sim.data.cells import LEVEL_BINS
+from nsm_sim.defaults import VALIDATION_CHAINS, VALIDATION_DRAWS, VALIDATION_TUNE
 from nsm_sim.errors import DataError
 from nsm_sim.files import to_jsonable
 from nsm_sim.leading.effects import within_between
@@ -188,9 +189,9 @@ def validate(
     *,
     metrics: Sequence[str] | None = None,
     seed: int = 0,
-    draws: int = 500,
-    tune: int = 300,
-    chains: int = 2,
+    draws: int = VALIDATION_DRAWS,
+    tune: int = VALIDATION_TUNE,
+    chains: int = VALIDATION_CHAINS,
     sampler: str = "nutpie",
     progress: bool = False,
     lags: int = 4,

@@ -4,7 +4,8 @@
 model holding the driver model of every parent node and the churn hazard
 (:mod:`nsm_sim.models.sampling`), draws the integrated-out elasticities and threshold, grades
 the trust gates (:mod:`nsm_sim.models.diagnostics`) and writes a card;
-:func:`summarise` turns a fit into tables. Bundles are :mod:`nsm_sim.models.bundle`.
+:func:`summarise` (:mod:`nsm_sim.models.summary`) turns a fit into tables. Bundles are
+:mod:`nsm_sim.models.bundle`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import time
 from importlib import metadata
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from nsm_sim import data as data_mod
@@ -21,11 +21,9 @@ from nsm_sim.files import to_jsonable
 from nsm_sim.models.bundle import BUNDLE_FILES, Fit, load_bundle, save_bundle, tree_differences
 from nsm_sim.models.diagnostics import diagnose, diagnostics_summary
 from nsm_sim.models.sampling import DEFAULT_SAMPLER, sample
-from nsm_sim.numeric import STAGE_FIT, child_seed, interval, stream
-from nsm_sim.spec import MetricTree, edge_label
-
-#: The retention summary's row of the slope and the step together (with a threshold step).
-TOGETHER = "slope and step together"
+from nsm_sim.models.summary import TOGETHER, summarise
+from nsm_sim.numeric import STAGE_FIT, child_seed, stream
+from nsm_sim.spec import MetricTree
 
 #: Estimation notes shown with the elasticities.
 WITHIN_NOTE = "elasticities are estimated within accounts with period effects"
@@ -170,6 +168,32 @@ def fit(
     return result
 
 
+def population_slope(posterior: xr.Dataset, cells) -> xr.DataArray:
+    """Return the churn slope of the population observed: the segments' slopes averaged by rows.
+
+    As for the elasticities (``elasticity_population``), this is what the data say about the
+    accounts observed; ``churn_slope_mu``, the mean the segments' slopes are drawn from, is
+    mostly the prior on their spread when there are few segments (with one, it is not
+    identified apart from that spread).
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        With ``churn_slope`` ("chain", "draw", "segment").
+    cells : ChurnCells
+        The fit's churn cells (their ``at_risk`` rows weight the segments).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``churn_slope_population`` ("chain", "draw").
+    """
+    rows = cells.frame.groupby("segment_idx")["at_risk"].sum()
+    rows = rows.reindex(range(len(cells.segments)), fill_value=0).to_numpy(float)
+    weights = xr.DataArray(rows / rows.sum(), dims="segment")
+    return (posterior["churn_slope"] * weights).sum("segment").rename("churn_slope_population")
+
+
 def fit_reduction(
     reduction: data_mod.Reduction,
     *,
@@ -226,6 +250,7 @@ def fit_reduction(
     drawn = draw_elasticities(stats, tree, idata.posterior, seed=stream(seed, STAGE_FIT, 1))
     if hinge:
         drawn["hinge_tau"] = draw_hinge_tau(cells, idata.posterior, seed=stream(seed, STAGE_FIT, 2))
+    drawn["churn_slope_population"] = population_slope(idata.posterior, cells)
     idata.posterior = idata.posterior.assign(drawn)
     if "constant_data" in idata.groups():  # PyMC's sampler stores the model's pm.Data
         merged = xr.merge([idata.constant_data, const], compat="override")
@@ -332,124 +357,6 @@ def hinge_choice(cells, hinge: bool | str = "auto") -> dict:
 # --------------------------------------------------------------------------- summaries
 
 
-def _mean_interval(values: np.ndarray) -> tuple[float, float, float]:
-    summary = interval(values)
-    return summary["mean"], summary["low"], summary["high"]
-
-
-def _samples(post: xr.Dataset, name: str) -> xr.DataArray:
-    return post[name].stack(sample=("chain", "draw")).transpose("sample", ...)
-
-
-def summarise(fit: Fit) -> dict[str, pd.DataFrame]:
-    """Tables of a fit: elasticities and the churn model, means and 90 % intervals.
-
-    Parameters
-    ----------
-    fit : Fit
-        A fit (from :func:`fit` or :func:`load_bundle`).
-
-    Returns
-    -------
-    dict of pandas.DataFrame
-        ``"drivers"``: ``parent``, ``child``, ``segment`` (None for the population
-        elasticity: the segments' elasticities averaged by their account-periods, or for an
-        edge that experiments calibrate the population mean they measured),
-        ``mean``, ``low``, ``high`` and ``calibrated_by`` (the experiments of the tree that
-        calibrate the edge, ``"; "``-joined; empty when none does).
-        ``"retention"``: ``term``, ``segment`` (None for population terms), ``mean``,
-        ``low``, ``high`` and ``north_star`` (the level, for retention rows). Terms:
-        ``intercept``; the North Star's slope on ``log1p`` (named after the North Star
-        metric); ``<north star> odds ratio per e-fold`` (``exp(slope)``: the odds of churn
-        when ``log1p`` of the North Star grows by one);
-        ``tenure``; ``hinge_jump`` and ``hinge_tau`` with a hinge, and ``slope and step
-        together (LOW to HIGH)``: the change of the churn logit from the North Star's p10 to
-        its p90 (:func:`~nsm_sim.models.retention.combined_effect` of the population slope,
-        jump and threshold), which stays clear when the split between slope and step does
-        not; ``retention over H periods
-        at p10 / p50 / p90`` of the observed North Star (accounts of the reference tenure).
-    """
-    from nsm_sim.models.retention import combined_effect, expected_retention
-
-    post = fit.idata.posterior
-    tree = fit.tree
-    ns = tree.north_star
-    rows = []
-    # The population row: the segments' elasticities averaged by their rows; an edge that
-    # experiments calibrate keeps the population mean they measured (as do older bundles).
-    mu = _samples(post, "elasticity_mu")
-    averaged = _samples(post, "elasticity_population") if "elasticity_population" in post else mu
-    b = _samples(post, "elasticity")
-    for (parent, child), experiments in tree.calibration.items():
-        label = edge_label(parent, child)
-        names = "; ".join(e.name for e in experiments)
-        edge = {"parent": parent, "child": child, "calibrated_by": names}
-        population = mu if experiments else averaged
-        m, lo, hi = _mean_interval(population.sel(edge=label).values)
-        rows.append({**edge, "segment": None, "mean": m, "low": lo, "high": hi})
-        for s in b["segment"].values:
-            m, lo, hi = _mean_interval(b.sel(edge=label, segment=s).values)
-            rows.append({**edge, "segment": str(s), "mean": m, "low": lo, "high": hi})
-    columns = ["parent", "child", "segment", "mean", "low", "high", "calibrated_by"]
-    drivers = pd.DataFrame(rows, columns=columns)
-
-    rows = []
-    segments = [str(s) for s in post["segment"].values]
-
-    def add(term, values, segment=None, level=np.nan):
-        m, lo, hi = _mean_interval(values)
-        rows.append(
-            {
-                "term": term,
-                "segment": segment,
-                "mean": m,
-                "low": lo,
-                "high": hi,
-                "north_star": level,
-            }
-        )
-
-    intercept = _samples(post, "churn_intercept").values
-    slope = _samples(post, "churn_slope").values
-    slope_mu = _samples(post, "churn_slope_mu").values
-    for i, s in enumerate(segments):
-        add("intercept", intercept[:, i], s)
-    add(ns, slope_mu)
-    for i, s in enumerate(segments):
-        add(ns, slope[:, i], s)
-    odds = f"{ns} odds ratio per e-fold"
-    add(odds, np.exp(slope_mu))
-    for i, s in enumerate(segments):
-        add(odds, np.exp(slope[:, i]), s)
-    add("tenure", _samples(post, "tenure_slope").values)
-    params = {
-        "churn_intercept": intercept,
-        "churn_slope": slope,
-        "tenure_slope": _samples(post, "tenure_slope").values,
-    }
-    if "hinge_tau" in post:
-        params["hinge_jump"] = _samples(post, "hinge_jump").values
-        params["hinge_tau"] = _samples(post, "hinge_tau").values
-        add("hinge_jump", params["hinge_jump"])
-        add("hinge_tau", params["hinge_tau"])
-    horizon = tree.retention_horizon
-    levels = fit.card.get("north_star_levels", {})
-    if "hinge_tau" in post and {"p10", "p90"} <= set(levels):
-        low, high = float(levels["p10"]), float(levels["p90"])
-        together = combined_effect(slope_mu, params["hinge_jump"], params["hinge_tau"], low, high)
-        add(f"{TOGETHER} ({low:.3g} to {high:.3g})", together)
-    tenure = float(fit.card.get("reference_tenure", 0.0))
-    for i, s in enumerate(segments):
-        for q in ("p10", "p50", "p90"):
-            if q not in levels:
-                continue
-            level = float(levels[q])
-            values = expected_retention(params, level, horizon, segment=i, tenure=tenure)
-            add(f"retention over {horizon} periods at {q}", values, s, level)
-    retention = pd.DataFrame(rows, columns=["term", "segment", "mean", "low", "high", "north_star"])
-    return {"drivers": drivers, "retention": retention}
-
-
 __all__ = [
     "BUNDLE_FILES",
     "POOLED_NOTE",
@@ -463,6 +370,7 @@ __all__ = [
     "fit_reduction",
     "hinge_choice",
     "load_bundle",
+    "population_slope",
     "sample",
     "save_bundle",
     "summarise",

@@ -168,6 +168,10 @@ class Sampler:
         Chains.
     progress : bool, default False
         Show the sampler's progress bar.
+    low_rank : bool, default False
+        With nutpie, adapt a diagonal mass matrix plus a low-rank correction from the draws'
+        gradients (nutpie's ``low_rank_modified_mass_matrix``): parameters that move together,
+        as the churn slope and the threshold's jump do, then take fewer leapfrog steps.
     """
 
     def __init__(
@@ -178,22 +182,25 @@ class Sampler:
         tune: int = 500,
         chains: int = 4,
         progress: bool = False,
+        low_rank: bool = False,
     ):
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         self.sampler = sampler
         self.draws, self.tune, self.chains = int(draws), int(tune), int(chains)
         self.progress = bool(progress)
+        self.low_rank = bool(low_rank)
         self._compiled: dict[int, tuple[object, object]] = {}
 
     def settings(self) -> dict:
-        """Return ``{"sampler", "draws", "tune", "chains"}``."""
-        return {
+        """Return ``{"sampler", "draws", "tune", "chains"}`` (and ``"low_rank": True``)."""
+        settings = {
             "sampler": self.sampler,
             "draws": self.draws,
             "tune": self.tune,
             "chains": self.chains,
         }
+        return {**settings, "low_rank": True} if self.low_rank else settings
 
     def _nutpie_model(self, model):
         key = id(model)
@@ -237,6 +244,7 @@ class Sampler:
                 seed=seed,
                 progress_bar=self.progress,
                 save_warmup=False,
+                low_rank_modified_mass_matrix=self.low_rank,
             )
             keep = [v for v in idata.posterior.data_vars if not v.endswith("__")]
             idata.posterior = idata.posterior[keep]
@@ -263,6 +271,7 @@ def sample(
     chains: int = 4,
     seed: int = 0,
     progress: bool = False,
+    low_rank: bool = False,
 ) -> az.InferenceData:
     """Sample a PyMC model's posterior with NUTS, once (see :class:`Sampler`).
 
@@ -281,11 +290,15 @@ def sample(
         Seed; the same seed gives the same draws.
     progress : bool, default False
         Show the sampler's progress bar.
+    low_rank : bool, default False
+        nutpie's low-rank mass matrix adaptation (see :class:`Sampler`).
 
     Returns
     -------
     arviz.InferenceData
         As :meth:`Sampler.sample`.
     """
-    runner = Sampler(sampler, draws=draws, tune=tune, chains=chains, progress=progress)
+    runner = Sampler(
+        sampler, draws=draws, tune=tune, chains=chains, progress=progress, low_rank=low_rank
+    )
     return runner.sample(model, seed=seed)
