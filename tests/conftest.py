@@ -7,15 +7,24 @@ here, so that ``pytest -m "not slow"`` never waits for a sampler.
 
 import functools
 import gc
+import os
 
 import pytest
 import typer.testing
 from hypothesis import settings
+from threadpoolctl import threadpool_limits
 
 # The imports of collection (PyMC, PyTensor, pandas...) make millions of long-lived objects
 # and little garbage: the cyclic collector has nothing to find there until the tests run
 # (pytest_collection_finish).
 gc.disable()
+
+# One BLAS thread unless told otherwise: the tests' matrices are small, and two OpenBLAS pools
+# (NumPy's and SciPy's) spinning against each other on two cores made some LAPACK calls five
+# times slower. The variable reaches libraries loaded later and the tests' subprocesses.
+if "OPENBLAS_NUM_THREADS" not in os.environ:
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    threadpool_limits(1, user_api="blas")
 
 # Property tests draw the same examples on every run: a failure is a bug to fix, never a
 # coin toss in CI (benchmarks/fuzz_cli.py explores further with its own seeds).
