@@ -11,10 +11,12 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
+
+# numpy and pandas are imported where used: `nsm-sim --help` and plain-text outputs need neither
 
 #: A text cell starting like this is run as a formula by spreadsheets.
 _FORMULA = re.compile(r"^(?:[=@\t\r]|[+-](?![\d. ]|$))")
@@ -35,9 +37,13 @@ def to_jsonable(obj: Any) -> Any:
 
     Examples
     --------
+    >>> import numpy as np
     >>> to_jsonable({"a": np.float64(1.5), "b": [np.int64(2), float("nan")]})
     {'a': 1.5, 'b': [2, None]}
     """
+    import numpy as np
+    import pandas as pd
+
     if isinstance(obj, pd.DataFrame):
         return [to_jsonable(r) for r in obj.to_dict(orient="records")]
     if isinstance(obj, Mapping):
@@ -90,9 +96,12 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
 
     Examples
     --------
+    >>> import pandas as pd
     >>> spreadsheet_safe(pd.DataFrame({"name": ["=1+1", "-0.5", "ok"]}))["name"].tolist()
     ["'=1+1", '-0.5', 'ok']
     """
+    import pandas as pd
+
     quoted = {}
     for name in frame.columns:
         column = frame[name]
@@ -104,6 +113,13 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     if not quoted:
         return frame
     return frame.assign(**{str(k): v for k, v in quoted.items()})
+
+
+def _is_frame(obj: Any) -> bool:
+    """Whether ``obj`` is a pandas DataFrame."""
+    import pandas as pd
+
+    return isinstance(obj, pd.DataFrame)
 
 
 def write_content(target: Path, content: Any) -> None:
@@ -124,7 +140,7 @@ def write_content(target: Path, content: Any) -> None:
         target.write_bytes(content)
     elif isinstance(content, str):
         target.write_text(content, encoding="utf-8")
-    elif isinstance(content, pd.DataFrame):
+    elif _is_frame(content):
         spreadsheet_safe(content).to_csv(target, index=False)
     elif hasattr(content, "savefig"):
         content.savefig(target, dpi=120, bbox_inches="tight")
