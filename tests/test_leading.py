@@ -405,9 +405,10 @@ def test_bad_inputs_raise_data_errors(panel):
         L.validate(panel, train_share=0.999)
 
 
-def test_cli_refuses_a_static_input_and_a_single_account(world, tmp_path):
+def test_cli_refuses_a_static_input_and_a_single_account(tmp_path):
     """Exit 2 with the column, the tree node and why (nothing is fitted)."""
     runner = CliRunner()
+    world = generate_world(accounts=120, periods=12, seed=5)  # refused whatever the size
     static = world.panel.copy()
     child = world.tree.children[world.tree.north_star][0]
     static[child] = static.groupby("account_id")[child].transform("first")
