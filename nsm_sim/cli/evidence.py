@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -325,7 +326,13 @@ def validate(
         announce_first_compile(err, json)
         stages.start("validating: the churn model fitted per metric")
         result = leading.validate(
-            panel, seed=seed, sampler=sampler, draws=draws, tune=tune, chains=chains
+            panel,
+            seed=seed,
+            sampler=sampler,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            workers=2 if (os.cpu_count() or 1) >= 2 else 1,
         )
     if out is not None:
         write_files(out, report.validation_files(result))

@@ -84,8 +84,19 @@ class RetentionSampler:
         self._models: dict[tuple, object] = {}
 
     def settings(self) -> dict:
-        """Return ``{"sampler", "draws", "tune", "chains"}``."""
+        """Return ``{"sampler", "draws", "tune", "chains", "low_rank"}``."""
         return self.nuts.settings()
+
+    def options(self) -> dict:
+        """Return the arguments that make a new sampler like this one (its models not kept)."""
+        nuts = self.nuts
+        return {
+            "sampler": nuts.sampler,
+            "draws": nuts.draws,
+            "tune": nuts.tune,
+            "chains": nuts.chains,
+            "segment_slopes": self.segment_slopes,
+        }
 
     def sample(
         self, cells: ChurnCells, *, hinge: bool, seed: int, key: tuple[int, int]

@@ -13,8 +13,13 @@ the trust gates of a fit (:func:`nsm_sim.models.diagnostics.diagnose`).
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import arviz as az
@@ -184,6 +189,53 @@ class Validation:
         }
 
 
+def _threshold_in_worker(
+    panel: Panel, seed: int, options: dict, bins: int
+) -> tuple[dict, az.InferenceData, float, list[tuple[type[Warning], str]]]:
+    from nsm_sim.output.notes import LIBRARY_LOGGERS
+
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t0 = time.perf_counter()
+        thr, fit = threshold_fit(panel, seed=seed, sampling=RetentionSampler(**options), bins=bins)
+        seconds = time.perf_counter() - t0
+    if "log_likelihood" in fit.groups():  # read in the worker; not sent back
+        del fit.log_likelihood
+    return thr, fit, seconds, [(m.category, str(m.message)) for m in caught]
+
+
+@contextmanager
+def _threshold_stage(
+    panel: Panel, seed: int, sampling: RetentionSampler, bins: int, in_worker: bool
+) -> Iterator[Callable[[], tuple[dict, az.InferenceData, float]]]:
+    """Run :func:`threshold_fit` in a second process while the block runs, or when asked."""
+    if not in_worker:
+
+        def here() -> tuple[dict, az.InferenceData, float]:
+            t0 = time.perf_counter()
+            thr, fit = threshold_fit(panel, seed=seed, sampling=sampling, bins=bins)
+            return thr, fit, time.perf_counter() - t0
+
+        yield here
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        future = pool.submit(_threshold_in_worker, panel, seed, sampling.options(), bins)
+
+        def result() -> tuple[dict, az.InferenceData, float]:
+            thr, fit, seconds, caught = future.result()
+            for category, message in caught:
+                warnings.warn(message, category, stacklevel=3)
+            return thr, fit, seconds
+
+        try:
+            yield result
+        finally:
+            future.cancel()
+
+
 def validate(
     panel: Panel,
     *,
@@ -200,6 +252,7 @@ def validate(
     hinge_bins: int = THRESHOLD_BINS,
     rule: VerdictRule | None = None,
     sampling: RetentionSampler | None = None,
+    workers: int = 1,
 ) -> Validation:
     """Is the North Star truly leading? Evidence and a verdict for it and each candidate.
 
@@ -237,6 +290,12 @@ def validate(
         Sampler settings and the models compiled under them, e.g. to share compilations
         between validations; when given, ``sampler``, ``draws``, ``tune``, ``chains`` and
         ``progress`` are its own.
+    workers : int, default 1
+        Processes that fit: with 2, the threshold's fits run in a second process (started
+        with ``spawn``) while this one fits the metrics, each stage keeping about one core
+        busy (``nsm-sim validate`` does so on two cores or more). The numbers are the same
+        either way (each fit has its own seed). A script that asks for 2 must start its work
+        under ``if __name__ == "__main__":``, as for any ``spawn`` start.
 
     Returns
     -------
@@ -272,15 +331,16 @@ def validate(
     effects = within_between(frame, metrics, panel.segments, reference=ns)
     clock["within_between"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    power = predictive_power(
-        panel, metrics, seed=seed, sampling=sampling, train_share=train_share, bins=bins
-    )
-    clock["predictive"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    thr, hinge_fit = threshold_fit(panel, seed=seed, sampling=sampling, bins=hinge_bins)
-    clock["threshold"] = time.perf_counter() - t0
+    with _threshold_stage(panel, seed, sampling, hinge_bins, workers > 1) as threshold_result:
+        t0 = time.perf_counter()
+        power = predictive_power(
+            panel, metrics, seed=seed, sampling=sampling, train_share=train_share, bins=bins
+        )
+        clock["predictive"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        thr, hinge_fit, threshold_seconds = threshold_result()
+        clock["threshold"] = threshold_seconds
+        clock["threshold_wait"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     fits = {(TRAINING_FIT, m): power.train_posteriors[m] for m in metrics}
