@@ -88,7 +88,7 @@ def test_slope_and_step_together_is_in_the_summary_and_on_the_terminal(fitted):
     levels = fitted.card["north_star_levels"]
     post = fitted.idata.posterior
     expected = combined_effect(
-        post["churn_slope_mu"].values.ravel(),
+        post["churn_slope_population"].values.ravel(),
         post["hinge_jump"].values.ravel(),
         post["hinge_tau"].values.ravel(),
         levels["p10"],

@@ -489,6 +489,7 @@ def static_world():
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Estimated shape parameter of Pareto")  # 400 draws
 def test_a_static_candidate_is_judged_for_what_it_can_tell(static_world):
     world = static_world
     trait = world.truth["static_trait"]["name"]

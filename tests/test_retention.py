@@ -179,15 +179,21 @@ def test_retention_terms_join_an_existing_model(panel):
 
 
 @pytest.mark.slow
-def test_churn_slope_interval_contains_truth(fitted, world):
+def test_churn_slope_interval_contains_truth(fitted, world, panel):
     table = inference.summarise(fitted)["retention"]
     ns = world.tree.north_star
     row = table[(table["term"] == ns) & table["segment"].isna()].iloc[0]
     assert row["low"] <= world.truth["churn"]["slope"] <= row["high"]
     odds = table[(table["term"] == f"{ns} odds ratio per e-fold") & table["segment"].isna()]
+    post = fitted.idata.posterior
     assert odds.iloc[0]["mean"] == pytest.approx(
-        float(np.exp(fitted.idata.posterior["churn_slope_mu"]).mean()), rel=1e-9
+        float(np.exp(post["churn_slope_population"]).mean()), rel=1e-9
     )
+    # the population row is the segments' slopes averaged by their rows (at risk)
+    rows = churn_cells(panel).frame.groupby("segment")["at_risk"].sum()
+    weights = rows.reindex([str(s) for s in post["segment"].values]).to_numpy(float)
+    by_hand = post["churn_slope"].values @ (weights / weights.sum())
+    np.testing.assert_allclose(post["churn_slope_population"].values, by_hand, rtol=1e-12)
 
 
 # --------------------------------------------------------------------------- any metric, any rows
