@@ -430,7 +430,8 @@ def test_cli_refuses_a_static_input_and_a_single_account(tmp_path):
 
 @pytest.fixture(scope="module")
 def validation(panel):
-    return L.validate(panel, seed=1, draws=300, tune=300, chains=2)
+    # the threshold's fits in a second process, as nsm-sim validate runs them on two cores
+    return L.validate(panel, seed=1, draws=300, tune=300, chains=2, workers=2)
 
 
 @pytest.fixture(scope="module")
@@ -599,3 +600,17 @@ def test_a_metrics_fits_do_not_depend_on_the_others_judged(panel):
     # the two metrics' fits are different models of the same rows
     c = among.train_posteriors["logins"].posterior
     assert not np.allclose(c["churn_slope"].values.mean(), a["churn_slope"].values.mean())
+
+
+@pytest.mark.slow
+def test_the_threshold_fitted_in_a_second_process_is_the_one_fitted_here(validation, panel):
+    from nsm_sim.leading.hinge import THRESHOLD_BINS, threshold_fit
+
+    sampling = L.RetentionSampler(draws=300, tune=300, chains=2)
+    here, _ = threshold_fit(panel, seed=1, sampling=sampling, bins=THRESHOLD_BINS)
+    there = validation.threshold
+    assert there["tested"] and here["tested"]
+    for key in ("tau", "jump", "combined", "retention_above", "retention_below"):
+        assert there[key] == here[key]
+    assert there["elpd_diff"] == here["elpd_diff"]
+    assert there["elpd_diff_se"] == here["elpd_diff_se"]
