@@ -8,11 +8,9 @@ it out.
 
 from __future__ import annotations
 
-import logging
+import functools
 import os
-import warnings
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from nsm_sim.alongside import alongside
 from nsm_sim.data import Panel
 from nsm_sim.spec import Scenario
 
@@ -190,21 +189,6 @@ def analyse(
     return result
 
 
-def _validate_in_worker(
-    panel: Panel, seed: int, sampler: str, verbose: bool
-) -> tuple[Any, list[tuple[type[Warning], str]]]:
-    from nsm_sim import leading
-    from nsm_sim.output.notes import LIBRARY_LOGGERS
-
-    if not verbose:
-        for name in LIBRARY_LOGGERS:
-            logging.getLogger(name).setLevel(logging.ERROR)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        validation = leading.validate(panel, seed=seed, sampler=sampler)
-    return validation, [(m.category, str(m.message)) for m in caught]
-
-
 @contextmanager
 def validating_alongside(
     panel: Panel, *, seed: int = 0, sampler: str = "nutpie", verbose: bool = False
@@ -215,7 +199,7 @@ def validating_alongside(
     seconds importing and compiling that the other can use: on two cores the demo's fit and
     validation together take about as long as the longer of the two. With one core the
     validation runs when asked for, in this process. The numbers are the same either way (the
-    same code and seed).
+    same code and seed; :func:`nsm_sim.alongside.alongside`).
 
     Parameters
     ----------
@@ -233,24 +217,10 @@ def validating_alongside(
     """
     from nsm_sim import leading
 
-    if (os.cpu_count() or 1) < 2:
-        yield lambda: leading.validate(panel, seed=seed, sampler=sampler)
-        return
-    import multiprocessing
-
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        future: Future = pool.submit(_validate_in_worker, panel, seed, sampler, verbose)
-
-        def result() -> Any:
-            validation, caught = future.result()
-            for category, message in caught:
-                warnings.warn(message, category, stacklevel=2)
-            return validation
-
-        try:
-            yield result
-        finally:
-            future.cancel()
+    work = functools.partial(leading.validate, panel, seed=seed, sampler=sampler)
+    two_cores = (os.cpu_count() or 1) >= 2
+    with alongside(work, second_process=two_cores, verbose=verbose) as result:
+        yield result
 
 
 def demo_scenario_path() -> Path:

@@ -13,19 +13,16 @@ the trust gates of a fit (:func:`nsm_sim.models.diagnostics.diagnose`).
 
 from __future__ import annotations
 
-import logging
-import multiprocessing
+import functools
 import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import arviz as az
 import numpy as np
 import pandas as pd
 
+from nsm_sim.alongside import alongside
 from nsm_sim.data import Panel
 from nsm_sim.data.cells import LEVEL_BINS
 from nsm_sim.defaults import VALIDATION_CHAINS, VALIDATION_DRAWS, VALIDATION_TUNE
@@ -189,51 +186,17 @@ class Validation:
         }
 
 
-def _threshold_in_worker(
-    panel: Panel, seed: int, options: dict, bins: int
-) -> tuple[dict, az.InferenceData, float, list[tuple[type[Warning], str]]]:
-    from nsm_sim.output.notes import LIBRARY_LOGGERS
-
-    for name in LIBRARY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        t0 = time.perf_counter()
-        thr, fit = threshold_fit(panel, seed=seed, sampling=RetentionSampler(**options), bins=bins)
-        seconds = time.perf_counter() - t0
-    if "log_likelihood" in fit.groups():  # read in the worker; not sent back
+def _threshold_timed(
+    panel: Panel, seed: int, sampling: RetentionSampler | dict, bins: int
+) -> tuple[dict, az.InferenceData, float]:
+    """:func:`threshold_fit` and its seconds; ``sampling`` may be a sampler's options."""
+    if isinstance(sampling, dict):  # in a second process: a sampler of its own
+        sampling = RetentionSampler(**sampling)
+    t0 = time.perf_counter()
+    thr, fit = threshold_fit(panel, seed=seed, sampling=sampling, bins=bins)
+    if "log_likelihood" in fit.groups():  # read by the threshold; not needed after it
         del fit.log_likelihood
-    return thr, fit, seconds, [(m.category, str(m.message)) for m in caught]
-
-
-@contextmanager
-def _threshold_stage(
-    panel: Panel, seed: int, sampling: RetentionSampler, bins: int, in_worker: bool
-) -> Iterator[Callable[[], tuple[dict, az.InferenceData, float]]]:
-    """Run :func:`threshold_fit` in a second process while the block runs, or when asked."""
-    if not in_worker:
-
-        def here() -> tuple[dict, az.InferenceData, float]:
-            t0 = time.perf_counter()
-            thr, fit = threshold_fit(panel, seed=seed, sampling=sampling, bins=bins)
-            return thr, fit, time.perf_counter() - t0
-
-        yield here
-        return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(1, mp_context=context) as pool:
-        future = pool.submit(_threshold_in_worker, panel, seed, sampling.options(), bins)
-
-        def result() -> tuple[dict, az.InferenceData, float]:
-            thr, fit, seconds, caught = future.result()
-            for category, message in caught:
-                warnings.warn(message, category, stacklevel=3)
-            return thr, fit, seconds
-
-        try:
-            yield result
-        finally:
-            future.cancel()
+    return thr, fit, time.perf_counter() - t0
 
 
 def validate(
@@ -331,7 +294,11 @@ def validate(
     effects = within_between(frame, metrics, panel.segments, reference=ns)
     clock["within_between"] = time.perf_counter() - t0
 
-    with _threshold_stage(panel, seed, sampling, hinge_bins, workers > 1) as threshold_result:
+    # in a second process the threshold's fits get a sampler of their own (same settings)
+    threshold_work = functools.partial(
+        _threshold_timed, panel, seed, sampling.options() if workers > 1 else sampling, hinge_bins
+    )
+    with alongside(threshold_work, second_process=workers > 1) as threshold_result:
         t0 = time.perf_counter()
         power = predictive_power(
             panel, metrics, seed=seed, sampling=sampling, train_share=train_share, bins=bins

@@ -1,0 +1,76 @@
+"""Work in a second process while this one goes on, its warnings brought back.
+
+Two stages that each keep about one core busy (the demo's fit and its validation; a
+validation's metric fits and its threshold fits) take about as long as the longer of the two
+on two cores. :func:`alongside` starts a picklable callable in a second process (``spawn``:
+the same on every platform, nothing inherited but the arguments), lets the caller go on, and
+hands back the result and the warnings the work raised, so they reach the caller's notes as if
+raised here. The numbers are those of the same call in this process: each fit in nsm_sim has a
+seed of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def _recording(work: Callable[[], T], verbose: bool) -> tuple[T, list[tuple[type, str]]]:
+    from nsm_sim.output.notes import LIBRARY_LOGGERS
+
+    if not verbose:
+        for name in LIBRARY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = work()
+    return value, [(m.category, str(m.message)) for m in caught]
+
+
+@contextmanager
+def alongside(
+    work: Callable[[], T], *, second_process: bool = True, verbose: bool = False
+) -> Iterator[Callable[[], T]]:
+    """Run ``work()`` in a second process while the block runs.
+
+    Parameters
+    ----------
+    work : callable
+        Takes no argument and can be pickled (a module-level function, or a
+        :func:`functools.partial` of one).
+    second_process : bool, default True
+        False runs ``work()`` in this process, when the result is asked for.
+    verbose : bool, default False
+        Leave the libraries' loggers of the second process as they are (by default only their
+        errors get through).
+
+    Yields
+    ------
+    callable
+        ``result()`` waits for the work and returns its value; the warnings it raised in the
+        second process are raised again here.
+    """
+    if not second_process:
+        yield work
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        future = pool.submit(_recording, work, verbose)
+
+        def result() -> Any:
+            value, caught = future.result()
+            for category, message in caught:
+                warnings.warn(message, category, stacklevel=2)
+            return value
+
+        try:
+            yield result
+        finally:
+            future.cancel()
