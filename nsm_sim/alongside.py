@@ -15,7 +15,6 @@ import logging
 import multiprocessing
 import warnings
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -60,17 +59,21 @@ def alongside(
     if not second_process:
         yield work
         return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(1, mp_context=context) as pool:
-        future = pool.submit(_recording, work, verbose)
+    pool = multiprocessing.get_context("spawn").Pool(1)
+    pending = pool.apply_async(_recording, (work, verbose))
 
-        def result() -> Any:
-            value, caught = future.result()
-            for category, message in caught:
-                warnings.warn(message, category, stacklevel=2)
-            return value
+    def result() -> Any:
+        value, caught = pending.get()
+        for category, message in caught:
+            warnings.warn(message, category, stacklevel=2)
+        return value
 
-        try:
-            yield result
-        finally:
-            future.cancel()
+    try:
+        yield result
+    except BaseException:
+        pool.terminate()  # the caller failed: its second process is not waited for
+        raise
+    else:
+        pool.close()
+    finally:
+        pool.join()
