@@ -293,5 +293,6 @@ def test_validating_alongside_gives_the_validation_of_this_process():
         return {str(w.message) for w in seen if issubclass(w.category, UserWarning)}
 
     # every warning of the validation reaches this process (the second one may add its own
-    # start-up warnings, such as PyTensor's about BLAS)
-    assert said(seen_here) and said(seen_here) <= said(seen_there)
+    # start-up warnings, such as PyTensor's about BLAS; whether this one raises any depends on
+    # what ran before in it, so the relay itself is checked in tests/test_alongside.py)
+    assert said(seen_here) <= said(seen_there)
