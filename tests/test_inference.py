@@ -226,3 +226,11 @@ def test_fit_with_pymc_nuts():
         assert name in fit.idata.posterior, name
     assert fit.idata.posterior.sizes["draw"] == 60
     assert "ppc_churn_per_period" in set(fit.diagnostics["check"])
+
+
+def test_settings_name_the_low_rank_adaptation_only_where_it_runs():
+    from nsm_sim.models.sampling import Sampler
+
+    assert Sampler("nutpie", low_rank=True).settings()["low_rank"] is True
+    assert "low_rank" not in Sampler("nutpie").settings()
+    assert "low_rank" not in Sampler("pymc", low_rank=True).settings()  # PyMC's NUTS has none

@@ -171,7 +171,8 @@ class Sampler:
     low_rank : bool, default False
         With nutpie, adapt a diagonal mass matrix plus a low-rank correction from the draws'
         gradients (nutpie's ``low_rank_modified_mass_matrix``): parameters that move together,
-        as the churn slope and the threshold's jump do, then take fewer leapfrog steps.
+        as the churn slope and the threshold's jump do, then take fewer leapfrog steps. PyMC's
+        NUTS ignores it.
     """
 
     def __init__(
@@ -193,14 +194,16 @@ class Sampler:
         self._compiled: dict[int, tuple[object, object]] = {}
 
     def settings(self) -> dict:
-        """Return ``{"sampler", "draws", "tune", "chains"}`` (and ``"low_rank": True``)."""
+        """Return ``{"sampler", "draws", "tune", "chains"}`` (``"low_rank"`` with nutpie's)."""
         settings = {
             "sampler": self.sampler,
             "draws": self.draws,
             "tune": self.tune,
             "chains": self.chains,
         }
-        return {**settings, "low_rank": True} if self.low_rank else settings
+        # PyMC's NUTS has no low-rank adaptation: the flag is nutpie's only
+        low_rank = self.low_rank and self.sampler == "nutpie"
+        return {**settings, "low_rank": True} if low_rank else settings
 
     def _nutpie_model(self, model):
         key = id(model)

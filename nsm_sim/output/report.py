@@ -33,7 +33,9 @@ one is supported. Its priors are scaled to the data, as Bambi and rstanarm scale
 slope is Normal(0, 2.5 / sd), 2.5 logits per standard deviation of its covariate (log1p of the \
 North Star, log1p of tenure); the spread of the North Star's slope across segments is \
 HalfNormal(0.1 / sd); the threshold's jump is Normal(0, 2.5). Retention over h periods is the \
-product of (1 - hazard).
+product of (1 - hazard). In the validation the same model judges each metric in the North Star's \
+place with one slope common to the segments (each keeps its intercept), as a per-row logit with \
+segment effects would.
 
 The projection starts from the accounts active in the last observed period (grouped by segment \
 and North Star level), holds their North Star at its last level apart from the initiatives' \
