@@ -97,9 +97,12 @@ class Session:
         DataError
             When DuckDB refuses it (a filter comparing text with a number, say).
         """
-        self.statements.append(statement.sql(dialect=DIALECT, pretty=True))
+        # rendered once: DuckDB runs the formatted text kept for --show-sql (the layout is
+        # whitespace only)
+        text = statement.sql(dialect=DIALECT, pretty=True)
+        self.statements.append(text)
         try:
-            return self.con.execute(statement.sql(dialect=DIALECT))
+            return self.con.execute(text)
         except duckdb.Error as err:
             reason = str(err).splitlines()[0]
             raise DataError(
