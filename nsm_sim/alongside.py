@@ -11,14 +11,49 @@ seed of its own.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import multiprocessing
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+def _import(modules: tuple[str, ...]) -> None:
+    for name in modules:
+        importlib.import_module(name)
+
+
+class SecondProcess:
+    """A second process started ahead of its work, importing what the work needs meanwhile.
+
+    A command that will hand work to :func:`alongside` can start it first thing, so that its
+    imports (seconds, for PyMC and ArviZ) run beside the command's own instead of after them.
+    Use it as a context manager: on leaving the block the process ends (at once when the block
+    failed).
+
+    Parameters
+    ----------
+    modules : sequence of str
+        Modules the second process imports while it waits for its work.
+    """
+
+    def __init__(self, modules: Sequence[str] = ()):
+        context = multiprocessing.get_context("spawn")
+        self.pool = context.Pool(1, initializer=_import, initargs=(tuple(modules),))
+
+    def __enter__(self) -> SecondProcess:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.pool.close()
+        else:
+            self.pool.terminate()
+        self.pool.join()
 
 
 def _recording(work: Callable[[], T], verbose: bool) -> tuple[T, list[tuple[type, str]]]:
@@ -35,7 +70,7 @@ def _recording(work: Callable[[], T], verbose: bool) -> tuple[T, list[tuple[type
 
 @contextmanager
 def alongside(
-    work: Callable[[], T], *, second_process: bool = True, verbose: bool = False
+    work: Callable[[], T], *, second_process: bool | SecondProcess = True, verbose: bool = False
 ) -> Iterator[Callable[[], T]]:
     """Run ``work()`` in a second process while the block runs.
 
@@ -44,8 +79,9 @@ def alongside(
     work : callable
         Takes no argument and can be pickled (a module-level function, or a
         :func:`functools.partial` of one).
-    second_process : bool, default True
-        False runs ``work()`` in this process, when the result is asked for.
+    second_process : bool or SecondProcess, default True
+        False runs ``work()`` in this process, when the result is asked for; a
+        :class:`SecondProcess` runs it there (and stays open for its owner to close).
     verbose : bool, default False
         Leave the libraries' loggers of the second process as they are (by default only their
         errors get through).
@@ -59,7 +95,8 @@ def alongside(
     if not second_process:
         yield work
         return
-    pool = multiprocessing.get_context("spawn").Pool(1)
+    owned = not isinstance(second_process, SecondProcess)
+    pool = multiprocessing.get_context("spawn").Pool(1) if owned else second_process.pool
     pending = pool.apply_async(_recording, (work, verbose))
 
     def result() -> Any:
@@ -72,8 +109,8 @@ def alongside(
         yield result
     except BaseException:
         pool.terminate()  # the caller failed: its second process is not waited for
+        pool.join()
         raise
-    else:
+    if owned:
         pool.close()
-    finally:
         pool.join()

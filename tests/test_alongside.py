@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from nsm_sim.alongside import alongside
+from nsm_sim.alongside import SecondProcess, alongside
 
 
 def test_the_value_and_the_warnings_come_back():
@@ -27,3 +27,25 @@ def test_a_failing_caller_does_not_wait_for_its_second_process():
         with alongside(functools.partial(time.sleep, 120)):
             raise RuntimeError("the caller failed")
     assert time.perf_counter() - start < 60  # the work alone would take 120 s
+
+
+#: Run in the second process: whether it has imported nsm_sim.numeric (nothing else there does).
+_IMPORTED = functools.partial(eval, "'nsm_sim.numeric' in __import__('sys').modules")
+
+
+def test_a_second_process_started_ahead_has_imported_what_it_was_given():
+    with alongside(_IMPORTED) as result:
+        assert result() is False
+    with SecondProcess(["nsm_sim.numeric"]) as second:
+        for _ in range(2):  # it serves work after work until its block ends
+            with alongside(_IMPORTED, second_process=second) as result:
+                assert result() is True
+
+
+def test_a_failing_caller_ends_a_second_process_started_ahead():
+    start = time.perf_counter()
+    with pytest.raises(RuntimeError, match="the caller failed"):
+        with SecondProcess() as second:
+            with alongside(functools.partial(time.sleep, 120), second_process=second):
+                raise RuntimeError("the caller failed")
+    assert time.perf_counter() - start < 60

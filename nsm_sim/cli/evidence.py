@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,6 +14,7 @@ import typer
 from rich.text import Text
 
 from nsm_sim import limits
+from nsm_sim.alongside import SecondProcess
 from nsm_sim.cli.app import (
     Engine,
     Json,
@@ -312,13 +314,19 @@ def validate(
     verbose: Verbose = False,
 ) -> None:
     """Is the North Star truly leading? Verdicts for it and every candidate, with the evidence."""
-    from nsm_sim import leading
-
     check_choice("--sampler", sampler, ("nutpie", "pymc"))
     limits.check_fit(draws, tune, chains)
     check_out(out)
     err = terminal.console(stderr=True)
-    with terminal.Stages(err, quiet=json) as stages:
+    # on two cores the threshold's fits run in a second process, started now so that its
+    # imports run beside this one's
+    two_cores = (os.cpu_count() or 1) >= 2
+    with (
+        SecondProcess(["nsm_sim.leading"]) if two_cores else nullcontext() as second,
+        terminal.Stages(err, quiet=json) as stages,
+    ):
+        from nsm_sim import leading
+
         stages.start(f"reading the panel {data or tree}")
         panel = events_command.panel_for(tree, data, engine)
         if not json:
@@ -332,7 +340,7 @@ def validate(
             draws=draws,
             tune=tune,
             chains=chains,
-            workers=2 if (os.cpu_count() or 1) >= 2 else 1,
+            second_process=second,
         )
     if out is not None:
         write_files(out, report.validation_files(result))

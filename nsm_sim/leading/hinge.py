@@ -69,18 +69,20 @@ def retention_split(draws: dict, cells: ChurnCells, horizon: int):
     f = cells.frame
     x, n = f["x"].to_numpy(float), f["at_risk"].to_numpy(float)
     seg, tenure = f["segment_idx"].to_numpy(), np.expm1(f["log_tenure"].to_numpy(float))
-    keep = np.ones((len(draws["tenure_slope"]), len(x)))
+    # the logit at tenure 0; each period of the horizon adds its tenure term to it
+    at_start = churn_logit(
+        x[None, :],
+        0.0,
+        draws["churn_intercept"][:, seg],
+        draws["churn_slope"][:, seg],
+        0.0,
+        draws["hinge_jump"][:, None],
+        draws["hinge_tau"][:, None],
+    )
+    tenure_slope = draws["tenure_slope"][:, None]
+    keep = np.ones_like(at_start)
     for k in range(int(horizon)):
-        eta = churn_logit(
-            x[None, :],
-            np.log1p(tenure + k)[None, :],
-            draws["churn_intercept"][:, seg],
-            draws["churn_slope"][:, seg],
-            draws["tenure_slope"][:, None],
-            draws["hinge_jump"][:, None],
-            draws["hinge_tau"][:, None],
-        )
-        keep *= expit(-eta)
+        keep *= expit(-(at_start + tenure_slope * np.log1p(tenure + k)[None, :]))
     above = x[None, :] >= np.log1p(draws["hinge_tau"])[:, None]
     w_above, w_below = above * n, (~above) * n
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -22,7 +22,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from nsm_sim.alongside import alongside
+from nsm_sim.alongside import SecondProcess, alongside
 from nsm_sim.data import Panel
 from nsm_sim.data.cells import LEVEL_BINS
 from nsm_sim.defaults import VALIDATION_CHAINS, VALIDATION_DRAWS, VALIDATION_TUNE
@@ -216,6 +216,7 @@ def validate(
     rule: VerdictRule | None = None,
     sampling: RetentionSampler | None = None,
     workers: int = 1,
+    second_process: SecondProcess | None = None,
 ) -> Validation:
     """Is the North Star truly leading? Evidence and a verdict for it and each candidate.
 
@@ -259,6 +260,10 @@ def validate(
         busy (``nsm-sim validate`` does so on two cores or more). The numbers are the same
         either way (each fit has its own seed). A script that asks for 2 must start its work
         under ``if __name__ == "__main__":``, as for any ``spawn`` start.
+    second_process : SecondProcess, optional
+        A second process already started (:class:`~nsm_sim.alongside.SecondProcess`, e.g.
+        importing this module while the caller reads its data): the threshold's fits run
+        there, whatever ``workers`` says.
 
     Returns
     -------
@@ -285,20 +290,22 @@ def validate(
     frame = panel.frame
     clock = {}
 
-    t0 = time.perf_counter()
-    timing = granger(frame, metrics, lags=lags) if len(metrics) > 1 else pd.DataFrame()
-    xcorr = cross_correlations(frame, metrics, ns, lags=lags)
-    clock["timing"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    effects = within_between(frame, metrics, panel.segments, reference=ns)
-    clock["within_between"] = time.perf_counter() - t0
-
-    # in a second process the threshold's fits get a sampler of their own (same settings)
+    # in a second process the threshold's fits get a sampler of their own (same settings); it
+    # starts first, as it has the longest way to go (its imports, compilations and two fits)
+    second = second_process if second_process is not None else workers > 1
     threshold_work = functools.partial(
-        _threshold_timed, panel, seed, sampling.options() if workers > 1 else sampling, hinge_bins
+        _threshold_timed, panel, seed, sampling.options() if second else sampling, hinge_bins
     )
-    with alongside(threshold_work, second_process=workers > 1) as threshold_result:
+    with alongside(threshold_work, second_process=second) as threshold_result:
+        t0 = time.perf_counter()
+        timing = granger(frame, metrics, lags=lags) if len(metrics) > 1 else pd.DataFrame()
+        xcorr = cross_correlations(frame, metrics, ns, lags=lags)
+        clock["timing"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        effects = within_between(frame, metrics, panel.segments, reference=ns)
+        clock["within_between"] = time.perf_counter() - t0
+
         t0 = time.perf_counter()
         power = predictive_power(
             panel, metrics, seed=seed, sampling=sampling, train_share=train_share, bins=bins
