@@ -32,8 +32,6 @@ from nsm_sim.events.sql import resolve_files
 DIALECT = "spark"
 #: Master of a new Spark session (when none is active and ``SPARK_REMOTE`` is unset).
 MASTER_VARIABLE = "NSM_SIM_SPARK_MASTER"
-#: Buckets of the duplicate check's sorted hashes (sorted in parallel, one per task).
-HASH_BUCKETS = 1024
 _URI = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _TYPES = {
     "string": "VARCHAR",
@@ -113,24 +111,6 @@ def _date_bin(node: exp.DateBin) -> exp.Expression:
     return _from_micros(start)
 
 
-def _bucketed(window: exp.Window) -> exp.Window:
-    """Partition a window over sorted hashes (the duplicate check) by bucket of the hash.
-
-    Without a partition Spark sorts every row in one task; equal hashes share a bucket, so
-    neighbours within buckets are the same pairs.
-    """
-    order = window.args.get("order")
-    keys = order.expressions if order else []
-    if len(keys) != 1 or keys[0].this.name != "row_hash":
-        return window
-    bucket = exp.Anonymous(
-        this="pmod", expressions=[keys[0].this.copy(), exp.Literal.number(HASH_BUCKETS)]
-    )
-    out = window.copy()
-    out.set("partition_by", [bucket])
-    return out
-
-
 def to_spark(node: exp.Expression) -> exp.Expression:
     """Rewrite the DuckDB functions the queries use into Spark's.
 
@@ -146,8 +126,6 @@ def to_spark(node: exp.Expression) -> exp.Expression:
 
 
 def _rewritten(node: exp.Expression) -> exp.Expression:
-    if isinstance(node, exp.Window) and not node.args.get("partition_by"):
-        return _bucketed(node)
     if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.TIMESTAMP:
         return exp.DataType.build("TIMESTAMPLTZ")
     if isinstance(node, exp.DateBin):
