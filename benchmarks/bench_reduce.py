@@ -53,7 +53,8 @@ def generate(events: int) -> tuple[float | None, int]:
 
 
 def _count_bytes(counter: dict) -> None:
-    """Count the pickled bytes of every result a session returns to Python."""
+    """Count the pickled bytes of every result a session returns to Python, and time each
+    statement it runs (``counter["slowest"]``: seconds and the statement's first words)."""
     from nsm_sim.events import engine, spark
 
     for cls in (engine.Session, spark.SparkSession):
@@ -67,6 +68,17 @@ def _count_bytes(counter: dict) -> None:
                 return result
 
             setattr(cls, name, counted)
+        original_run = cls.run
+
+        def timed(self, statement, _original=original_run):
+            started = time.perf_counter()
+            result = _original(self, statement)
+            seconds = time.perf_counter() - started
+            text = " ".join(statement.sql().split())[:90]
+            counter["slowest"] = sorted([*counter["slowest"], (seconds, text)])[-4:]
+            return result
+
+        cls.run = timed
 
 
 def _jvm_peak_mb() -> float:
@@ -87,7 +99,7 @@ def measure(engine: str, events: int) -> dict:
     """Reduce one log in this process."""
     from nsm_sim.events.reduction import reduce_events
 
-    counter = {"bytes": 0, "queries": 0}
+    counter = {"bytes": 0, "queries": 0, "slowest": []}
     _count_bytes(counter)
     started = time.perf_counter()
     reduction = reduce_events(folder(events) / "tree.yaml", engine=engine)
@@ -105,6 +117,7 @@ def measure(engine: str, events: int) -> dict:
         "reduction_bytes": len(pickle.dumps(reduction)),
         "rows": reduction.summary["rows"],
         "fingerprint": reduction.fingerprint,
+        "slowest": counter["slowest"][::-1],
     }
 
 
@@ -210,6 +223,8 @@ def main() -> None:
             f"{result['queries']} | {result['reduction_bytes'] / 1024:,.0f} |",
             flush=True,
         )
+        slowest = "; ".join(f"{sec:.1f} s {text}" for sec, text in result["slowest"])
+        print(f"<!-- slowest statements: {slowest} -->", flush=True)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -495,8 +495,6 @@ def account_log_likelihood(
     shape = (n_accounts, eta.shape[1])
     rows = sp.csr_matrix((np.ones(ok.sum()), where), shape=shape)
     events = sp.csr_matrix((np.asarray(churned, dtype=float)[ok], where), shape=shape)
-    for counts in (rows, events):  # each (account, cell) once, and no stored zeros
-        counts.sum_duplicates()
-        counts.eliminate_zeros()
+    events.eliminate_zeros()  # the rows that churned only
     log_lik = rows @ log_expit(-eta).T + events @ (log_expit(eta) - log_expit(-eta)).T
     return np.asarray(log_lik).T.reshape(posterior.sizes["chain"], posterior.sizes["draw"], -1)
