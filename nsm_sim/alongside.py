@@ -32,8 +32,8 @@ class SecondProcess:
 
     A command that will hand work to :func:`alongside` can start it first thing, so that its
     imports (seconds, for PyMC and ArviZ) run beside the command's own instead of after them.
-    Use it as a context manager: on leaving the block the process ends (at once when the block
-    failed).
+    Use it as a context manager: on leaving the block the process ends at once (its work,
+    handed over by :func:`alongside`, is done by then, or no longer wanted).
 
     Parameters
     ----------
@@ -49,10 +49,7 @@ class SecondProcess:
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
-        if kind is None:
-            self.pool.close()
-        else:
-            self.pool.terminate()
+        self.pool.terminate()  # not waiting for imports that no work came to use
         self.pool.join()
 
 

@@ -49,3 +49,12 @@ def test_a_failing_caller_ends_a_second_process_started_ahead():
             with alongside(functools.partial(time.sleep, 120), second_process=second):
                 raise RuntimeError("the caller failed")
     assert time.perf_counter() - start < 60
+
+
+def test_a_second_process_given_no_work_ends_without_finishing_its_imports(tmp_path, monkeypatch):
+    (tmp_path / "slow_to_import.py").write_text("import time\n\ntime.sleep(120)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # the spawned process starts with this path
+    start = time.perf_counter()
+    with SecondProcess(["slow_to_import"]):
+        pass
+    assert time.perf_counter() - start < 60  # its import alone would take 120 s
