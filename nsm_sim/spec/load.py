@@ -12,10 +12,7 @@ in a tree's ``inputs`` a name that is not a plain value.
 from __future__ import annotations
 
 import codecs
-import copy
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -201,37 +198,6 @@ def _check_depth(text: str, path: Path) -> None:
             depth -= 1
 
 
-#: Parsed texts kept (the last few, each up to :data:`_KEPT_CHARS` characters): one command
-#: often reads a file more than once (``check`` reads a tree file up to four times), and the
-#: same text parses to the same content, handed out as a fresh copy each time.
-_KEPT_TEXTS = 32
-_KEPT_CHARS = 2**18
-_parsed: OrderedDict[str, Any] = OrderedDict()
-_parsed_lock = threading.Lock()
-
-
-def _load(text: str, path: Path) -> Any:
-    """Parse a file's text (checking its depth first); a text parsed before is not parsed again.
-
-    Raises what :func:`_check_depth` and the loader raise.
-    """
-    with _parsed_lock:
-        kept = _parsed.get(text, _parsed)
-        if kept is not _parsed:
-            _parsed.move_to_end(text)
-    if kept is not _parsed:
-        return copy.deepcopy(kept)
-    _check_depth(text, path)
-    content = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
-    if len(text) <= _KEPT_CHARS:
-        kept = copy.deepcopy(content)
-        with _parsed_lock:
-            _parsed[text] = kept
-            while len(_parsed) > _KEPT_TEXTS:
-                _parsed.popitem(last=False)
-    return content
-
-
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a tree or scenario file into a mapping, refusing what no schema expects.
 
@@ -267,7 +233,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         )
     text = _decode(path, raw)
     try:
-        content = _load(text, path)
+        _check_depth(text, path)
+        content = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
