@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -122,6 +123,37 @@ def _is_frame(obj: Any) -> bool:
     return isinstance(obj, pd.DataFrame)
 
 
+#: Resolution of every figure nsm_sim writes, as a file or on a page.
+FIGURE_DPI = 120
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def figure_png(figure: Any, dpi: int = FIGURE_DPI) -> bytes:
+    """Render a matplotlib figure as PNG bytes, without metadata (reproducible).
+
+    Parameters
+    ----------
+    figure : matplotlib Figure or bytes
+        The figure; PNG bytes are returned unchanged after checking their signature.
+    dpi : int, default FIGURE_DPI
+        Resolution.
+
+    Returns
+    -------
+    bytes
+        The PNG file.
+    """
+    if isinstance(figure, bytes | bytearray):
+        data = bytes(figure)
+        if not data.startswith(PNG_SIGNATURE):
+            raise ValueError("figure bytes are not a PNG image")
+        return data
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    return buffer.getvalue()
+
+
 def write_content(target: Path, content: Any) -> None:
     """Write one output file's content to ``target`` in the format its type implies.
 
@@ -131,7 +163,7 @@ def write_content(target: Path, content: Any) -> None:
         The file to write.
     content : Any
         A callable taking the path (it writes the file itself), bytes, text, a DataFrame
-        (CSV, made :func:`spreadsheet_safe`), a figure (PNG at 120 dpi), or anything else
+        (CSV, made :func:`spreadsheet_safe`), a figure (:func:`figure_png`), or anything else
         (JSON via :func:`dumps`).
     """
     if callable(content):
@@ -143,6 +175,6 @@ def write_content(target: Path, content: Any) -> None:
     elif _is_frame(content):
         spreadsheet_safe(content).to_csv(target, index=False)
     elif hasattr(content, "savefig"):
-        content.savefig(target, dpi=120, bbox_inches="tight")
+        target.write_bytes(figure_png(content))
     else:
         target.write_text(dumps(content), encoding="utf-8")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import pandas as pd
 
 from nsm_sim import __version__
 from nsm_sim.output.format import format_cell
+from nsm_sim.serialise import FIGURE_DPI, PNG_SIGNATURE, figure_png
 
 STATUS_COLOURS: dict[str, tuple[str, str]] = {
     "PASS": ("#1e7b34", "#e8f5ec"),
@@ -39,8 +39,6 @@ STATUS_COLOURS: dict[str, tuple[str, str]] = {
     "NO SIGNAL": ("#555555", "#f0f0f0"),
 }
 """Status or verdict to (text/border colour, background colour)."""
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def normalise_status(status: str) -> str:
@@ -99,7 +97,7 @@ class FigureBlock:
 
     figure: Any
     caption: str = ""
-    dpi: int = 110
+    dpi: int = FIGURE_DPI
 
 
 @dataclass(frozen=True)
@@ -135,31 +133,6 @@ class Section:
     title: str
     intro: str = ""
     blocks: list[Block] = field(default_factory=list)
-
-
-def figure_png(figure: Any, dpi: int = 110) -> bytes:
-    """Render a matplotlib figure as PNG bytes, without metadata (reproducible).
-
-    Parameters
-    ----------
-    figure : matplotlib Figure or bytes
-        The figure; PNG bytes are returned unchanged after checking their signature.
-    dpi : int, default 110
-        Resolution.
-
-    Returns
-    -------
-    bytes
-        The PNG file.
-    """
-    if isinstance(figure, bytes | bytearray):
-        data = bytes(figure)
-        if not data.startswith(PNG_SIGNATURE):
-            raise ValueError("FigureBlock bytes are not a PNG image")
-        return data
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    return buffer.getvalue()
 
 
 def _paragraphs(text: str) -> str:

@@ -44,6 +44,10 @@ MAX_PROBLEMS = 40
 
 _BRANCHES = {"interval", "experiment", "fixed", "normal", "lognormal", "beta", "uniform", "pert"}
 
+#: libyaml's parser where PyYAML was built with it (about ten times the pure-Python one); the
+#: constructor, and so what a file reads as, is the safe one either way.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
     (codecs.BOM_UTF32_BE, "utf-32"),
@@ -56,7 +60,7 @@ _BOMS = (
 # --------------------------------------------------------------------------- reading
 
 
-class _StrictLoader(yaml.SafeLoader):
+class _StrictLoader(_SafeLoader):
     """The safe loader, refusing a mapping that repeats a key (YAML keeps the last one)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -185,17 +189,25 @@ def _check_depth(text: str, path: Path) -> None:
     """Refuse a file nested deeper than :data:`MAX_DEPTH` before anything recursive reads it.
 
     YAML's event stream is read iteratively, so the depth is known whatever the interpreter's
-    recursion limit (which libraries loaded earlier may have raised).
+    recursion limit (which libraries loaded earlier may have raised). libyaml's scanner reads
+    ahead and has a nesting limit of its own, which it may meet first.
     """
+    too_deep = SpecError(
+        str(path), [f"nested too deeply (over {MAX_DEPTH} levels); expected a YAML file"]
+    )
     depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
-                what = f"nested too deeply (over {MAX_DEPTH} levels); expected a YAML file"
-                raise SpecError(str(path), [what])
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
+    try:
+        for event in yaml.parse(text, Loader=_SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise too_deep
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        if "maximum nesting depth" in str(exc.problem):
+            raise too_deep from None
+        raise
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
