@@ -31,7 +31,13 @@ if "OPENBLAS_NUM_THREADS" not in os.environ:
 settings.register_profile("repeatable", derandomize=True, database=None)
 settings.load_profile("repeatable")
 
-pytest_plugins = ["fixtures_world", "fixtures_fit", "fixtures_serve"]
+pytest_plugins = [
+    "fixtures_world",
+    "fixtures_fit",
+    "fixtures_serve",
+    "fixtures_events",
+    "fixtures_models",
+]
 
 #: Fixtures that sample a real model.
 SAMPLING_FIXTURES = {"fitted"}

@@ -1,0 +1,1 @@
+"""Fixtures shared by the event-log and engine tests."""
