@@ -154,6 +154,22 @@ def figure_png(figure: Any, dpi: int = FIGURE_DPI) -> bytes:
     return buffer.getvalue()
 
 
+def drawn(files: Mapping[str, Any]) -> dict[str, Any]:
+    """Render each figure among output files to PNG once, for its file and any page showing it.
+
+    Parameters
+    ----------
+    files : mapping
+        File name to content, as :func:`write_content` takes it.
+
+    Returns
+    -------
+    dict
+        The same files, each figure replaced by its :func:`figure_png` bytes.
+    """
+    return {name: figure_png(c) if hasattr(c, "savefig") else c for name, c in files.items()}
+
+
 def write_content(target: Path, content: Any) -> None:
     """Write one output file's content to ``target`` in the format its type implies.
 

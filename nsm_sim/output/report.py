@@ -16,7 +16,7 @@ import pandas as pd
 from nsm_sim.output import html, tables
 from nsm_sim.output.format import fmt
 from nsm_sim.output.tree_diagram import current_levels, tree_svg
-from nsm_sim.serialise import figure_png
+from nsm_sim.serialise import drawn
 
 ASSUMPTIONS = """\
 Elasticities are observational: they are estimated within accounts, with period effects, so \
@@ -419,11 +419,6 @@ def _details_section(analysis: Any) -> html.Section:
     return html.Section("Details and diagnostics", "", blocks)
 
 
-def _drawn(files: dict[str, Any]) -> dict[str, Any]:
-    """Render each figure among the files to PNG once, for both the page and its file."""
-    return {name: figure_png(c) if hasattr(c, "savefig") else c for name, c in files.items()}
-
-
 def report_files(analysis: Any, *, generated: str | None = None) -> dict[str, Any]:
     """Every file of the report: ``report.html`` and the CSV, JSON and PNG behind it.
 
@@ -448,22 +443,21 @@ def report_files(analysis: Any, *, generated: str | None = None) -> dict[str, An
     summaries = analysis.summaries
     validation = analysis.validation
     threshold = validation.threshold if validation is not None else None
-    files: dict[str, Any] = _drawn(
-        {
-            "drivers.csv": summaries["drivers"],
-            "retention.csv": summaries["retention"],
-            "diagnostics.csv": fit.diagnostics,
-            "fit_card.json": fit.card,
-            "retention_curve.csv": analysis.retention_curve,
-            "elasticities.png": evidence_plots.elasticity_forest(summaries["drivers"], north_star),
-            "retention_by_level.png": evidence_plots.retention_by_level(
-                analysis.retention_curve,
-                north_star,
-                tree.retention_horizon,
-                tables.threshold_for_plot(threshold),
-            ),
-        }
-    )
+    files: dict[str, Any] = {
+        "drivers.csv": summaries["drivers"],
+        "retention.csv": summaries["retention"],
+        "diagnostics.csv": fit.diagnostics,
+        "fit_card.json": fit.card,
+        "retention_curve.csv": analysis.retention_curve,
+        "elasticities.png": evidence_plots.elasticity_forest(summaries["drivers"], north_star),
+        "retention_by_level.png": evidence_plots.retention_by_level(
+            analysis.retention_curve,
+            north_star,
+            tree.retention_horizon,
+            tables.threshold_for_plot(threshold),
+        ),
+    }
+    files = drawn(files)
     sections = []
     if fit.warnings:
         sections.append(
@@ -476,20 +470,17 @@ def report_files(analysis: Any, *, generated: str | None = None) -> dict[str, An
     forecast = getattr(analysis, "forecast", None)
     if forecast is not None:
         target = getattr(analysis, "target", None)
-        files.update(_drawn(forecast_files(forecast, target)))
+        files.update(drawn(forecast_files(forecast, target)))
         sections.append(_forecast_section(forecast, target, files))
     if validation is not None:
-        files.update(_drawn(validation_files(validation)))
+        files.update(drawn(validation_files(validation)))
         sections.append(_leading_section(validation, north_star, files))
     sections.append(_drivers_section(analysis, files))
     if analysis.plan is not None:
-        files.update(
-            _drawn(
-                prioritisation_files(
-                    analysis.simulation, analysis.plan, fit.warnings, origin_of(fit)
-                )
-            )
+        plan_files = prioritisation_files(
+            analysis.simulation, analysis.plan, fit.warnings, origin_of(fit)
         )
+        files.update(drawn(plan_files))
         sections.append(_funding_section(analysis.simulation, analysis.plan, files))
     sections.append(_details_section(analysis))
     sections.append(html.Section("Assumptions", "", [html.Text(assumptions(tree))]))
