@@ -12,6 +12,7 @@ layer to a higher one, so a second test counts them too, with the one known exce
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nsm_sim"
@@ -29,6 +30,12 @@ def module_files(root: Path = PACKAGE) -> dict[str, Path]:
             parts.pop()
         modules[".".join(parts)] = path
     return modules
+
+
+@functools.cache
+def _parsed(path: Path) -> ast.Module:
+    """Parse a module once for every graph the tests build from it."""
+    return ast.parse(path.read_text(encoding="utf-8"))
 
 
 def _is_type_checking(test: ast.expr) -> bool:
@@ -64,7 +71,7 @@ def import_graph(modules: dict[str, Path], *, everywhere: bool = False) -> dict[
         is_package = path.name == "__init__.py"
         here = name if is_package else name.rpartition(".")[0]
         targets: set[str] = set()
-        for node in imports(ast.parse(path.read_text(encoding="utf-8")).body):
+        for node in imports(_parsed(path).body):
             if isinstance(node, ast.Import):
                 targets.update(alias.name for alias in node.names)
                 continue
