@@ -23,13 +23,12 @@ def no_signal_world():
     return generate_world(accounts=5000, periods=52, seed=0, churn_slope=0.0, hinge_jump=0.0)
 
 
-def _within_churn_t(world, metric):
+def _within_churn_t(f, metric):
     """t statistic of the two-way demeaned log1p(metric) on churn rows against the other rows.
 
-    Negative: account-periods with a higher metric than usual for the account (and the
-    period) churn less.
+    ``f`` is a world's checked frame. Negative: account-periods with a higher metric than
+    usual for the account (and the period) churn less.
     """
-    f = check_frame(world.panel, world.tree).frame
     dev = demean_two_way(
         np.log1p(f[metric].to_numpy()), pd.factorize(f["account_id"])[0], f["t"].to_numpy()
     )
@@ -124,14 +123,15 @@ def test_logins_is_a_size_proxy_only(demo_world):
     f = check_frame(demo_world.panel, demo_world.tree).frame
     means = np.log1p(f[["logins", "projects_completed"]]).groupby(f["account_id"]).mean()
     assert means.corr().iloc[0, 1] > 0.8  # across accounts logins tracks size (and the NSM)
-    assert abs(_within_churn_t(demo_world, "logins")) < 3  # within: nothing on churn
-    assert _within_churn_t(demo_world, "projects_completed") < -5  # the NSM does
+    assert abs(_within_churn_t(f, "logins")) < 3  # within: nothing on churn
+    assert _within_churn_t(f, "projects_completed") < -5  # the NSM does
 
 
 def test_no_signal_world(demo_world, no_signal_world):
     truth = no_signal_world.truth["churn"]
     assert truth["slope"] == 0 and truth["hinge_jump"] == 0
-    assert abs(_within_churn_t(no_signal_world, "projects_completed")) < 3
+    f = check_frame(no_signal_world.panel, no_signal_world.tree).frame
+    assert abs(_within_churn_t(f, "projects_completed")) < 3
     # same draws: the metrics of the first period are identical, only churn differs
     first = [
         w.panel[w.panel["period"] == w.panel["period"].min()] for w in (demo_world, no_signal_world)
