@@ -478,7 +478,9 @@ def test_a_bundle_that_failed_its_gates_says_so_wherever_it_is_used(inputs, tmp_
     assert result.exit_code == 0, result.output
     page = (out / "report.html").read_text()
     assert "Read this first" in page and "failed its trust gates" in page
-    clean = run(["simulate", str(inputs.scenario), "--fit", str(inputs.bundle), "--json"])
+    clean = run(
+        ["simulate", str(inputs.scenario), "--fit", str(inputs.bundle), *args[2:], "--json"]
+    )
     assert json.loads(clean.stdout)["warnings"] == []
 
 
@@ -486,10 +488,11 @@ def test_a_bundle_that_failed_its_gates_says_so_wherever_it_is_used(inputs, tmp_
 
 
 def test_same_seed_same_numbers_and_no_timings_in_results(inputs):
-    args = ["simulate", str(inputs.scenario), "--fit", str(inputs.bundle), "--seed", "7"]
+    fewer = ["--simulations", "500"]
+    args = ["simulate", str(inputs.scenario), "--fit", str(inputs.bundle), *fewer, "--seed", "7"]
     first, second = run([*args, "--json"]), run([*args, "--json"])
     assert first.exit_code == 0 and first.stdout == second.stdout
-    other = run(["simulate", str(inputs.scenario), "--fit", str(inputs.bundle), "--json"])
+    other = run(["simulate", str(inputs.scenario), "--fit", str(inputs.bundle), *fewer, "--json"])
     assert other.stdout != first.stdout
 
 
