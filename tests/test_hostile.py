@@ -136,7 +136,8 @@ def test_markup_in_names_and_messages_prints_as_written(inputs):
     result = run(["check", str(HOSTILE / "scenario_markup_error.yaml")])
     refused(result, "'[/bold]' is not a node")
     result = run(
-        ["simulate", str(HOSTILE / "scenario_markup.yaml")] + ["--fit", str(inputs.bundle)]
+        ["simulate", str(HOSTILE / "scenario_markup.yaml"), "--fit", str(inputs.bundle)]
+        + ["--simulations", "200"]
     )
     assert result.exit_code == 0, result.output
     assert "[/bold] $x^$ <script>" in result.output
