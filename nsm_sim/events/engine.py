@@ -98,8 +98,10 @@ class Session:
             When DuckDB refuses it (a filter comparing text with a number, say).
         """
         # rendered once: DuckDB runs the formatted text kept for --show-sql (the layout is
-        # whitespace only)
-        text = statement.sql(dialect=DIALECT, pretty=True)
+        # whitespace only). Not copied first: DuckDB's generator rewrites only what these
+        # statements never hold (CONNECT BY, SEQ functions, nested CTEs), so the copy (as
+        # long as the rendering itself) protected nothing.
+        text = statement.sql(dialect=DIALECT, pretty=True, copy=False)
         self.statements.append(text)
         try:
             return self.con.execute(text)

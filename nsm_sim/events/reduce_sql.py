@@ -51,7 +51,8 @@ def _count() -> exp.Expression:
 
 
 def _as(value: exp.Expression, name: str) -> exp.Expression:
-    return exp.alias_(value, name, quoted=True)
+    """Alias a value built for this one place (not copied)."""
+    return exp.alias_(value, name, quoted=True, copy=False)
 
 
 def _double(value: exp.Expression) -> exp.Expression:
@@ -117,11 +118,13 @@ def rows_table(
             _as(exp.cast(col("churned", "p"), exp.DataType.Type.INT), "churned"),
             *values,
             *logs,
+            copy=False,
         )
-        .from_(exp.to_table(source).as_("p"))
+        .from_(exp.to_table(source).as_("p"), copy=False)
         .join(
-            exp.Subquery(this=exp.select("*").from_(period_table(periods)), alias="k"),
+            exp.Subquery(this=exp.select(exp.Star()).from_(period_table(periods)), alias="k"),
             on=exp.cast(col("period", "p"), exp.DataType.Type.DATE).eq(col("period", "k")),
+            copy=False,
         )
     )
 
@@ -130,12 +133,15 @@ def _indicator_sum(conditions: list[exp.Expression]) -> exp.Expression:
     if not conditions:
         return exp.Literal.number(0)
     terms = [
-        exp.case().when(c, exp.Literal.number(1)).else_(exp.Literal.number(0)) for c in conditions
+        exp.case()
+        .when(c, exp.Literal.number(1), copy=False)
+        .else_(exp.Literal.number(0), copy=False)
+        for c in conditions
     ]
     total = terms[0]
     for term in terms[1:]:
         total = exp.Add(this=total, expression=term)
-    return exp.paren(total)
+    return exp.Paren(this=total)
 
 
 def level_of(value: exp.Expression, levels: Sequence[float], exact: bool) -> exp.Expression:
@@ -157,9 +163,11 @@ def tenure_group(edges: Sequence[int]) -> exp.Expression:
     case = exp.case()
     for edge in sorted(edges, reverse=True)[:-1]:
         case = case.when(
-            col("tenure") >= exp.Literal.number(int(edge)), exp.Literal.number(int(edge))
+            col("tenure") >= exp.Literal.number(int(edge)),
+            exp.Literal.number(int(edge)),
+            copy=False,
         )
-    return case.else_(exp.Literal.number(0))
+    return case.else_(exp.Literal.number(0), copy=False)
 
 
 def cell_sums(
@@ -185,9 +193,10 @@ def cell_sums(
             _sum(col(log_column(metric))),
             _sum(_log1p(_double(col("tenure")))),
             _sum(col("churned")),
+            copy=False,
         )
-        .from_(ROWS)
-        .group_by(*grouped)
+        .from_(exp.to_table(ROWS), copy=False)
+        .group_by(*grouped, copy=False)
     )
 
 
@@ -212,13 +221,15 @@ def population_sums(
     of :func:`nsm_sim.data.level_columns`).
     """
     worth = col(value) if value else exp.Literal.number(0)
-    one = exp.Literal.number(1)
-    weight = exp.paren(exp.Add(this=one, expression=_double(col(north_star))))
+
+    def one_plus(name: str) -> exp.Expression:
+        return exp.Paren(this=exp.Add(this=exp.Literal.number(1), expression=_double(col(name))))
+
     shares = [
         _sum(
             exp.Div(
-                this=exp.Mul(this=weight, expression=_double(col(node))),
-                expression=exp.paren(exp.Add(this=one, expression=_double(col(node)))),
+                this=exp.Mul(this=one_plus(north_star), expression=_double(col(node))),
+                expression=one_plus(node),
             )
         )
         for node in nodes
@@ -233,12 +244,13 @@ def population_sums(
             _sum(_double(worth)),
             exp.Min(this=_double(col(north_star))),
             exp.Max(this=_double(col(north_star))),
-            _sum(weight),
+            _sum(one_plus(north_star)),
             *shares,
+            copy=False,
         )
-        .from_(ROWS)
-        .where(alive_at_end(last_t))
-        .group_by(exp.Literal.number(1), exp.Literal.number(2))
+        .from_(exp.to_table(ROWS), copy=False)
+        .where(alive_at_end(last_t), copy=False)
+        .group_by(exp.Literal.number(1), exp.Literal.number(2), copy=False)
     )
 
 
@@ -251,13 +263,14 @@ def values_of(
     """
     selects = []
     for part, value in parts:
-        select = exp.select(_as(part, "part"), _as(_double(value), "v")).from_(ROWS)
+        select = exp.select(_as(part, "part"), _as(_double(value), "v"))
+        select = select.from_(exp.to_table(ROWS), copy=False)
         if where is not None:
-            select = select.where(where)
+            select = select.where(where)  # copied: one condition for every part
         selects.append(select)
     union: exp.Expression = selects[0]
     for select in selects[1:]:
-        union = exp.union(union, select, distinct=False)
+        union = exp.union(union, select, distinct=False, copy=False)
     return union
 
 
@@ -266,8 +279,11 @@ def distinct_values(values: exp.Expression, limit: int) -> exp.Select:
 
     Rows ``(part, v, distinct)``: ``distinct`` is the part's number of distinct values.
     """
+    # ``values`` is the caller's (it may be queried again): copied into the subquery
     per_value = (
-        exp.select(col("part"), col("v")).from_(values.subquery("x")).group_by(col("part"), "v")
+        exp.select(col("part"), col("v"))
+        .from_(values.subquery("x"), copy=False)
+        .group_by(col("part"), exp.column("v"), copy=False)
     )
     rank = exp.Window(
         this=exp.RowNumber(),
@@ -276,12 +292,12 @@ def distinct_values(values: exp.Expression, limit: int) -> exp.Select:
     )
     total = exp.Window(this=_count(), partition_by=[col("part")])
     ranked = exp.select(col("part"), col("v"), _as(rank, "k"), _as(total, "distinct")).from_(
-        per_value.subquery("d")
+        per_value.subquery("d", copy=False), copy=False
     )
     return (
         exp.select(col("part"), col("v"), col("distinct"))
-        .from_(ranked.subquery("r"))
-        .where(col("k") <= exp.Literal.number(limit))
+        .from_(ranked.subquery("r", copy=False), copy=False)
+        .where(col("k") <= exp.Literal.number(limit), copy=False)
     )
 
 
@@ -291,10 +307,11 @@ def order_statistics(values: exp.Expression, wanted: Sequence[tuple[str, int]]) 
     The values are counted per distinct value and accumulated in order (one pass and a sort
     of the distinct values, not of the rows).
     """
+    # ``values`` is the caller's (it may be queried again): copied into the subquery
     per_value = (
         exp.select(col("part"), col("v"), _as(_count(), "c"))
-        .from_(values.subquery("x"))
-        .group_by(col("part"), col("v"))
+        .from_(values.subquery("x"), copy=False)
+        .group_by(col("part"), col("v"), copy=False)
     )
     running = exp.Window(
         this=exp.Sum(this=col("c")),
@@ -305,7 +322,7 @@ def order_statistics(values: exp.Expression, wanted: Sequence[tuple[str, int]]) 
         ),
     )
     cumulative = exp.select(col("part"), col("v"), col("c"), _as(running, "upto")).from_(
-        per_value.subquery("d")
+        per_value.subquery("d", copy=False), copy=False
     )
     table = exp.Values(
         expressions=[
@@ -318,13 +335,15 @@ def order_statistics(values: exp.Expression, wanted: Sequence[tuple[str, int]]) 
     )
     return (
         exp.select(col("part", "w"), col("pos", "w"), col("v", "s"))
-        .from_(exp.Subquery(this=exp.select("*").from_(table), alias="w"))
+        .from_(exp.Subquery(this=exp.select(exp.Star()).from_(table), alias="w"), copy=False)
         .join(
-            cumulative.subquery("s"),
+            cumulative.subquery("s", copy=False),
             on=exp.and_(
                 col("part", "s").eq(col("part", "w")),
                 col("pos", "w") >= exp.Sub(this=col("upto", "s"), expression=col("c", "s")),
                 col("pos", "w") < col("upto", "s"),
+                copy=False,
             ),
+            copy=False,
         )
     )

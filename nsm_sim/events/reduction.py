@@ -258,9 +258,11 @@ def _population(
             else (sorted(distinct[s]), True)
         )
         case = case.when(
-            sql.col("segment").eq(sql.string(s)), q.level_of(sql.col(ns), levels, exact)
+            sql.col("segment").eq(sql.string(s)),
+            q.level_of(sql.col(ns), levels, exact),
+            copy=False,
         )
-    level = case.else_(exp.Literal.number(0)) if counts else exp.Literal.number(0)
+    level = case.else_(exp.Literal.number(0), copy=False) if counts else exp.Literal.number(0)
     value = tree.value if tree.value else None
     nodes = [n for n in tree.nodes if n != ns]
     found = session.rows(q.population_sums(ns, value, level, last_t, nodes))

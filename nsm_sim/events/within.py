@@ -230,35 +230,42 @@ def _meat(
     different parents, and of estimates not identified, are zero.
     """
     V, S, E = len(nodes), len(segments), len(edges)
-    key = [sql.col("segment", "r"), sql.col("t", "r")] if within else [sql.col("segment", "r")]
+    # Every node below is built where it is used and each builder extends its own select
+    # (copy=False): a tree with as many sums as pairs of nodes is not copied at each step.
+
+    def key() -> list[exp.Column]:
+        return [sql.col("segment", "r"), *([sql.col("t", "r")] if within else [])]
+
+    def w(v: int) -> exp.Expression:
+        log = sql.col(q.log_column(nodes[v]), "r")
+        return exp.Paren(this=exp.Sub(this=log, expression=sql.col(f"g{v}", "k")))
+
     shift_rows = [
         [sql.string(seg), *([exp.Literal.number(t)] if within else []), *map(q.number, row)]
         for s, seg in enumerate(segments)
         for t, row in zip(periods[s], shift[s], strict=True)
     ]
     shift_columns = ["segment", *(["t"] if within else []), *[f"g{v}" for v in range(V)]]
-    w = [
-        exp.paren(exp.Sub(this=sql.col(q.log_column(node), "r"), expression=sql.col(f"g{v}", "k")))
-        for v, node in enumerate(nodes)
-    ]
     pairs = [(i, j) for i in range(V) for j in range(i, V)]
     per_account = (
         exp.select(
-            key[0],
+            key()[0],
             sql.col("account_id", "r"),
             _alias(exp.Count(this=exp.Star()), "n"),
-            *[_alias(exp.Sum(this=w[v]), f"w{v}") for v in range(V)],
+            *[_alias(exp.Sum(this=w(v)), f"w{v}") for v in range(V)],
             *[
-                _alias(exp.Sum(this=exp.Mul(this=w[i], expression=w[j])), f"ww{i}_{j}")
+                _alias(exp.Sum(this=exp.Mul(this=w(i), expression=w(j))), f"ww{i}_{j}")
                 for i, j in pairs
             ],
+            copy=False,
         )
-        .from_(exp.to_table(q.ROWS).as_("r"))
+        .from_(exp.to_table(q.ROWS).as_("r"), copy=False)
         .join(
             _inline(shift_rows, shift_columns, "k"),
-            on=exp.and_(*[c.eq(sql.col(c.name, "k")) for c in key]),
+            on=exp.and_(*[c.eq(sql.col(c.name, "k")) for c in key()], copy=False),
+            copy=False,
         )
-        .group_by(key[0], sql.col("account_id", "r"))
+        .group_by(key()[0], sql.col("account_id", "r"), copy=False)
     )
 
     def centred(i: int, j: int) -> exp.Expression:
@@ -270,7 +277,7 @@ def _meat(
             this=exp.Mul(this=sql.col(f"w{i}", "a"), expression=sql.col(f"w{j}", "a")),
             expression=sql.col("n", "a"),
         )
-        return exp.paren(exp.Sub(this=total, expression=means))
+        return exp.Paren(this=exp.Sub(this=total, expression=means))
 
     scores = []
     for e, (y, x) in enumerate(edges):
@@ -285,11 +292,12 @@ def _meat(
     ]
     coefficient_columns = ["segment", *[f"b{e}" for e in range(E)]]
     per_score = (
-        exp.select(sql.col("segment", "a"), *scores)
-        .from_(per_account.subquery("a"))
+        exp.select(sql.col("segment", "a"), *scores, copy=False)
+        .from_(per_account.subquery("a", copy=False), copy=False)
         .join(
             _inline(coefficient_rows, coefficient_columns, "c"),
             on=sql.col("segment", "a").eq(sql.col("segment", "c")),
+            copy=False,
         )
     )
     same_parent = [(e, f) for e in range(E) for f in range(e, E) if edges[e][0] == edges[f][0]]
@@ -301,9 +309,10 @@ def _meat(
                 exp.Sum(this=exp.Mul(this=sql.col(f"s{e}"), expression=sql.col(f"s{f}")))
                 for e, f in same_parent
             ],
+            copy=False,
         )
-        .from_(per_score.subquery("g"))
-        .group_by(sql.col("segment"))
+        .from_(per_score.subquery("g", copy=False), copy=False)
+        .group_by(sql.col("segment"), copy=False)
     )
     index = {seg: i for i, seg in enumerate(segments)}
     meat = np.zeros((S, E, E))
@@ -318,7 +327,8 @@ def _meat(
 
 
 def _alias(value: exp.Expression, name: str) -> exp.Expression:
-    return exp.alias_(value, name, quoted=True)
+    """Alias a value built for this one place (not copied)."""
+    return exp.alias_(value, name, quoted=True, copy=False)
 
 
 def _inline(rows: list[list[exp.Expression]], columns: list[str], alias: str) -> exp.Subquery:
@@ -329,4 +339,4 @@ def _inline(rows: list[list[exp.Expression]], columns: list[str], alias: str) ->
             this=exp.to_identifier("v"), columns=[exp.to_identifier(c) for c in columns]
         ),
     )
-    return exp.Subquery(this=exp.select("*").from_(values), alias=alias)
+    return exp.Subquery(this=exp.select("*").from_(values, copy=False), alias=alias)

@@ -28,9 +28,10 @@ def account_sums(nodes: Sequence[str]) -> exp.Select:
             _as(exp.Min(this=col("t")), "first_t"),
             _as(exp.Max(this=col("t")), "last_t"),
             *[_as(_sum(col(log_column(v))), log_column(v)) for v in nodes],
+            copy=False,
         )
-        .from_(ROWS)
-        .group_by(col("segment"), col("account_id"))
+        .from_(exp.to_table(ROWS), copy=False)
+        .group_by(col("segment"), col("account_id"), copy=False)
     )
 
 
@@ -47,14 +48,16 @@ def _centered(nodes: Sequence[str]) -> exp.Select:
         for v in nodes
     ]
     return (
-        exp.select(col("segment", "r"), col("t", "r"), *centered)
-        .from_(exp.to_table(ROWS).as_("r"))
+        exp.select(col("segment", "r"), col("t", "r"), *centered, copy=False)
+        .from_(exp.to_table(ROWS).as_("r"), copy=False)
         .join(
             exp.to_table(ACCOUNTS).as_("a"),
             on=exp.and_(
                 col("segment", "r").eq(col("segment", "a")),
                 col("account_id", "r").eq(col("account_id", "a")),
+                copy=False,
             ),
+            copy=False,
         )
     )
 
@@ -73,18 +76,24 @@ def within_products(nodes: Sequence[str]) -> exp.Select:
     The products are the upper triangle of the ``nodes`` x ``nodes`` matrix, row by row.
     """
     return (
-        exp.select(col("segment"), _count(), *_products(nodes))
-        .from_(_centered(nodes).subquery("c"))
-        .group_by(col("segment"))
+        exp.select(col("segment"), _count(), *_products(nodes), copy=False)
+        .from_(_centered(nodes).subquery("c", copy=False), copy=False)
+        .group_by(col("segment"), copy=False)
     )
 
 
 def period_sums(nodes: Sequence[str]) -> exp.Select:
     """Select per segment and period: rows and the sums of the logs less their account means."""
     return (
-        exp.select(col("segment"), col("t"), _count(), *[_sum(col(log_column(v))) for v in nodes])
-        .from_(_centered(nodes).subquery("c"))
-        .group_by(col("segment"), col("t"))
+        exp.select(
+            col("segment"),
+            col("t"),
+            _count(),
+            *[_sum(col(log_column(v))) for v in nodes],
+            copy=False,
+        )
+        .from_(_centered(nodes).subquery("c", copy=False), copy=False)
+        .group_by(col("segment"), col("t"), copy=False)
     )
 
 
@@ -139,7 +148,8 @@ def pooled_products(nodes: Sequence[str]) -> exp.Select:
             _count(),
             *[_sum(col(log_column(v))) for v in nodes],
             *_products(nodes),
+            copy=False,
         )
-        .from_(ROWS)
-        .group_by(col("segment"))
+        .from_(exp.to_table(ROWS), copy=False)
+        .group_by(col("segment"), copy=False)
     )
