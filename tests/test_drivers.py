@@ -1,6 +1,9 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import xarray as xr
+from fixtures_models import compile_at
 from scipy import stats as sps
 
 from nsm_sim.data import check_frame, demean_two_way, driver_stats
@@ -40,10 +43,47 @@ def _rows(panel, parent, within):
     return out
 
 
-def _point(model, rng):
-    """A fixed point on the unconstrained scale, away from the initial point."""
-    point = model.initial_point()
+def _point(model, rng, start=None):
+    """A fixed point on the unconstrained scale, away from the initial point (``start``)."""
+    point = model.initial_point() if start is None else start
     return {k: v + rng.normal(0.0, 0.3, np.shape(v)) for k, v in point.items()}
+
+
+def _terms(model, tree):
+    """Each parent's likelihood term (the potentials ``driver_loglik_<parent>``), per segment."""
+    return model.logp(
+        vars=[model[f"driver_loglik_{parent}"] for parent in tree.children],
+        jacobian=False,
+        sum=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def calibrated_marginal(small):
+    """The marginal model of the tree with EXPERIMENTS, built and compiled once.
+
+    ``at(point)`` gives, from one compiled function, the log density and its gradient (both
+    without the Jacobian) and then each parent's term (:func:`_terms`).
+    """
+    tree = calibrated(small.tree)
+    stats = {p: driver_stats(small, p) for p in tree.children}
+    model = build_driver_model(stats, tree, marginal=True)
+    outs = [model.logp(jacobian=False), model.dlogp(jacobian=False), *_terms(model, tree)]
+    return SimpleNamespace(
+        tree=tree, stats=stats, model=model, start=model.initial_point(), at=compile_at(model, outs)
+    )
+
+
+@pytest.fixture(scope="module")
+def explicit_terms(small):
+    """Each parent's term of the model with explicit elasticities, at a point (compiled once).
+
+    Its likelihood does not involve the priors, so the experiments do not change it.
+    """
+    tree = small.tree
+    stats = {p: driver_stats(small, p) for p in tree.children}
+    model = build_driver_model(stats, tree, marginal=False)
+    return compile_at(model, _terms(model, tree))
 
 
 @pytest.mark.parametrize("within", [True, False])
@@ -106,28 +146,26 @@ def calibrated(tree, experiments=EXPERIMENTS):
 
 
 @pytest.mark.parametrize("with_experiments", [False, True])
-def test_integrated_likelihood_is_the_exact_marginal(small, with_experiments):
+def test_integrated_likelihood_is_the_exact_marginal(
+    small, calibrated_marginal, explicit_terms, with_experiments
+):
     """log p(data | tau, sigma) = log L(b) + log p(b | mu) + log p(mu) - log p(mu, b | data)."""
-    tree = calibrated(small.tree) if with_experiments else small.tree
-    prior = edge_priors(tree)
-    stats = {p: driver_stats(small, p) for p in tree.children}
-    marginal = build_driver_model(stats, tree, marginal=True)
-    explicit = build_driver_model(stats, tree, marginal=False)
     rng = np.random.default_rng(1)
-    point = _point(marginal, rng)
+    # one compiled function per model, giving each parent's term
+    if with_experiments:
+        tree, stats = calibrated_marginal.tree, calibrated_marginal.stats
+        point = _point(calibrated_marginal.model, rng, calibrated_marginal.start)
+        marginal_logp = calibrated_marginal.at(point)[2:]
+    else:
+        tree = small.tree
+        stats = {p: driver_stats(small, p) for p in tree.children}
+        marginal = build_driver_model(stats, tree, marginal=True)
+        point = _point(marginal, rng)
+        marginal_logp = compile_at(marginal, _terms(marginal, tree))(point)
+    prior = edge_priors(tree)
     tau = np.exp(point["elasticity_tau_log__"])
     sigma = np.exp(point["driver_sigma_log__"])
-    # one compiled function per model, giving each parent's term
-    explicit_logp = explicit.compile_logp(
-        vars=[explicit[f"driver_loglik_{parent}"] for parent in tree.children],
-        jacobian=False,
-        sum=False,
-    )
-    marginal_logp = marginal.compile_logp(
-        vars=[marginal[f"driver_loglik_{parent}"] for parent in tree.children],
-        jacobian=False,
-        sum=False,
-    )(point)
+    explicit_logp = explicit_terms
     start = 0
     for j, parent in enumerate(tree.children):
         r = reduce_stats(stats[parent])
@@ -162,15 +200,15 @@ def test_integrated_likelihood_is_the_exact_marginal(small, with_experiments):
         start += K
 
 
-def test_integrated_likelihood_gradient_matches_finite_differences(small):
+def test_integrated_likelihood_gradient_matches_finite_differences(calibrated_marginal):
     """The model's gradient (the Op's analytic one) against central differences."""
-    tree = calibrated(small.tree)
-    stats = {p: driver_stats(small, p) for p in tree.children}
-    model = build_driver_model(stats, tree, marginal=True)
-    logp = model.compile_logp(jacobian=False)
-    dlogp = model.compile_dlogp(jacobian=False)
-    point = _point(model, np.random.default_rng(2))
-    grad = dlogp(point)
+    model = calibrated_marginal.model
+
+    def logp(point):
+        return calibrated_marginal.at(point)[0]
+
+    point = _point(model, np.random.default_rng(2), calibrated_marginal.start)
+    grad = calibrated_marginal.at(point)[1]
     names = [v.name for v in model.value_vars]
     sizes = [point[n].size for n in names]
     numeric, h = [], 1e-6

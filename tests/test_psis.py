@@ -34,15 +34,30 @@ def _fit(seed=0, chains=2, draws=300, accounts=400):
     return az.InferenceData(posterior=post, log_likelihood=ll)
 
 
+def _with_warnings(compute, idata):
+    """``compute(idata)`` and the messages of every warning it raised."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = compute(idata)
+    return result, [str(w.message) for w in caught]
+
+
+@pytest.fixture(scope="module")
+def loos():
+    """Per seed of :func:`_fit`: ArviZ's LOO and ours, each with the warnings it raised."""
+    fits = {seed: _fit(seed) for seed in (0, 1)}
+    return {
+        seed: {
+            "theirs": _with_warnings(lambda i: az.loo(i, pointwise=True), idata),
+            "ours": _with_warnings(loo, idata),
+        }
+        for seed, idata in fits.items()
+    }
+
+
 @pytest.mark.parametrize("seed", [0, 1])
-def test_loo_is_arviz_loo(seed):
-    idata = _fit(seed)
-    with warnings.catch_warnings(record=True) as theirs_w:
-        warnings.simplefilter("always")
-        theirs = az.loo(idata, pointwise=True)
-    with warnings.catch_warnings(record=True) as ours_w:
-        warnings.simplefilter("always")
-        ours = loo(idata)
+def test_loo_is_arviz_loo(loos, seed):
+    (theirs, theirs_w), (ours, ours_w) = loos[seed]["theirs"], loos[seed]["ours"]
     assert np.nanmax(theirs.pareto_k.values) > 0.7  # the smoothing and its warning are tested
     assert np.any(np.isinf(theirs.pareto_k.values))  # and the tied account's fallback
     for key in ("elpd_loo", "se", "p_loo"):
@@ -52,14 +67,13 @@ def test_loo_is_arviz_loo(seed):
     np.testing.assert_allclose(ours.loo_i.values, theirs.loo_i.values, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(ours.pareto_k.values, theirs.pareto_k.values, rtol=1e-10)
     assert list(ours.loo_i["account"].values) == list(theirs.loo_i["account"].values)
-    assert [str(w.message) for w in ours_w] == [str(w.message) for w in theirs_w]
+    assert ours_w == theirs_w
 
 
-@pytest.mark.filterwarnings("ignore:Estimated shape parameter of Pareto")
-def test_compare_takes_it():
-    fits = {"a": _fit(0), "b": _fit(1)}
-    theirs = az.compare({k: az.loo(v, pointwise=True) for k, v in fits.items()}, ic="loo")
-    ours = az.compare({k: loo(v) for k, v in fits.items()}, ic="loo")
+def test_compare_takes_it(loos):
+    names = {"a": 0, "b": 1}
+    theirs = az.compare({k: loos[seed]["theirs"][0] for k, seed in names.items()}, ic="loo")
+    ours = az.compare({k: loos[seed]["ours"][0] for k, seed in names.items()}, ic="loo")
     np.testing.assert_allclose(ours["elpd_diff"], theirs["elpd_diff"], rtol=1e-9)
     np.testing.assert_allclose(ours["dse"], theirs["dse"], rtol=1e-9)
 

@@ -40,16 +40,18 @@ def test_churn_logit_is_the_same_on_numpy_and_pytensor():
     assert churn_logit(np.log1p(7.5), 0.0, 0.0, 0.0, 0.0, -0.7, 7.5) == pytest.approx(-0.35)
 
 
-def _at(model, point, *names):
-    """Model variables' values at a point of the value variables (one compiled function)."""
-    fn = model.compile_fn(
-        model.replace_rvs_by_values([model[name] for name in names]),
-        inputs=model.value_vars,
-        on_unused_input="ignore",
-        point_fn=True,
-    )
+def _at(model, point, *names, logp=None):
+    """Model variables' values at a point of the value variables (one compiled function).
+
+    With ``logp`` (keyword arguments of ``Model.logp``) the model's log density comes first,
+    from the same function.
+    """
+    outs = model.replace_rvs_by_values([model[name] for name in names])
+    if logp is not None:
+        outs = [model.logp(**logp), *outs]
+    fn = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore", point_fn=True)
     values = fn(point)
-    return values if len(names) > 1 else values[0]
+    return values if len(outs) > 1 else values[0]
 
 
 def _few_levels_panel():
@@ -69,11 +71,12 @@ def test_binomial_cells_equal_the_per_row_bernoulli_log_density(hinge):
     point = model.initial_point()
     rng = np.random.default_rng(2)
     point = {k: v + rng.normal(0.0, 0.2, np.shape(v)) for k, v in point.items()}
-    got = model.compile_logp(vars=[model["churn_cells"]], jacobian=False)(point)
-    # the same parameters on every row
-    # the parameters at that point (deterministics as functions of the value variables)
+    # the potential's log density and the parameters at that point (deterministics as
+    # functions of the value variables), from one compiled function
     names = ("churn_intercept", "churn_slope", "tenure_slope") + (("hinge_jump",) if hinge else ())
-    values = _at(model, point, *names)
+    got, *values = _at(
+        model, point, *names, logp={"vars": [model["churn_cells"]], "jacobian": False}
+    )
     f = panel.frame
     seg = pd.Categorical(f["segment"], categories=list(panel.segments)).codes
 
@@ -199,24 +202,17 @@ def test_churn_slope_interval_contains_truth(fitted, world, panel):
 # --------------------------------------------------------------------------- any metric, any rows
 
 
-def _jittered(model, seed=0):
-    rng = np.random.default_rng(seed)
-    return {k: v + rng.normal(0.0, 0.3, np.shape(v)) for k, v in model.initial_point().items()}
-
-
-def test_logp_on_any_metric_is_the_binomial_of_its_cells(panel):
+def test_logp_on_any_metric_is_the_binomial_of_its_cells(logins_retention):
     """The model's likelihood on a candidate metric's cells, by hand (intercept centred)."""
-    cells = churn_cells(panel, "logins", bins=10)
-    model = build_retention_model(cells, hinge=False)
-    point = _jittered(model)
-    got = model.compile_logp(vars=[model["churn_cells"]], sum=True)(point)
-    c = cells.frame
+    fresh = logins_retention(False)  # logins, the early rows
+    point, got = fresh.point, fresh.churn_cells_logp
+    c = fresh.cells.frame
     seg = c["segment_idx"].to_numpy()
     n = c["at_risk"].to_numpy()
     # the centring: each segment's at-risk weighted mean of x and log tenure
     x_ref = (c["x"] * n).groupby(seg).sum().to_numpy() / np.bincount(seg, weights=n)
     lt_ref = (c["log_tenure"] * n).groupby(seg).sum().to_numpy() / np.bincount(seg, weights=n)
-    slope, model_intercept = _at(model, point, "churn_slope", "churn_intercept")
+    slope, model_intercept = fresh.churn_slope, fresh.churn_intercept
     tenure_slope = point["tenure_slope"]
     intercept = point["churn_intercept_c"] - slope * x_ref - tenure_slope * lt_ref
     assert np.allclose(intercept, model_intercept)
@@ -226,19 +222,17 @@ def test_logp_on_any_metric_is_the_binomial_of_its_cells(panel):
 
 
 @pytest.mark.parametrize("hinge", [False, True])
-def test_swapped_data_give_the_model_built_on_them(panel, hinge):
+def test_swapped_data_give_the_model_built_on_them(panel, logins_retention, hinge):
     """Cells of another metric and rows put into a built model: the same logp and start."""
     first = churn_cells(panel, bins=12)
-    early = (panel.frame["t"] < 25).to_numpy()
-    other = churn_cells(panel, "logins", rows=early, bins=40)
+    fresh = logins_retention(hinge)  # logins, the early rows, 40 bins
     swapped = build_retention_model(first, hinge=hinge)
-    pm.set_data(retention_data(other, hinge=hinge), model=swapped)
-    fresh = build_retention_model(other, hinge=hinge)
+    pm.set_data(retention_data(fresh.cells, hinge=hinge), model=swapped)
     swapped_start = swapped.initial_point()
-    for name, value in fresh.initial_point().items():
+    assert swapped_start.keys() == fresh.start.keys()
+    for name, value in fresh.start.items():
         np.testing.assert_allclose(swapped_start[name], value, rtol=1e-12)
-    point = _jittered(fresh, seed=3)
-    assert swapped.compile_logp()(point) == pytest.approx(fresh.compile_logp()(point), rel=1e-12)
+    assert swapped.compile_logp()(fresh.point) == pytest.approx(fresh.logp, rel=1e-12)
 
 
 @pytest.mark.slow
@@ -395,10 +389,8 @@ def test_account_log_likelihood_is_the_sum_of_its_rows_bernoullis(panel, hinge):
     np.testing.assert_allclose(ll[0, d], np.bincount(acc, row_ll), rtol=1e-10)
 
 
-def test_hinge_profile_peaks_at_a_planted_threshold():
-    world = generate_world(3000, 40, seed=4, churn_slope=-0.3, hinge_jump=-1.2, hinge_tau=6.0)
-    panel = check_frame(world.panel, world.tree)
-    grid = hinge_grid(churn_cells(panel, bins=80))
+def test_hinge_profile_peaks_at_a_planted_threshold(planted_step_cells):
+    grid = hinge_grid(planted_step_cells)
     best = grid["profile"].loc[grid["profile"]["log_lik"].idxmax()]
     assert best["tau"] == pytest.approx(6.0, rel=0.15)
     assert best["jump"] < -0.5
@@ -410,14 +402,14 @@ def test_hinge_profile_peaks_at_a_planted_threshold():
 # --------------------------------------------------------------------------- the step by evidence
 
 
-def test_the_step_is_on_only_where_the_data_call_for_it():
-    planted = generate_world(3000, 40, seed=4, churn_slope=-0.3, hinge_jump=-1.2, hinge_tau=6.0)
+def test_the_step_is_on_only_where_the_data_call_for_it(planted_step_cells):
     smooth = generate_world(3000, 40, seed=4, churn_slope=-0.3, hinge_jump=0.0)
     binary = generate_world(1000, 30, seed=2, binary_north_star=True)
     evidence = {
         name: step_evidence(churn_cells(check_frame(w.panel, w.tree), bins=80))
-        for name, w in (("planted", planted), ("smooth", smooth), ("binary", binary))
+        for name, w in (("smooth", smooth), ("binary", binary))
     }
+    evidence["planted"] = step_evidence(planted_step_cells)
     assert evidence["planted"]["on"] and evidence["planted"]["elpd_gain"] > 20
     assert not evidence["smooth"]["on"] and evidence["smooth"]["elpd_gain"] < 4
     # a 0/1 North Star: two levels, no step to look for

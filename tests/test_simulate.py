@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import integrate, optimize, stats
+from scipy import integrate, optimize, special, stats
 from scipy.special import expit
 
 from nsm_sim.data import Population, check_frame, starting_population
@@ -173,10 +173,21 @@ def test_lifts_below_minus_100_percent_are_clipped():
 
 
 def ratio_cdf(q, control, treatment):
-    """P(p_t / p_c - 1 <= q) for independent Betas, by numerical integration."""
-    fc, ft = stats.beta(*control), stats.beta(*treatment)
-    lo, hi = fc.ppf(1e-12), fc.ppf(1 - 1e-12)
-    val, _ = integrate.quad(lambda p: fc.pdf(p) * ft.cdf((1 + q) * p), lo, hi, limit=200)
+    """P(p_t / p_c - 1 <= q) for independent Betas, by numerical integration.
+
+    The integrand (control's density times treatment's distribution function) calls
+    ``scipy.special`` directly: a frozen ``scipy.stats`` distribution costs about 50 us a call
+    in argument checks, and the root finding below integrates some 60 times.
+    """
+    (a_c, b_c), (a_t, b_t) = control, treatment
+    lo, hi = special.betaincinv(a_c, b_c, [1e-12, 1 - 1e-12])
+    log_beta = special.betaln(a_c, b_c)
+
+    def integrand(p):
+        density = math.exp((a_c - 1) * math.log(p) + (b_c - 1) * math.log1p(-p) - log_beta)
+        return density * special.betainc(a_t, b_t, min((1 + q) * p, 1.0))
+
+    val, _ = integrate.quad(integrand, lo, hi, limit=200)
     return val
 
 
