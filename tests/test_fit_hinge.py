@@ -13,7 +13,7 @@ from nsm_sim.errors import InputError
 from nsm_sim.models import inference
 from nsm_sim.models.retention import HINGE_MIN_LEVELS, combined_effect, step_evidence
 from nsm_sim.output import terminal
-from nsm_sim.synth import generate_world
+from nsm_sim.synth import generate_world, write_world
 
 runner = CliRunner()
 
@@ -52,11 +52,20 @@ def test_auto_leaves_the_step_out_where_the_data_do_not_call_for_it(options, why
         assert choice["elpd_gain"] < 4
 
 
+@pytest.fixture(scope="module")
+def small_world_dir(tmp_path_factory):
+    """A world of 100 accounts x 10 weeks as panel.csv and tree.yaml: what the command reads
+    before it fits (the fit is replaced)."""
+    out = tmp_path_factory.mktemp("small_world")
+    write_world(generate_world(accounts=100, periods=10, seed=3), out)
+    return out
+
+
 @pytest.mark.parametrize(
     "args, asked",
     [([], "auto"), (["--hinge", "on"], "on"), (["--hinge", "off"], "off"), (["--no-hinge"], "off")],
 )
-def test_the_fit_command_passes_the_choice_on(world_dir, tmp_path, monkeypatch, args, asked):
+def test_the_fit_command_passes_the_choice_on(small_world_dir, tmp_path, monkeypatch, args, asked):
     seen = {}
 
     def fake_fit(panel, **settings):
@@ -64,16 +73,16 @@ def test_the_fit_command_passes_the_choice_on(world_dir, tmp_path, monkeypatch, 
         raise InputError("fit", ["stopped by the test"])
 
     monkeypatch.setattr(inference, "fit", fake_fit)
-    tree = str(world_dir / "tree.yaml")
-    data = str(world_dir / "panel.csv")
+    tree = str(small_world_dir / "tree.yaml")
+    data = str(small_world_dir / "panel.csv")
     out = str(tmp_path / "fit")
     result = runner.invoke(app, ["fit", tree, "--data", data, "--out", out, *args])
     assert result.exit_code == 2 and "stopped by the test" in result.output
     assert seen["hinge"] == asked
 
 
-def test_the_fit_command_refuses_another_hinge_value(world_dir, tmp_path):
-    tree = str(world_dir / "tree.yaml")
+def test_the_fit_command_refuses_another_hinge_value(small_world_dir, tmp_path):
+    tree = str(small_world_dir / "tree.yaml")
     result = runner.invoke(app, ["fit", tree, "--out", str(tmp_path / "f"), "--hinge", "yes"])
     assert result.exit_code == 2
     assert "auto" in result.output and "off" in result.output
