@@ -7,6 +7,7 @@ last digits differ (observed: about 1e-12 relative). The residual sums ``sum_y``
 ``sum_x`` are 0 in the engine and 0 to rounding in memory (atol).
 """
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -108,10 +109,16 @@ def engine_reduction(synthetic):
     return reduce_events(synthetic["tree"])
 
 
+@pytest.fixture(scope="module")
+def memory_reduction(built):
+    """The within reduction of the built panel in memory (read only)."""
+    return reduce_panel(built.panel)
+
+
 def test_the_reduction_of_events_in_duckdb_equals_the_reduction_in_memory(
-    synthetic, built, engine_reduction
+    synthetic, built, engine_reduction, memory_reduction
 ):
-    memory = reduce_panel(built.panel)
+    memory = memory_reduction
     engine = engine_reduction
     assert_same_reduction(memory, engine)
     pooled = reduce_events(synthetic["tree"], within=False)
@@ -119,12 +126,13 @@ def test_the_reduction_of_events_in_duckdb_equals_the_reduction_in_memory(
     assert pooled.fingerprint != engine.fingerprint
 
 
-def test_a_panel_file_reduces_in_duckdb_as_in_memory(built, engine_reduction, tmp_path):
+def test_a_panel_file_reduces_in_duckdb_as_in_memory(
+    built, engine_reduction, memory_reduction, tmp_path
+):
     path = tmp_path / "panel.parquet"
     built.frame.to_parquet(path, index=False)
     engine = reduce_panel_file(path, built.panel.tree)
-    memory = reduce_panel(built.panel)
-    assert_same_reduction(memory, engine, same_source=False)
+    assert_same_reduction(memory_reduction, engine, same_source=False)
     assert engine.fingerprint == engine_reduction.fingerprint
 
 
@@ -132,6 +140,16 @@ def test_a_panel_file_reduces_in_duckdb_as_in_memory(built, engine_reduction, tm
 
 
 def hard_panel(seed: int, levels: int | None = None) -> tuple[pd.DataFrame, object]:
+    """A panel with what the closed form must get right (a new frame on every call).
+
+    The same as :func:`_hard_panel`'s, made once per seed and level count.
+    """
+    frame, tree = _hard_panel(seed, levels)
+    return frame.copy(), tree
+
+
+@functools.cache
+def _hard_panel(seed: int, levels: int | None = None) -> tuple[pd.DataFrame, object]:
     """A panel with what the closed form must get right.
 
     Accounts of all lifetimes; in segment ``split`` two groups of accounts that never share
@@ -177,11 +195,17 @@ def hard_panel(seed: int, levels: int | None = None) -> tuple[pd.DataFrame, obje
     return frame[["account_id", "period", "plan", *tree.metrics, "churned"]], tree
 
 
+@functools.cache
+def checked_hard_panel(levels: int | None) -> tuple[pd.DataFrame, object, object]:
+    """The hard panel of seed 4, its tree and the panel checked (shared: read only)."""
+    frame, tree = hard_panel(seed=4, levels=levels)
+    return frame, tree, check_frame(frame, tree, source="hard")
+
+
 @pytest.mark.parametrize("levels", [None, 12])
 @pytest.mark.parametrize("within", [True, False])
 def test_hard_panels_reduce_in_duckdb_as_in_memory(levels, within):
-    frame, tree = hard_panel(seed=4, levels=levels)
-    panel = check_frame(frame, tree, source="hard")
+    frame, tree, panel = checked_hard_panel(levels)
     assert panel.warnings  # accounts that stop early without churning
     memory = reduce_panel(panel, within=within)
     with Session("hard") as session:
@@ -252,10 +276,11 @@ def test_the_fit_reads_the_reduction_in_memory_by_default_and_in_the_engine_when
 def test_a_world_split_into_many_more_events_reduces_to_the_worlds_reduction(tmp_path):
     from nsm_sim.events.synthetic import write_scaled_events
 
+    # about 17 events per value of the panel (892 account-weeks x 8 metrics), in 4 files
     paths = write_scaled_events(
-        tmp_path / "scaled", events=400_000, accounts=120, periods=10, seed=2, chunk_events=150_000
+        tmp_path / "scaled", events=120_000, accounts=120, periods=10, seed=2, chunk_events=45_000
     )
-    assert 380_000 < paths["written"] < 420_000
+    assert 114_000 < paths["written"] < 126_000
     assert len(list(paths["events"].glob("part-*.parquet"))) >= 3
     world = generate_world(accounts=120, periods=10, seed=2)
     memory = reduce_panel(check_frame(world.panel, world.tree))

@@ -2,6 +2,7 @@
 against an independent pandas computation on small event logs; the checks of bad input;
 the synthetic world's round trip; the build command."""
 
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -112,17 +113,28 @@ def week_of(stamps: pd.Series) -> pd.Series:
 
 
 def reference_grid(accounts: pd.DataFrame, observed_until=END) -> pd.DataFrame:
-    """The panel's rows by the end-date rule, computed account by account in pandas."""
+    """The panel's rows by the end-date rule, in numpy.
+
+    Per account every week from the week it started (or the first week) to the week holding
+    the last moment before it churned (or the last week); churned in that week.
+    """
     last = START + pd.Timedelta(days=7 * (WEEKS - 1))
-    rows = []
-    for acct in accounts.itertuples():
-        start = max(START, week_of(pd.Series([acct.created_at]))[0])
-        churned = pd.notna(acct.churned_at) and acct.churned_at <= observed_until
-        end = week_of(pd.Series([acct.churned_at - pd.Timedelta(1, "us")]))[0] if churned else last
-        for period in pd.date_range(start, end, freq="7D"):
-            flag = int(churned and period == end)
-            rows.append((acct.account_id, period, acct.plan, flag))
-    return pd.DataFrame(rows, columns=["account_id", "period", "plan", "churned"])
+    start = week_of(accounts["created_at"]).clip(lower=START).to_numpy("datetime64[ns]")
+    churned = (accounts["churned_at"] <= observed_until).to_numpy()  # False when not churned
+    end = week_of(accounts["churned_at"] - pd.Timedelta(1, "us")).where(churned, last)
+    end = end.to_numpy("datetime64[ns]")
+    weeks = np.maximum((end - start) // np.timedelta64(7, "D") + 1, 0)
+    row = np.repeat(np.arange(len(accounts)), weeks)
+    week = np.arange(len(row)) - np.repeat(np.cumsum(weeks) - weeks, weeks)
+    period = start[row] + week * np.timedelta64(7, "D")
+    return pd.DataFrame(
+        {
+            "account_id": accounts["account_id"].to_numpy()[row],
+            "period": period,
+            "plan": accounts["plan"].to_numpy()[row],
+            "churned": (churned[row] & (period == end[row])).astype(int),
+        }
+    )
 
 
 def per_period(events: pd.DataFrame, value: pd.Series | None = None) -> pd.Series:
@@ -153,10 +165,19 @@ def log():
     return random_log(seed=5)
 
 
+@pytest.fixture(scope="module")
+def log_files(tmp_path_factory, log):
+    """The log written once (tests that change it write their own)."""
+    out = tmp_path_factory.mktemp("log")
+    write_log(out, *log)
+    return out
+
+
 @pytest.fixture
-def case(tmp_path, log):
+def case(tmp_path, log, log_files):
     events, accounts = log
-    write_log(tmp_path, events, accounts)
+    for name in ("events.parquet", "accounts.parquet"):
+        shutil.copyfile(log_files / name, tmp_path / name)
     return tmp_path, events.copy(), accounts.copy()
 
 
@@ -278,11 +299,22 @@ def test_rolling_window_and_threshold_over_it_match_pandas(case):
     period_end = expected["period"] + pd.Timedelta(days=7)  # exclusive: midnight after the last day
 
     def rolling(subset: pd.DataFrame, days: int, value: str | None) -> np.ndarray:
+        """Per row: the events of its account at or after ``end - days`` and before ``end``."""
         out = np.zeros(len(expected))
-        for i, (acct, end) in enumerate(zip(expected["account_id"], period_end, strict=True)):
-            inside = (subset["account"] == acct) & (subset["ts"] >= end - pd.Timedelta(days=days))
-            inside &= subset["ts"] < end
-            out[i] = subset.loc[inside, value].sum() if value else inside.sum()
+        ends = period_end.to_numpy()
+        of_account = dict(list(subset.groupby("account")))
+        for acct, rows in expected.groupby("account_id").indices.items():
+            if acct not in of_account:
+                continue
+            own = of_account[acct].sort_values("ts", kind="stable")
+            stamps = own["ts"].to_numpy()
+            after = np.searchsorted(stamps, ends[rows] - np.timedelta64(days, "D"), side="left")
+            before = np.searchsorted(stamps, ends[rows], side="left")
+            if value:
+                values = own[value].to_numpy()
+                out[rows] = [values[lo:hi].sum() for lo, hi in zip(after, before, strict=True)]
+            else:
+                out[rows] = before - after
         return out
 
     expected["projects_30d"] = rolling(done, 30, None)
@@ -749,7 +781,15 @@ def synthetic(tmp_path_factory):
     return out, paths
 
 
-def test_the_synthetic_events_build_back_the_worlds_panel_column_by_column(synthetic):
+@pytest.fixture(scope="module")
+def synthetic_build(synthetic):
+    """The panel built from the synthetic world's events (read only)."""
+    return build_panel(synthetic[1]["tree"])
+
+
+def test_the_synthetic_events_build_back_the_worlds_panel_column_by_column(
+    synthetic, synthetic_build
+):
     out, paths = synthetic
     assert sorted(p.name for p in out.iterdir()) == [
         "accounts.parquet",
@@ -760,7 +800,7 @@ def test_the_synthetic_events_build_back_the_worlds_panel_column_by_column(synth
     ]
     world = generate_world(accounts=400, periods=12, seed=7)
     expected = check_frame(world.panel, world.tree)
-    built = build_panel(paths["tree"])
+    built = synthetic_build
     for column in expected.frame.columns:
         pd.testing.assert_series_equal(built.panel.frame[column], expected.frame[column])
     assert built.panel.fingerprint == expected.fingerprint
@@ -769,7 +809,7 @@ def test_the_synthetic_events_build_back_the_worlds_panel_column_by_column(synth
     assert built.summary["events"]["read"] > built.summary["events"]["kept"]  # internal accounts
 
 
-def test_the_build_command_writes_a_panel_that_loads(synthetic, tmp_path, capsys):
+def test_the_build_command_writes_a_panel_that_loads(synthetic, synthetic_build, tmp_path, capsys):
     out, paths = synthetic
     target = tmp_path / "built" / "panel.csv"
     command.build(paths["tree"], out=target, show_sql=True)
@@ -780,7 +820,7 @@ def test_the_build_command_writes_a_panel_that_loads(synthetic, tmp_path, capsys
     assert "churned" in printed.err and "censored at the end of the data" in printed.err
     td = load_definitions(paths["tree"])
     reread = load_panel(target, td.tree)
-    assert reread.fingerprint == build_panel(td).panel.fingerprint
+    assert reread.fingerprint == synthetic_build.panel.fingerprint
     assert command.panel_for(paths["tree"], None).fingerprint == reread.fingerprint
     assert command.panel_for(paths["tree"], target).fingerprint == reread.fingerprint
     facts = command.check_events(paths["tree"])
