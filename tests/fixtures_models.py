@@ -27,10 +27,25 @@ def jittered(start, rng, scale):
     return {k: v + rng.normal(0.0, scale, np.shape(v)) for k, v in start.items()}
 
 
+def few_levels_panel():
+    """A panel of 300 accounts x 12 weeks whose North Star and logins take 6 levels each.
+
+    With the tenures kept apart (``tenure_step=0``) its churn cells are exact: the rows of a
+    cell share their segment, level and tenure.
+    """
+    world = generate_world(accounts=300, periods=12, seed=4)
+    frame = world.panel.copy()
+    for column, width in ((world.tree.north_star, 5.0), ("logins", 10.0)):
+        frame[column] = np.minimum(np.floor(frame[column] / width), 5.0)
+    return check_frame(frame, world.tree, source="few levels")
+
+
 @dataclass(frozen=True)
 class RetentionAt:
     """A retention model, its initial point and its values at a point away from it."""
 
+    panel: Any
+    rows: np.ndarray
     cells: Any
     model: Any
     start: dict
@@ -44,15 +59,17 @@ class RetentionAt:
 
 
 @pytest.fixture(scope="module")
-def logins_retention(panel):
-    """The retention model on the ``logins`` cells of the panel's early rows (``t < 25``).
+def logins_retention():
+    """The retention model on exact cells of ``logins`` (not the North Star) on some rows.
 
     ``logins_retention(hinge)`` is a :class:`RetentionAt` of the model with or without the
-    threshold step (40 bins; the point is the initial point moved by Normal(0, 0.3) noise of
-    seed 3), built and compiled at its first use in the module.
+    threshold step, on the cells of :func:`few_levels_panel`'s rows before week 8 with the
+    tenures kept apart; the point is the initial point moved by Normal(0, 0.3) noise of seed
+    3. Each is built and compiled at its first use in the module.
     """
-    early = (panel.frame["t"] < 25).to_numpy()
-    cells = churn_cells(panel, "logins", rows=early, bins=40)
+    panel = few_levels_panel()
+    early = (panel.frame["t"] < 8).to_numpy()
+    cells = churn_cells(panel, "logins", rows=early, tenure_step=0)
 
     @functools.cache
     def at(hinge: bool) -> RetentionAt:
@@ -68,7 +85,15 @@ def logins_retention(panel):
             ],
         )(point)
         return RetentionAt(
-            cells, model, start, point, float(logp), float(cells_logp), slope, intercept
+            panel,
+            early,
+            cells,
+            model,
+            start,
+            point,
+            *map(float, (logp, cells_logp)),
+            slope,
+            intercept,
         )
 
     return at

@@ -40,59 +40,29 @@ def test_churn_logit_is_the_same_on_numpy_and_pytensor():
     assert churn_logit(np.log1p(7.5), 0.0, 0.0, 0.0, 0.0, -0.7, 7.5) == pytest.approx(-0.35)
 
 
-def _at(model, point, *names, logp=None):
-    """Model variables' values at a point of the value variables (one compiled function).
-
-    With ``logp`` (keyword arguments of ``Model.logp``) the model's log density comes first,
-    from the same function.
-    """
-    outs = model.replace_rvs_by_values([model[name] for name in names])
-    if logp is not None:
-        outs = [model.logp(**logp), *outs]
-    fn = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore", point_fn=True)
-    values = fn(point)
-    return values if len(outs) > 1 else values[0]
-
-
-def _few_levels_panel():
-    """A panel whose North Star takes 6 distinct values: cells are exact."""
-    world = generate_world(accounts=300, periods=12, seed=4)
-    frame = world.panel.copy()
-    ns = world.tree.north_star
-    frame[ns] = np.minimum(np.floor(frame[ns] / 5.0), 5.0)
-    return check_frame(frame, world.tree, source="few levels")
-
-
 @pytest.mark.parametrize("hinge", [True, False])
-def test_binomial_cells_equal_the_per_row_bernoulli_log_density(hinge):
-    panel = _few_levels_panel()
-    cells = churn_cells(panel, tenure_step=0)  # exact levels and tenure: a cell's rows alike
-    model = build_retention_model(cells, hinge=hinge)
-    point = model.initial_point()
-    rng = np.random.default_rng(2)
-    point = {k: v + rng.normal(0.0, 0.2, np.shape(v)) for k, v in point.items()}
-    # the potential's log density and the parameters at that point (deterministics as
-    # functions of the value variables), from one compiled function
-    names = ("churn_intercept", "churn_slope", "tenure_slope") + (("hinge_jump",) if hinge else ())
-    got, *values = _at(
-        model, point, *names, logp={"vars": [model["churn_cells"]], "jacobian": False}
-    )
-    f = panel.frame
-    seg = pd.Categorical(f["segment"], categories=list(panel.segments)).codes
+def test_binomial_cells_equal_the_per_row_bernoulli_log_density(logins_retention, hinge):
+    # exact levels and tenure: a cell's rows alike (logins, the rows before week 8)
+    at = logins_retention(hinge)
+    got, point, cells = at.churn_cells_logp, at.point, at.cells
+    f = at.panel.frame[at.rows]
+    seg = pd.Categorical(f["segment"], categories=list(at.panel.segments)).codes
 
     def per_row(tau):
+        # the same parameters on every row (the deterministics at the point)
         logit = churn_logit(
-            np.log1p(f[panel.tree.north_star].to_numpy(float)),
+            np.log1p(f["logins"].to_numpy(float)),
             np.log1p(f["tenure"].to_numpy(float)),
-            values[0][seg],
-            values[1][seg],
-            values[2],
-            values[3] if hinge else 0.0,
+            at.churn_intercept[seg],
+            at.churn_slope[seg],
+            point["tenure_slope"],
+            point["hinge_jump"] if hinge else 0.0,
             tau,
         )
         return sps.bernoulli.logpmf(f["churned"].to_numpy(), expit(logit)).sum()
 
     c = cells.frame
+    assert c["at_risk"].sum() == len(f) and (c["at_risk"] > 1).any()
     log_choose = (
         gammaln(c["at_risk"] + 1)
         - gammaln(c["churned"] + 1)
@@ -204,7 +174,7 @@ def test_churn_slope_interval_contains_truth(fitted, world, panel):
 
 def test_logp_on_any_metric_is_the_binomial_of_its_cells(logins_retention):
     """The model's likelihood on a candidate metric's cells, by hand (intercept centred)."""
-    fresh = logins_retention(False)  # logins, the early rows
+    fresh = logins_retention(False)  # logins, the rows before week 8
     point, got = fresh.point, fresh.churn_cells_logp
     c = fresh.cells.frame
     seg = c["segment_idx"].to_numpy()
@@ -222,10 +192,10 @@ def test_logp_on_any_metric_is_the_binomial_of_its_cells(logins_retention):
 
 
 @pytest.mark.parametrize("hinge", [False, True])
-def test_swapped_data_give_the_model_built_on_them(panel, logins_retention, hinge):
+def test_swapped_data_give_the_model_built_on_them(logins_retention, hinge):
     """Cells of another metric and rows put into a built model: the same logp and start."""
-    first = churn_cells(panel, bins=12)
-    fresh = logins_retention(hinge)  # logins, the early rows, 40 bins
+    fresh = logins_retention(hinge)  # logins, the rows before week 8
+    first = churn_cells(fresh.panel, bins=12)  # the North Star, every row
     swapped = build_retention_model(first, hinge=hinge)
     pm.set_data(retention_data(fresh.cells, hinge=hinge), model=swapped)
     swapped_start = swapped.initial_point()
