@@ -16,10 +16,9 @@ import pytest
 
 from nsm_sim.data import check_frame, reduce_panel
 from nsm_sim.errors import DataError
-from nsm_sim.events.engine import Session, build_panel
+from nsm_sim.events.engine import Session
 from nsm_sim.events.quantiles import median_from, middle, positions, quantiles_from
 from nsm_sim.events.reduction import reduce_events, reduce_panel_file, reduce_table
-from nsm_sim.events.synthetic import write_synthetic_events
 from nsm_sim.synth import generate_world
 
 RTOL = 1e-9
@@ -92,15 +91,15 @@ def test_quantiles_and_medians_from_order_statistics_equal_numpys_bit_for_bit():
 
 
 @pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    out = tmp_path_factory.mktemp("engine") / "world"
-    return write_synthetic_events(out, accounts=300, periods=12, seed=11, fmt="parquet")
+def synthetic(synthetic_events):
+    """The synthetic world's events, tree file and panel (paths)."""
+    return synthetic_events
 
 
 @pytest.fixture(scope="module")
-def built(synthetic):
+def built(synthetic_build):
     """The panel built from the synthetic events (in memory)."""
-    return build_panel(synthetic["tree"])
+    return synthetic_build
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from fixtures_events import SYNTHETIC
+from sqlglot import exp
 
 from nsm_sim.data import check_frame, load_panel
 from nsm_sim.errors import DataError, InputError, SpecError
-from nsm_sim.events import command
-from nsm_sim.events.engine import build_panel
+from nsm_sim.events import command, sql
+from nsm_sim.events.engine import Session, build_panel
 from nsm_sim.events.filters import parse_filter
 from nsm_sim.events.keys import definitions_part, tree_part
 from nsm_sim.events.load import load_definitions
-from nsm_sim.events.synthetic import write_synthetic_events
 from nsm_sim.synth import generate_world
 
 START = pd.Timestamp("2025-01-06")  # a Monday
@@ -513,6 +514,32 @@ def test_a_duckdb_table_is_a_source(tmp_path, log):
         build_panel(tree_file(tmp_path, {}, source=wrong))
 
 
+def test_a_session_leaves_nothing_to_the_next(tmp_path):
+    """Sessions reuse an idle database: what one attached, created or registered is gone."""
+    database = tmp_path / "product.duckdb"
+    with duckdb.connect(str(database)) as con:
+        con.execute("CREATE TABLE events AS SELECT 1 AS x")
+    listed = (
+        "SELECT database_name FROM duckdb_databases() WHERE NOT internal",
+        "SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views() "
+        "WHERE NOT internal",
+    )
+    with Session("first") as session:
+        before = [session.con.execute(query).fetchall() for query in listed]
+        session.run(sql.attach(str(database), "events_db"))
+        session.run(sql.view("kept", exp.select(exp.Literal.number(1)), kind="TABLE"))
+        session.run(sql.view("seen", exp.select(exp.Literal.number(2))))
+        session.con.register("frame", pd.DataFrame({"a": [1]}))
+        assert [session.con.execute(query).fetchall() for query in listed] != before
+    for _ in range(2):
+        with Session("next") as session:
+            assert [session.con.execute(query).fetchall() for query in listed] == before
+            session.run(sql.attach(str(database), "events_db"))  # the name is free again
+            assert session.rows(exp.select("*").from_(exp.table_("events", db="events_db")))
+    with duckdb.connect(str(database)) as con:  # and the file is no longer held
+        con.execute("INSERT INTO events VALUES (2)")
+
+
 # --------------------------------------------------------------------------- bad input
 
 
@@ -775,16 +802,9 @@ def test_a_filter_is_a_parsed_condition_never_text():
 
 
 @pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    out = tmp_path_factory.mktemp("events") / "world"
-    paths = write_synthetic_events(out, accounts=400, periods=12, seed=7, fmt="parquet")
-    return out, paths
-
-
-@pytest.fixture(scope="module")
-def synthetic_build(synthetic):
-    """The panel built from the synthetic world's events (read only)."""
-    return build_panel(synthetic[1]["tree"])
+def synthetic(synthetic_events):
+    """The synthetic world's events: their folder and the paths written."""
+    return synthetic_events["tree"].parent, synthetic_events
 
 
 def test_the_synthetic_events_build_back_the_worlds_panel_column_by_column(
@@ -798,7 +818,7 @@ def test_the_synthetic_events_build_back_the_worlds_panel_column_by_column(
         "tree.yaml",
         "truth.json",
     ]
-    world = generate_world(accounts=400, periods=12, seed=7)
+    world = generate_world(**SYNTHETIC)
     expected = check_frame(world.panel, world.tree)
     built = synthetic_build
     for column in expected.frame.columns:
