@@ -135,14 +135,14 @@ def test_at_the_true_parameters_the_simulator_reproduces_the_truth(seed, monkeyp
     monkeypatch.setattr(module, "setup", _read_only_draws(module.setup))
     world, w, panel = _world(seed, accounts=6000)
     post = _true_posterior(w, panel.segments)
-    exact = counterfactual_comparison(world, START, post, starting_population(panel))
+    population = starting_population(panel)
+    exact = counterfactual_comparison(world, START, post, population)
     full = exact["reach"] == 1.0
     assert exact.loc[full, "error"].abs().max() < 0.02, exact[["name", "truth", "mean"]]
     # a partial reach's truth is one draw of which accounts are reached (a few per cent);
     # the simulator gives its expectation
     assert exact.loc[~full, "error"].abs().max() < 0.06, exact[["name", "truth", "mean"]]
     # without the levels of the inputs, small inputs are overstated (the old log approximation)
-    population = starting_population(panel)
     plain = Population(
         population.segments, population.frame.drop(columns=level_columns_of(population))
     )
