@@ -6,39 +6,31 @@ queries of :mod:`nsm_sim.events.query` and :mod:`nsm_sim.events.panel_query`, le
 panel as a table of the session;
 :func:`build_panel` fetches it and checks it with :func:`nsm_sim.data.check_frame`
 (:func:`nsm_sim.events.reduction.reduce_events` reduces it where it is instead). The engine
-is DuckDB (embedded, no server; :class:`Session`) or Spark
+is DuckDB (embedded, no server; :class:`nsm_sim.events.session.Session`) or Spark
 (:class:`nsm_sim.events.spark.SparkSession`), through :func:`open_session`. Every problem
 is reported at once as a :class:`~nsm_sim.errors.DataError`; nothing is written here.
 """
 
 from __future__ import annotations
 
-import atexit
 import datetime as dt
-import os
-import shutil
-import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 from sqlglot import exp
 
 from nsm_sim.data import Panel, check_frame
 from nsm_sim.errors import DataError, InputError, hint
 from nsm_sim.events import checks, columns, panel_query, query, sql
-from nsm_sim.events.filters import DIALECT
 from nsm_sim.events.load import TreeDefinitions, load_definitions
 from nsm_sim.events.schema import DatabaseTable, InactivityChurn, Table
+from nsm_sim.events.session import MEMORY_LIMIT, Session
 from nsm_sim.events.sql import resolve_files
 
 #: Engines a build can run on: DuckDB (embedded) and Spark (the optional extra).
 ENGINES = ("duckdb", "spark")
-#: DuckDB's memory budget; beyond it, it spills to a temporary folder.
-MEMORY_LIMIT = "3GB"
 
 
 @dataclass(frozen=True)
@@ -65,148 +57,6 @@ class Build:
     panel: Panel
     statements: tuple[str, ...]
     summary: dict[str, Any]
-
-
-class _Database:
-    """An in-memory DuckDB database with its spill folder, lent to one session at a time.
-
-    Opening a database takes about 25 ms; a connection to an open one, microseconds. A
-    session's temporary tables and views, and the frames it registers, belong to its
-    connection and go with it; the databases it attached are detached before the database
-    is lent again (:meth:`Session.close`).
-    """
-
-    def __init__(self, memory_limit: str, threads: int | None):
-        self.pid = os.getpid()
-        self.spill = tempfile.mkdtemp(prefix="nsm-sim-duckdb-")
-        config: dict[str, Any] = {
-            "memory_limit": memory_limit,
-            "temp_directory": self.spill,
-            "preserve_insertion_order": False,
-        }
-        if threads:
-            config["threads"] = threads
-        self.con = duckdb.connect(":memory:", config=config)
-
-    def close(self) -> None:
-        """Close the database and remove its spill folder."""
-        self.con.close()
-        shutil.rmtree(self.spill, ignore_errors=True)
-
-
-#: Databases no session uses, by memory budget and threads.
-_IDLE: dict[tuple[str, int | None], list[_Database]] = {}
-_IDLE_LOCK = threading.Lock()
-
-
-@atexit.register
-def _close_idle() -> None:
-    """Close this process's idle databases (not those a fork inherited)."""
-    with _IDLE_LOCK:
-        for databases in _IDLE.values():
-            for database in databases:
-                if database.pid == os.getpid():
-                    database.close()
-        _IDLE.clear()
-
-
-def _borrow(memory_limit: str, threads: int | None) -> _Database:
-    with _IDLE_LOCK:
-        idle = _IDLE.get((memory_limit, threads), [])
-        while idle:
-            database = idle.pop()
-            if database.pid == os.getpid():  # never a parent's database after a fork
-                return database
-    return _Database(memory_limit, threads)
-
-
-def _give_back(database: _Database, memory_limit: str, threads: int | None) -> None:
-    with _IDLE_LOCK:
-        _IDLE.setdefault((memory_limit, threads), []).append(database)
-
-
-class Session:
-    """A DuckDB connection that keeps the SQL of every statement it runs.
-
-    Its database is in memory and its own while the session is open (one opened before,
-    and idle, is reused: see :class:`_Database`).
-
-    Parameters
-    ----------
-    source : str
-        What the queries read (named when the engine refuses one).
-    memory_limit : str
-        DuckDB's memory budget.
-    threads : int or None
-        Threads (default: all cores).
-    """
-
-    def __init__(self, source: str, memory_limit: str = MEMORY_LIMIT, threads: int | None = None):
-        self.source = source
-        self._key = (memory_limit, threads)
-        self._database = _borrow(memory_limit, threads)
-        self.con = self._database.con.cursor()
-        self.statements: list[str] = []
-
-    def run(self, statement: exp.Expression) -> duckdb.DuckDBPyConnection:
-        """Run one statement, keeping its SQL (formatted).
-
-        Raises
-        ------
-        DataError
-            When DuckDB refuses it (a filter comparing text with a number, say).
-        """
-        # rendered once: DuckDB runs the formatted text kept for --show-sql (the layout is
-        # whitespace only). Not copied first: DuckDB's generator rewrites only what these
-        # statements never hold (CONNECT BY, SEQ functions, nested CTEs), so the copy (as
-        # long as the rendering itself) protected nothing.
-        text = statement.sql(dialect=DIALECT, pretty=True, copy=False)
-        self.statements.append(text)
-        try:
-            return self.con.execute(text)
-        except duckdb.Error as err:
-            reason = str(err).splitlines()[0]
-            raise DataError(
-                self.source,
-                [f"the query engine refused a query: {reason} (--show-sql prints the queries)"],
-            ) from None
-
-    def rows(self, statement: exp.Expression) -> list[tuple[Any, ...]]:
-        """Run a query and return its rows."""
-        return self.run(statement).fetchall()
-
-    def frame(self, statement: exp.Expression) -> pd.DataFrame:
-        """Run a query and return its rows as a data frame."""
-        return self.run(statement).df()
-
-    def close(self) -> None:
-        """Close the connection (its temporary tables go), detach what it attached.
-
-        The database is then lent to the next session; when detaching fails, it is closed
-        and its spill folder removed instead.
-        """
-        database, self._database = self._database, None
-        if database is None:
-            return
-        try:
-            attached = self.con.execute(
-                "SELECT database_name FROM duckdb_databases() "
-                "WHERE NOT internal AND database_name <> current_database()"
-            ).fetchall()
-            for (name,) in attached:
-                self.con.execute(f"DETACH {exp.to_identifier(name, quoted=True).sql(DIALECT)}")
-            self.con.close()
-        except duckdb.Error:
-            self.con.close()
-            database.close()
-            return
-        _give_back(database, *self._key)
-
-    def __enter__(self) -> Session:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def reader_of(
