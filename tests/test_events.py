@@ -515,7 +515,7 @@ def test_a_duckdb_table_is_a_source(tmp_path, log):
 
 
 def test_a_session_leaves_nothing_to_the_next(tmp_path):
-    """Sessions reuse an idle database: what one attached, created or registered is gone."""
+    """What one session attached, created or registered is not in the next; its files are let go."""
     database = tmp_path / "product.duckdb"
     with duckdb.connect(str(database)) as con:
         con.execute("CREATE TABLE events AS SELECT 1 AS x")

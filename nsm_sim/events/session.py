@@ -1,19 +1,13 @@
-"""DuckDB sessions: a connection that keeps the SQL it runs, on a reused in-memory database.
+"""DuckDB sessions: a connection of its own that keeps the SQL it runs.
 
 :class:`Session` runs SQLGlot statements on DuckDB (embedded, no server) and keeps each
 one's text (``--show-sql``); :mod:`nsm_sim.events.engine` builds panels with it and
-:mod:`nsm_sim.events.reduction` reduces them. Opening a DuckDB database takes about 25 ms, a
-connection to an open one microseconds, so a session borrows an idle database
-(:class:`_Database`) and gives it back when it closes.
+:mod:`nsm_sim.events.reduction` reduces them.
 """
 
 from __future__ import annotations
 
-import atexit
-import os
-import shutil
 import tempfile
-import threading
 from typing import Any
 
 import duckdb
@@ -27,69 +21,8 @@ from nsm_sim.events.filters import DIALECT
 MEMORY_LIMIT = "3GB"
 
 
-class _Database:
-    """An in-memory DuckDB database with its spill folder, lent to one session at a time.
-
-    Opening a database takes about 25 ms; a connection to an open one, microseconds. A
-    session's temporary tables and views, and the frames it registers, belong to its
-    connection and go with it; the databases it attached are detached before the database
-    is lent again (:meth:`Session.close`).
-    """
-
-    def __init__(self, memory_limit: str, threads: int | None):
-        self.pid = os.getpid()
-        self.spill = tempfile.mkdtemp(prefix="nsm-sim-duckdb-")
-        config: dict[str, Any] = {
-            "memory_limit": memory_limit,
-            "temp_directory": self.spill,
-            "preserve_insertion_order": False,
-        }
-        if threads:
-            config["threads"] = threads
-        self.con = duckdb.connect(":memory:", config=config)
-
-    def close(self) -> None:
-        """Close the database and remove its spill folder."""
-        self.con.close()
-        shutil.rmtree(self.spill, ignore_errors=True)
-
-
-#: Databases no session uses, by memory budget and threads.
-_IDLE: dict[tuple[str, int | None], list[_Database]] = {}
-_IDLE_LOCK = threading.Lock()
-
-
-@atexit.register
-def _close_idle() -> None:
-    """Close this process's idle databases (not those a fork inherited)."""
-    with _IDLE_LOCK:
-        for databases in _IDLE.values():
-            for database in databases:
-                if database.pid == os.getpid():
-                    database.close()
-        _IDLE.clear()
-
-
-def _borrow(memory_limit: str, threads: int | None) -> _Database:
-    with _IDLE_LOCK:
-        idle = _IDLE.get((memory_limit, threads), [])
-        while idle:
-            database = idle.pop()
-            if database.pid == os.getpid():  # never a parent's database after a fork
-                return database
-    return _Database(memory_limit, threads)
-
-
-def _give_back(database: _Database, memory_limit: str, threads: int | None) -> None:
-    with _IDLE_LOCK:
-        _IDLE.setdefault((memory_limit, threads), []).append(database)
-
-
 class Session:
     """A DuckDB connection that keeps the SQL of every statement it runs.
-
-    Its database is in memory and its own while the session is open (one opened before,
-    and idle, is reused: see :class:`_Database`).
 
     Parameters
     ----------
@@ -103,9 +36,15 @@ class Session:
 
     def __init__(self, source: str, memory_limit: str = MEMORY_LIMIT, threads: int | None = None):
         self.source = source
-        self._key = (memory_limit, threads)
-        self._database = _borrow(memory_limit, threads)
-        self.con = self._database.con.cursor()
+        self._spill = tempfile.TemporaryDirectory(prefix="nsm-sim-duckdb-")
+        config: dict[str, Any] = {
+            "memory_limit": memory_limit,
+            "temp_directory": self._spill.name,
+            "preserve_insertion_order": False,
+        }
+        if threads:
+            config["threads"] = threads
+        self.con = duckdb.connect(":memory:", config=config)
         self.statements: list[str] = []
 
     def run(self, statement: exp.Expression) -> duckdb.DuckDBPyConnection:
@@ -140,27 +79,9 @@ class Session:
         return self.run(statement).df()
 
     def close(self) -> None:
-        """Close the connection (its temporary tables go), detach what it attached.
-
-        The database is then lent to the next session; when detaching fails, it is closed
-        and its spill folder removed instead.
-        """
-        database, self._database = self._database, None
-        if database is None:
-            return
-        try:
-            attached = self.con.execute(
-                "SELECT database_name FROM duckdb_databases() "
-                "WHERE NOT internal AND database_name <> current_database()"
-            ).fetchall()
-            for (name,) in attached:
-                self.con.execute(f"DETACH {exp.to_identifier(name, quoted=True).sql(DIALECT)}")
-            self.con.close()
-        except duckdb.Error:
-            self.con.close()
-            database.close()
-            return
-        _give_back(database, *self._key)
+        """Close the connection and remove the spill folder."""
+        self.con.close()
+        self._spill.cleanup()
 
     def __enter__(self) -> Session:
         return self
