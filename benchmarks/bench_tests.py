@@ -3,8 +3,8 @@
     python benchmarks/bench_tests.py [--repeats 3] [--workers 0 2] [--code DIR [DIR ...]]
         [--marker "not slow"]
 
-Runs ``python -m pytest -m "not slow" -q -p no:cacheprovider`` from a checkout's folder, once
-per worker count (``0``: one process; ``2``: ``-n 2`` through pytest-xdist), the variants
+Runs ``python -m pytest -m "not slow" -q -p no:cacheprovider -n N`` from a checkout's folder,
+once per worker count (``0``: one process; ``2``: two pytest-xdist workers), the variants
 interleaved so that a load that comes and goes on a shared machine falls on all of them alike.
 Reported per variant: the median wall time, the median CPU time of pytest and everything it
 waited for (``user + sys`` of the children), the number of tests passed, and the load average
@@ -39,8 +39,7 @@ def children_cpu() -> float:
 def run_tier(code: Path, workers: int, marker: str) -> dict:
     """One run of the tier; its wall time, CPU time and the tests passed."""
     command = [sys.executable, "-m", "pytest", "-m", marker, "-q", "-p", "no:cacheprovider"]
-    if workers:
-        command += ["-n", str(workers)]
+    command += ["-n", str(workers)]
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(code))
     cpu, start = children_cpu(), time.perf_counter()
     done = subprocess.run(command, cwd=code, env=env, capture_output=True, text=True)

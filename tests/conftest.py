@@ -11,7 +11,6 @@ import os
 
 import pytest
 import typer.testing
-from hypothesis import settings
 from threadpoolctl import threadpool_limits
 
 # The imports of collection (PyMC, PyTensor, pandas...) make millions of long-lived objects
@@ -26,11 +25,6 @@ if "OPENBLAS_NUM_THREADS" not in os.environ:
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
     threadpool_limits(1, user_api="blas")
 
-# Property tests draw the same examples on every run: a failure is a bug to fix, never a
-# coin toss in CI (benchmarks/fuzz_cli.py explores further with its own seeds).
-settings.register_profile("repeatable", derandomize=True, database=None)
-settings.load_profile("repeatable")
-
 pytest_plugins = [
     "fixtures_world",
     "fixtures_fit",
@@ -41,6 +35,23 @@ pytest_plugins = [
 
 #: Fixtures that sample a real model.
 SAMPLING_FIXTURES = {"fitted"}
+
+
+def is_xdist_controller(config) -> bool:
+    """Whether this process hands the tests to xdist workers and runs none itself."""
+    workers = config.getoption("numprocesses", None)
+    return bool(workers) and not hasattr(config, "workerinput")
+
+
+def pytest_configure(config):
+    if is_xdist_controller(config):
+        return
+    from hypothesis import settings
+
+    # Property tests draw the same examples on every run: a failure is a bug to fix, never a
+    # coin toss in CI (benchmarks/fuzz_cli.py explores further with its own seeds).
+    settings.register_profile("repeatable", derandomize=True, database=None)
+    settings.load_profile("repeatable")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -68,6 +79,15 @@ def pytest_collection_finish(session):
 
 
 def pytest_collection_modifyitems(config, items):
+    """Mark the tests that sample as slow, and keep together what shares costly fixtures.
+
+    Under ``--dist loadgroup`` (the default, see pyproject's addopts) the tests of one file
+    run on one worker, so that its module fixtures are built once, and every test of the
+    session's real fit runs on one worker, so that it is sampled once.
+    """
     for item in items:
         if SAMPLING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group("fitted"))
+        else:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))

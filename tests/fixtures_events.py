@@ -2,9 +2,6 @@
 
 import pytest
 
-from nsm_sim.events.engine import build_panel
-from nsm_sim.events.synthetic import write_synthetic_events
-
 #: The synthetic world the event tests write as events: 300 accounts x 12 weeks, seed 11.
 SYNTHETIC = {"accounts": 300, "periods": 12, "seed": 11}
 
@@ -15,6 +12,8 @@ def synthetic_events(tmp_path_factory):
 
     Read only: tests write their outputs elsewhere.
     """
+    from nsm_sim.events.synthetic import write_synthetic_events
+
     out = tmp_path_factory.mktemp("synthetic-events") / "world"
     return write_synthetic_events(out, fmt="parquet", **SYNTHETIC)
 
@@ -22,4 +21,6 @@ def synthetic_events(tmp_path_factory):
 @pytest.fixture(scope="session")
 def synthetic_build(synthetic_events):
     """The panel built from :func:`synthetic_events` in the engine (read only)."""
+    from nsm_sim.events.engine import build_panel
+
     return build_panel(synthetic_events["tree"])

@@ -12,10 +12,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from nsm_sim.data import check_frame, churn_cells
-from nsm_sim.models.retention import build_retention_model
-from nsm_sim.synth import generate_world
-
 
 def compile_at(model, outs):
     """One compiled function of the value variables (a point) giving every output of ``outs``."""
@@ -33,6 +29,9 @@ def few_levels_panel():
     With the tenures kept apart (``tenure_step=0``) its churn cells are exact: the rows of a
     cell share their segment, level and tenure.
     """
+    from nsm_sim.data import check_frame
+    from nsm_sim.synth import generate_world
+
     world = generate_world(accounts=300, periods=12, seed=4)
     frame = world.panel.copy()
     for column, width in ((world.tree.north_star, 5.0), ("logins", 10.0)):
@@ -67,6 +66,9 @@ def logins_retention():
     tenures kept apart; the point is the initial point moved by Normal(0, 0.3) noise of seed
     3. Each is built and compiled at its first use in the module.
     """
+    from nsm_sim.data import churn_cells
+    from nsm_sim.models.retention import build_retention_model
+
     panel = few_levels_panel()
     early = (panel.frame["t"] < 8).to_numpy()
     cells = churn_cells(panel, "logins", rows=early, tenure_step=0)
@@ -106,5 +108,8 @@ def planted_step_cells():
     3,000 accounts x 40 weeks, seed 4: a slope of -0.3 and a jump of -1.2 above a North Star
     of 6.
     """
+    from nsm_sim.data import check_frame, churn_cells
+    from nsm_sim.synth import generate_world
+
     world = generate_world(3000, 40, seed=4, churn_slope=-0.3, hinge_jump=-1.2, hinge_tau=6.0)
     return churn_cells(check_frame(world.panel, world.tree), bins=80)

@@ -12,15 +12,7 @@ import shutil
 import threading
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-
-from nsm_sim import testing
-from nsm_sim.data import check_frame, starting_population
-from nsm_sim.forecast import fit_forecast_model, panel_history
-from nsm_sim.serve import FitModel, Planner, ScenarioDocument, make_server
-from nsm_sim.synth import generate_world
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_SCENARIO = ROOT / "nsm_sim" / "examples" / "scenarios" / "demo.yaml"
@@ -32,6 +24,9 @@ TEST_SIMULATIONS = 400
 
 def drivers_of(posterior):
     """The drivers summary's population rows, read off the posterior's draws."""
+    import numpy as np
+    import pandas as pd
+
     rows = []
     for k, (parent, child) in enumerate(posterior.edges):
         x = posterior.elasticity[:, k, :].ravel()
@@ -53,6 +48,12 @@ def drivers_of(posterior):
 @pytest.fixture(scope="session")
 def small_fit_model():
     """A FitModel of a 400-account world with a seeded demo-tree posterior and a forecast."""
+    from nsm_sim import testing
+    from nsm_sim.data import check_frame, starting_population
+    from nsm_sim.forecast import fit_forecast_model, panel_history
+    from nsm_sim.serve import FitModel
+    from nsm_sim.synth import generate_world
+
     world = generate_world(accounts=400, periods=30, seed=5)
     panel = check_frame(world.panel, world.tree, source="small world")
     posterior = testing.demo_posterior(n_draws=400)
@@ -73,6 +74,8 @@ def write_scenario(folder: Path, panel, *, name: str = "demo.yaml", capacity: in
     (folder / "models").mkdir(parents=True, exist_ok=True)
     (folder / "scenarios").mkdir(parents=True, exist_ok=True)
     shutil.copy(DEMO_TREE, folder / "models" / "demo.yaml")
+    import pandas as pd
+
     text = DEMO_SCENARIO.read_text(encoding="utf-8")
     by = (panel.periods[-1] + pd.Timedelta(weeks=8)).strftime("%Y-%m-%d")
     text = re.sub(
@@ -87,6 +90,8 @@ def write_scenario(folder: Path, panel, *, name: str = "demo.yaml", capacity: in
 @pytest.fixture
 def planner(small_fit_model, tmp_path):
     """A Planner on a fresh copy of the demo scenario (tests may edit and save it)."""
+    from nsm_sim.serve import Planner, ScenarioDocument
+
     model, panel = small_fit_model
     path = write_scenario(tmp_path, panel)
     return Planner([ScenarioDocument(path)], model, simulations=TEST_SIMULATIONS, seed=0)
@@ -95,6 +100,8 @@ def planner(small_fit_model, tmp_path):
 @pytest.fixture
 def served(planner):
     """The planner served on 127.0.0.1 on a free port, in a thread: (base URL, planner)."""
+    from nsm_sim.serve import make_server
+
     server = make_server(planner, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
