@@ -78,12 +78,14 @@ def pytest_collection_finish(session):
     gc.enable()
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Mark the tests that sample as slow, and keep together what shares costly fixtures.
 
     Under ``--dist loadgroup`` (the default, see pyproject's addopts) the tests of one file
     run on one worker, so that its module fixtures are built once, and every test of the
-    session's real fit runs on one worker, so that it is sampled once.
+    session's real fit runs on one worker, so that it is sampled once. First among the
+    hooks: xdist reads the groups in its own.
     """
     for item in items:
         if SAMPLING_FIXTURES & set(getattr(item, "fixturenames", ())):
