@@ -39,7 +39,7 @@ def children_cpu() -> float:
 def run_tier(code: Path, workers: int, marker: str) -> dict:
     """One run of the tier; its wall time, CPU time and the tests passed."""
     command = [sys.executable, "-m", "pytest", "-m", marker, "-q", "-p", "no:cacheprovider"]
-    command += ["-n", str(workers)]
+    command += ["-n", str(workers)]  # 0 too: the checkouts' addopts may start workers
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(code))
     cpu, start = children_cpu(), time.perf_counter()
     done = subprocess.run(command, cwd=code, env=env, capture_output=True, text=True)

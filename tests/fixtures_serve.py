@@ -7,6 +7,7 @@ those of a small synthetic world's panel, the drivers summary is read off the po
 draws as :func:`nsm_sim.models.inference.summarise` reads a fit's.
 """
 
+import datetime
 import re
 import shutil
 import threading
@@ -74,10 +75,8 @@ def write_scenario(folder: Path, panel, *, name: str = "demo.yaml", capacity: in
     (folder / "models").mkdir(parents=True, exist_ok=True)
     (folder / "scenarios").mkdir(parents=True, exist_ok=True)
     shutil.copy(DEMO_TREE, folder / "models" / "demo.yaml")
-    import pandas as pd
-
     text = DEMO_SCENARIO.read_text(encoding="utf-8")
-    by = (panel.periods[-1] + pd.Timedelta(weeks=8)).strftime("%Y-%m-%d")
+    by = (panel.periods[-1] + datetime.timedelta(weeks=8)).strftime("%Y-%m-%d")
     text = re.sub(
         r"target: \{value: [0-9]+, by: [0-9-]+\}", f"target: {{value: 3500, by: {by}}}", text
     )
