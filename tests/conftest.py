@@ -37,6 +37,19 @@ pytest_plugins = [
 SAMPLING_FIXTURES = {"fitted"}
 
 
+#: The most workers ``-n auto`` (pyproject's addopts) starts: each imports the libraries and
+#: collects every file again (about 7 s of CPU), and the longest file takes about 8 s.
+MOST_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config):
+    """A worker per core, at most :data:`MOST_WORKERS` (``-n N`` sets any other number)."""
+    if "PYTEST_XDIST_AUTO_NUM_WORKERS" in os.environ:
+        return None  # xdist's own hook reads it
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(MOST_WORKERS, cores or 1))
+
+
 def is_xdist_controller(config) -> bool:
     """Whether this process hands the tests to xdist workers and runs none itself."""
     workers = config.getoption("numprocesses", None)

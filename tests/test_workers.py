@@ -12,3 +12,14 @@ def test_a_files_tests_are_grouped_for_one_worker(request):
     assert request.node.nodeid.endswith(
         "::test_a_files_tests_are_grouped_for_one_worker@test_workers"
     )
+
+
+@pytest.mark.parametrize(("cores", "workers"), [(1, 1), (2, 2), (3, 3), (4, 4), (16, 4), (64, 4)])
+def test_auto_starts_a_worker_per_core_and_four_at_most(monkeypatch, request, cores, workers):
+    import conftest
+
+    monkeypatch.delenv("PYTEST_XDIST_AUTO_NUM_WORKERS", raising=False)
+    monkeypatch.setattr(conftest.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    assert conftest.pytest_xdist_auto_num_workers(request.config) == workers
+    monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "7")
+    assert conftest.pytest_xdist_auto_num_workers(request.config) is None  # xdist's hook reads it
