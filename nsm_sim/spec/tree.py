@@ -53,7 +53,7 @@ class CalibrationExperiment(_Closed):
 
     @field_validator("parent_lift")
     @classmethod
-    def _interval(cls, lift: IntervalLift) -> IntervalLift:
+    def _measured(cls, lift: IntervalLift) -> IntervalLift:
         if not lift.low > -1.0:
             raise ValueError(f"low: expected a relative lift above -100%, got {lift.low:g}")
         if not lift.high > lift.low:
