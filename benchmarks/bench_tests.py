@@ -8,7 +8,9 @@ once per worker count (``0``: one process; ``2``: two pytest-xdist workers), the
 interleaved so that a load that comes and goes on a shared machine falls on all of them alike.
 Reported per variant: the median wall time, the median CPU time of pytest and everything it
 waited for (``user + sys`` of the children), the number of tests passed, and the load average
-before and after.
+before and after. Each run also says how long the host held this machine's cores for others
+(*stolen*, from ``/proc/stat``, summed over the cores; Linux guests only): on a shared machine it
+tells a slow run from a slow suite.
 
 ``--code DIR ...`` runs the suites of other checkouts (e.g. ``git worktree add /tmp/before
 <commit>``), each from its own folder with ``PYTHONPATH=DIR``, so that an earlier commit's
@@ -36,19 +38,29 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def stolen() -> float:
+    """Seconds of the cores' time the host gave to others so far (0 where not reported)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return 0.0
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
 def run_tier(code: Path, workers: int, marker: str) -> dict:
     """One run of the tier; its wall time, CPU time and the tests passed."""
     command = [sys.executable, "-m", "pytest", "-m", marker, "-q", "-p", "no:cacheprovider"]
     command += ["-n", str(workers)]  # 0 too: the checkouts' addopts may start workers
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(code))
-    cpu, start = children_cpu(), time.perf_counter()
+    cpu, steal, start = children_cpu(), stolen(), time.perf_counter()
     done = subprocess.run(command, cwd=code, env=env, capture_output=True, text=True)
-    wall, cpu = time.perf_counter() - start, children_cpu() - cpu
+    wall, cpu, steal = time.perf_counter() - start, children_cpu() - cpu, stolen() - steal
     tail = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:]
     if done.returncode != 0:
         raise RuntimeError(f"the tier failed in {code} with -n {workers}:\n{tail}")
     passed = re.search(r"(\d+) passed", tail)
-    return {"wall": wall, "cpu": cpu, "passed": int(passed.group(1)) if passed else 0}
+    passed = int(passed.group(1)) if passed else 0
+    return {"wall": wall, "cpu": cpu, "stolen": steal, "passed": passed}
 
 
 def main() -> None:
@@ -69,7 +81,8 @@ def main() -> None:
             runs[(code, workers)].append(result)
             print(
                 f"  run {repeat + 1}: {code} -n {workers}: {result['wall']:.1f} s wall, "
-                f"{result['cpu']:.1f} s CPU, {result['passed']} passed, "
+                f"{result['cpu']:.1f} s CPU, {result['stolen']:.1f} s stolen, "
+                f"{result['passed']} passed, "
                 f"load {os.getloadavg()[0]:.2f}",
                 flush=True,
             )
