@@ -48,7 +48,7 @@ def stolen() -> float:
 
 
 def run_tier(code: Path, workers: int, marker: str) -> dict:
-    """One run of the tier; its wall time, CPU time and the tests passed."""
+    """One run of the tier; its wall time, CPU time, time stolen and the tests passed."""
     command = [sys.executable, "-m", "pytest", "-m", marker, "-q", "-p", "no:cacheprovider"]
     command += ["-n", str(workers)]  # 0 too: the checkouts' addopts may start workers
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(code))

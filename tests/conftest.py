@@ -38,8 +38,8 @@ SAMPLING_FIXTURES = {"fitted"}
 
 
 #: The most workers ``-n auto`` (pyproject's addopts) starts: each imports the libraries and
-#: collects every file again (about 7 s of CPU and up to 0.8 GB), which beyond four outweighs
-#: its share of the fast tier's 50 s of tests.
+#: collects every file again (about 7 s of CPU and up to 0.8 GB), already half of each one's
+#: share of the fast tier's 50 s of tests at four.
 MOST_WORKERS = 4
 
 
